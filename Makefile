@@ -1,0 +1,43 @@
+# The few verbs people need. Set-up installs the exact pins in requirements.lock (no registry
+# addresses in the repository: uv.lock stays out of git, see README "Dependencies").
+SHELL := /bin/bash
+PY ?= 3.11
+VENV := .venv
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+
+.PHONY: setup run test lint typecheck check bench lock browser-deps
+
+$(UV):
+	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
+
+setup: $(UV)
+	$(UV) venv --allow-existing --python $(PY) $(VENV) -q
+	$(UV) pip sync --python $(VENV) -q requirements.lock
+	$(UV) pip install --python $(VENV) -q --no-deps -e .
+
+run: setup
+	$(VENV)/bin/chattr
+
+test: setup browser-deps
+	$(VENV)/bin/pytest
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: setup
+	$(VENV)/bin/mypy
+
+check: lint typecheck test
+
+bench: setup
+	for b in bench/*.py; do $(VENV)/bin/python $$b || exit 1; done
+
+# Chromium for the browser test, from Debian's packages (browser downloads fail offline).
+browser-deps:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# Re-resolve after changing pyproject.toml, then commit requirements.lock.
+lock: $(UV)
+	$(UV) lock --python $(PY)
+	$(UV) export --all-extras --all-groups --no-emit-project --no-hashes --format requirements-txt -o requirements.lock -q
