@@ -1,0 +1,54 @@
+"""chattr's command line: run the app, or import a SillyTavern character card."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from chattr.settings import get_settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="chattr", description="Chatacter: chat with characters in text, voice and video."
+    )
+    parser.add_argument("--host", help="address to listen on (CHATTR_HOST)")
+    parser.add_argument("--port", type=int, help="port to listen on (CHATTR_PORT)")
+    parser.add_argument(
+        "--no-media", action="store_true", help="text only: do not start or call media services"
+    )
+    sub = parser.add_subparsers(dest="command")
+    card = sub.add_parser("import-card", help="import a SillyTavern character card (JSON or PNG)")
+    card.add_argument("file", type=Path)
+    card.add_argument("--overwrite", action="store_true", help="replace an existing character")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = get_settings()
+
+    if args.command == "import-card":
+        from chattr.cards import CardError, import_card
+
+        try:
+            character = import_card(args.file, settings.characters_dir, overwrite=args.overwrite)
+        except CardError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(f"imported '{character.name}' as {character.folder}")
+        return 0
+
+    if args.host:
+        settings.host = args.host
+    if args.port:
+        settings.port = args.port
+    from chattr.server import serve
+
+    serve(settings, media=not args.no_media)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""Assembles chattr: characters, memory, knowledge, LLM, media → the ChatService and the web app."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+from fastapi import FastAPI, HTTPException
+from fastapi.responses import FileResponse
+
+from chattr.characters import load_characters
+from chattr.llm import NOT_CONFIGURED_HELP, LLMNotConfigured, make_chat_model
+from chattr.memory import open_memory
+from chattr.retrieval import Retriever
+from chattr.settings import Settings
+from chattr.turn import ChatService
+from chattr.ui import build_blocks
+
+log = logging.getLogger(__name__)
+
+
+def create_service(
+    settings: Settings,
+    *,
+    media: Any = None,
+    load_embedder: Callable[[], Any] | None = None,
+) -> ChatService:
+    """Everything a turn needs, from the settings; heavy models load in the background."""
+    characters = load_characters(settings.characters_dir)
+    for error in characters.errors:
+        log.warning("character not loaded: %s", error)
+    log.info("characters: %s", ", ".join(sorted(characters.characters)) or "(none)")
+    memory = open_memory(
+        settings.redis_url,
+        max_turns=settings.memory_turns,
+        ttl_s=settings.memory_ttl_s,
+        prefix=settings.redis_prefix,
+    )
+
+    def open_store(embedder: Any) -> Any:
+        from chattr.knowledge import open_knowledge_store
+
+        return open_knowledge_store(
+            data_dir=settings.data_dir,
+            qdrant_url=settings.qdrant_url,
+            embedder=embedder,
+            qdrant_api_key=(
+                settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
+            ),
+        )
+
+    retriever = Retriever(
+        open_store,
+        characters,
+        knowledge_hits=settings.knowledge_hits,
+        memory_hits=settings.memory_hits,
+        load_embedder=load_embedder,
+    )
+    retriever.start()
+    try:
+        llm = make_chat_model(settings)
+    except LLMNotConfigured:
+        log.warning(NOT_CONFIGURED_HELP)
+        llm = None
+    return ChatService(
+        characters=characters,
+        memory=memory,
+        retriever=retriever,
+        llm=llm,
+        media=media,
+        max_message_chars=settings.max_message_chars,
+        llm_help=NOT_CONFIGURED_HELP,
+    )
+
+
+def create_app(
+    settings: Settings, service: ChatService, *, status: Callable[[], list[str]] | None = None
+) -> FastAPI:
+    """The web app: the Gradio page at `/`, joined media at `/media/{name}`, `/healthz`."""
+    media_dir = settings.data_dir / "media"
+    media_dir.mkdir(parents=True, exist_ok=True)
+    app = FastAPI(title="chattr")
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        retriever = service.retriever
+        return {
+            "status": "ok",
+            "characters": sorted(service.characters.characters),
+            "llm": service.llm is not None,
+            "knowledge": retriever.status if retriever else "off",
+            "media": service.media is not None,
+        }
+
+    @app.get("/media/{name}")
+    def media(name: str) -> FileResponse:
+        path = safe_media_path(media_dir, name)
+        if path is None:
+            raise HTTPException(404, f"no media file '{name}'")
+        return FileResponse(path)
+
+    blocks = build_blocks(service, settings, status=status)
+    portraits = [str(Path(c.folder).resolve()) for c in service.characters]
+    return gr.mount_gradio_app(
+        app,
+        blocks,
+        path="/",
+        allowed_paths=portraits,
+        footer_links=["api", "gradio", "settings"],
+        css=blocks.css,  # type: ignore[attr-defined]
+    )
+
+
+def safe_media_path(media_dir: Path, name: str) -> Path | None:
+    """The file for a media name, or None: names are ours (hex + extension), never paths."""
+    import re
+
+    if not re.fullmatch(r"[0-9a-f]{32}\.(wav|mp4)", name):
+        return None
+    path = media_dir / name
+    return path if path.is_file() else None

@@ -1,0 +1,52 @@
+"""The chat model: ChatGroq, or any OpenAI-compatible server, streamed through LangChain."""
+
+from __future__ import annotations
+
+from langchain_core.language_models.chat_models import BaseChatModel
+from pydantic import SecretStr
+
+from chattr.settings import Settings
+
+
+class LLMNotConfigured(RuntimeError):
+    """No key and no base URL: there is no LLM to talk to."""
+
+
+NOT_CONFIGURED_HELP = (
+    "No language model is configured. Set GROQ_API_KEY (a Groq key), or CHATTR_LLM_BASE_URL "
+    "with CHATTR_LLM_PROVIDER=openai for an OpenAI-compatible server such as Ollama or vLLM, "
+    "then restart chattr."
+)
+
+
+def make_chat_model(settings: Settings) -> BaseChatModel:
+    """Build the streaming chat model the settings describe."""
+    if not settings.llm_configured:
+        raise LLMNotConfigured(NOT_CONFIGURED_HELP)
+    # A local server needs no key, but the client libraries insist on one.
+    key = settings.groq_api_key or SecretStr("not-needed")
+    if settings.llm_provider == "openai":
+        from langchain_openai import ChatOpenAI
+
+        return ChatOpenAI(
+            model=settings.llm_model,
+            api_key=key,
+            base_url=settings.llm_base_url,
+            temperature=settings.llm_temperature,
+            max_completion_tokens=settings.llm_max_tokens,
+            timeout=settings.llm_timeout_s,
+            max_retries=1,
+            streaming=True,
+        )
+    from langchain_groq import ChatGroq
+
+    return ChatGroq(
+        model=settings.llm_model,
+        api_key=key,
+        base_url=settings.llm_base_url,
+        temperature=settings.llm_temperature,
+        max_tokens=settings.llm_max_tokens,
+        timeout=settings.llm_timeout_s,
+        max_retries=1,
+        streaming=True,
+    )

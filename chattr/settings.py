@@ -1,0 +1,91 @@
+"""chattr's settings: environment variables (prefix ``CHATTR_``) or a ``.env`` file, read once."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from platformdirs import user_data_dir
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_GROQ_MODEL = "llama-3.3-70b-versatile"
+
+
+class Settings(BaseSettings):
+    """Everything chattr can be told from outside; documented in the README's settings table."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CHATTR_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    groq_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("GROQ_API_KEY", "CHATTR_GROQ_API_KEY"),
+        description="Key for Groq (or for the OpenAI-compatible server when provider is openai).",
+    )
+    llm_provider: Literal["groq", "openai"] = Field(
+        default="groq", description="`groq` (ChatGroq) or `openai` (an OpenAI-compatible server)."
+    )
+    llm_model: str = Field(default=DEFAULT_GROQ_MODEL, description="LLM model name.")
+    llm_base_url: str | None = Field(
+        default=None,
+        description="Base URL of the LLM API (Groq-compatible for `groq`); unset: the provider's.",
+    )
+    llm_temperature: float = Field(default=0.7, description="Sampling temperature.")
+    llm_max_tokens: int = Field(default=400, description="Upper bound on a reply's tokens.")
+    llm_timeout_s: float = Field(default=60.0, description="Timeout of one LLM call, seconds.")
+
+    redis_url: str | None = Field(
+        default=None, description="Redis for short-term memory; unset: an in-process store."
+    )
+    memory_turns: int = Field(default=8, description="Recent turns kept and sent with each prompt.")
+    memory_ttl_s: int = Field(
+        default=7 * 24 * 3600, description="How long a session's short-term memory lives, seconds."
+    )
+    redis_prefix: str = Field(default="chattr", description="Key prefix in Redis.")
+
+    qdrant_url: str | None = Field(
+        default=None,
+        description="Qdrant server URL; unset: Qdrant Edge embedded on disk in CHATTR_DATA_DIR.",
+    )
+    qdrant_api_key: SecretStr | None = Field(default=None, description="Qdrant server API key.")
+    data_dir: Path = Field(
+        default_factory=lambda: Path(user_data_dir("chattr")),
+        description="Where chattr keeps its data (embedded Qdrant, joined media).",
+    )
+    characters_dir: Path = Field(
+        default=Path("characters"), description="Where characters are loaded from."
+    )
+    knowledge_hits: int = Field(default=4, description="Knowledge chunks retrieved per turn.")
+    memory_hits: int = Field(default=3, description="Older turns recalled from long-term memory.")
+
+    max_message_chars: int = Field(default=2000, description="Longest accepted user message.")
+
+    vocalizr_url: str | None = Field(
+        default=None, description="vocalizr service URL; unset: started locally (CPU engine)."
+    )
+    visualizr_url: str | None = Field(
+        default=None, description="visualizr service URL; unset: started locally (CPU engine)."
+    )
+
+    host: str = Field(default="127.0.0.1", description="Address the page listens on.")
+    port: int = Field(default=7860, description="Port the page listens on.")
+    concurrency_limit: int = Field(
+        default=16, description="Chat turns processed at once (Gradio default_concurrency_limit)."
+    )
+    queue_size: int = Field(
+        default=64, description="Requests waiting beyond that (Gradio max_size)."
+    )
+
+    @property
+    def llm_configured(self) -> bool:
+        """True when an LLM can be reached: a key, or a base URL of a server that needs none."""
+        return self.groq_api_key is not None or self.llm_base_url is not None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once."""
+    return Settings()

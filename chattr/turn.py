@@ -1,0 +1,235 @@
+"""One chat turn, end to end: memory, retrieval, prompt, streamed LLM, media, write-back."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from langchain_core.language_models.chat_models import BaseChatModel
+
+from chattr.characters import CharacterNotFound, CharacterSet
+from chattr.memory import MemoryUnavailable, ShortTermMemory, Turn
+from chattr.prompt import build_messages
+from chattr.retrieval import Context, RetrievalUnavailable, Retriever
+from chattr.sentences import SentenceSplitter
+
+if TYPE_CHECKING:
+    from chattr.media.fanout import MediaFanout
+
+log = logging.getLogger(__name__)
+
+# How long a turn waits for the knowledge model to finish loading before answering without it.
+RETRIEVAL_WAIT_S = 60.0
+
+
+class TurnRejected(ValueError):
+    """The request cannot be answered as given (empty message, unknown character, ...)."""
+
+
+class TurnFailed(RuntimeError):
+    """The LLM could not produce a reply."""
+
+
+@dataclass
+class Segment:
+    """One sentence of the reply and its media, as they become ready."""
+
+    text: str
+    audio_url: str | None = None
+    video_url: str | None = None
+    audio_duration_s: float | None = None
+
+
+@dataclass(frozen=True)
+class ServiceError:
+    """A part of the turn that failed, named, with why; the rest of the turn still stands."""
+
+    service: str
+    detail: str
+
+
+@dataclass
+class TurnState:
+    """Everything known about a turn so far; the last state of a turn is its result."""
+
+    session_id: str
+    character: str
+    message: str
+    text: str = ""
+    segments: list[Segment] = field(default_factory=list)
+    audio_url: str | None = None
+    video_url: str | None = None
+    errors: list[ServiceError] = field(default_factory=list)
+    media: bool = False
+    done: bool = False
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def add_error(self, service: str, detail: str) -> None:
+        if not any(e.service == service for e in self.errors):
+            self.errors.append(ServiceError(service, detail))
+
+    def to_api(self) -> dict[str, Any]:
+        """The `chat` API's JSON result."""
+        return {
+            "text": self.text,
+            "session_id": self.session_id,
+            "character": self.character,
+            "audio_url": self.audio_url,
+            "video_url": self.video_url,
+            "segments": [
+                {"text": s.text, "audio_url": s.audio_url, "video_url": s.video_url}
+                for s in self.segments
+            ],
+            "errors": [asdict(e) for e in self.errors],
+        }
+
+
+class ChatService:
+    """Runs turns for every session; one instance per app."""
+
+    def __init__(
+        self,
+        *,
+        characters: CharacterSet,
+        memory: ShortTermMemory,
+        retriever: Retriever | None,
+        llm: BaseChatModel | None,
+        media: MediaFanout | None = None,
+        max_message_chars: int = 2000,
+        llm_help: str = "",
+    ) -> None:
+        self.characters = characters
+        self.memory = memory
+        self.retriever = retriever
+        self.llm = llm
+        self.media = media
+        self.max_message_chars = max_message_chars
+        self.llm_help = llm_help
+
+    def validate(self, message: str, character_id: str, session_id: str) -> str:
+        """Check a request before any work; return the cleaned message or raise TurnRejected."""
+        message = (message or "").strip()
+        if not message:
+            raise TurnRejected("The message is empty: type something to say to the character.")
+        if len(message) > self.max_message_chars:
+            raise TurnRejected(
+                f"The message is {len(message)} characters long; the limit is "
+                f"{self.max_message_chars} (CHATTR_MAX_MESSAGE_CHARS)."
+            )
+        if not session_id or len(session_id) > 128:
+            raise TurnRejected("A session id (1–128 characters) is required.")
+        try:
+            self.characters.get(character_id)
+        except CharacterNotFound as exc:
+            raise TurnRejected(str(exc)) from exc
+        if self.llm is None:
+            raise TurnRejected(self.llm_help)
+        return message
+
+    async def run(
+        self, message: str, character_id: str, session_id: str, *, media: bool = True
+    ) -> AsyncIterator[TurnState]:
+        """Stream a turn: yields the state after every change; the last one has done=True."""
+        message = self.validate(message, character_id, session_id)
+        assert self.llm is not None
+        character = self.characters.get(character_id)
+        state = TurnState(session_id=session_id, character=character.id, message=message)
+        started = time.perf_counter()
+
+        recent = await anyio.to_thread.run_sync(self._recent, state)
+        context = await self._retrieve(state)
+        messages = build_messages(
+            character,
+            message,
+            recent=recent,
+            knowledge=context.knowledge,
+            recalled=context.recalled,
+        )
+        state.timings["prepare_s"] = time.perf_counter() - started
+
+        job = None
+        if media and self.media is not None:
+            job = self.media.start(character.id, character.voice.language, state)
+            state.media = True
+        splitter = SentenceSplitter()
+        try:
+            async for chunk in self.llm.astream(messages):
+                delta = chunk.content if isinstance(chunk.content, str) else ""
+                if not delta:
+                    continue
+                if not state.text:
+                    state.timings["first_text_s"] = time.perf_counter() - started
+                state.text += delta
+                if job is not None:
+                    for sentence in splitter.feed(delta):
+                        job.add(sentence)
+                yield state
+        except Exception as exc:
+            if job is not None:
+                await job.cancel()
+            log.warning("LLM call failed: %s", exc)
+            raise TurnFailed(f"The language model failed: {type(exc).__name__}: {exc}") from exc
+        state.text = state.text.strip()
+        if job is not None:
+            for sentence in splitter.flush():
+                job.add(sentence)
+            async for _ in job.updates():
+                yield state
+        state.timings["total_s"] = time.perf_counter() - started
+        await anyio.to_thread.run_sync(self._remember, state, context)
+        state.done = True
+        yield state
+
+    def _recent(self, state: TurnState) -> list[Turn]:
+        try:
+            return self.memory.recent(state.session_id, state.character)
+        except MemoryUnavailable as exc:
+            state.add_error("memory", f"{exc}; answering without the conversation so far")
+            return []
+
+    async def _retrieve(self, state: TurnState) -> Context:
+        if self.retriever is None:
+            return Context()
+        retriever = self.retriever
+        try:
+            await anyio.to_thread.run_sync(retriever.wait, RETRIEVAL_WAIT_S)
+            return await anyio.to_thread.run_sync(
+                retriever.retrieve, state.character, state.session_id, state.message
+            )
+        except RetrievalUnavailable as exc:
+            state.add_error("knowledge", f"{exc}; answering without the character's knowledge")
+            return Context()
+
+    def _remember(self, state: TurnState, context: Context) -> None:
+        if not state.text:
+            return
+        try:
+            self.memory.append(state.session_id, state.character, Turn(state.message, state.text))
+        except MemoryUnavailable as exc:
+            state.add_error("memory", f"{exc}; this turn was not saved")
+        if self.retriever is not None and self.retriever.ready:
+            try:
+                self.retriever.remember(
+                    state.character, state.session_id, state.message, state.text, context.vector
+                )
+            except Exception as exc:  # long-term memory is best effort; the reply stands
+                log.warning("long-term memory write failed: %s", exc)
+
+    def undo(self, session_id: str, character_id: str) -> Turn | None:
+        """Drop the last turn from short-term memory (for regenerate / undo)."""
+        try:
+            return self.memory.pop_last(session_id, character_id)
+        except MemoryUnavailable:
+            return None
+
+    def reset(self, session_id: str, character_id: str) -> None:
+        """Start the conversation over."""
+        with contextlib.suppress(MemoryUnavailable):
+            self.memory.clear(session_id, character_id)
+        if self.retriever is not None and self.retriever.ready:
+            self.retriever.forget_session(session_id)

@@ -1,0 +1,301 @@
+"""The Gradio page and the named API endpoints (`chat`, `characters`) scripts call."""
+
+from __future__ import annotations
+
+import html
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import gradio as gr
+
+from chattr.characters import Character
+from chattr.settings import Settings
+from chattr.turn import ChatService, TurnFailed, TurnRejected, TurnState
+
+log = logging.getLogger(__name__)
+
+Message = dict[str, Any]
+
+CSS = """
+#chattr-gallery { min-height: 140px; }
+@media (max-width: 640px) { #chattr-side { min-width: 100% !important; } }
+"""
+
+
+def new_session_id() -> str:
+    return uuid.uuid4().hex
+
+
+def media_html(state: TurnState) -> str:
+    """The players for a turn's media: per sentence while they arrive, then the whole clip."""
+    if not state.media:
+        return ""
+    parts: list[str] = []
+    if state.done and state.video_url:
+        parts.append(
+            f'<video src="{html.escape(state.video_url)}" controls playsinline '
+            f'aria-label="video of the whole reply" style="max-width:100%"></video>'
+        )
+    elif state.done and state.audio_url:
+        parts.append(
+            f'<audio src="{html.escape(state.audio_url)}" controls '
+            f'aria-label="speech of the whole reply"></audio>'
+        )
+    else:
+        for index, segment in enumerate(state.segments, 1):
+            label = f"sentence {index}"
+            if segment.video_url:
+                parts.append(
+                    f'<video src="{html.escape(segment.video_url)}" controls playsinline '
+                    f'aria-label="video of {label}" style="max-width:100%"></video>'
+                )
+            elif segment.audio_url:
+                parts.append(
+                    f'<audio src="{html.escape(segment.audio_url)}" controls '
+                    f'aria-label="speech of {label}"></audio>'
+                )
+        pending = sum(1 for s in state.segments if not s.video_url)
+        if not state.done and (pending or not state.segments):
+            parts.append(
+                f"<p><em>Making speech and video… ({len(state.segments)} sentences so far)</em></p>"
+            )
+    if state.errors:
+        notes = "; ".join(f"{e.service}: {e.detail}" for e in state.errors)
+        parts.append(f'<p role="status"><small>⚠ {html.escape(notes)}</small></p>')
+    return "\n".join(parts)
+
+
+def history_for(service: ChatService, character: Character, session_id: str) -> list[Message]:
+    """The chat as the page shows it: the greeting, then the remembered turns."""
+    messages: list[Message] = [
+        {"role": "assistant", "content": character.render(character.greeting)}
+    ]
+    try:
+        turns = service.memory.recent(session_id, character.id)
+    except Exception:  # a memory outage must not blank the page
+        turns = []
+    for turn in turns:
+        messages.append({"role": "user", "content": turn.user})
+        messages.append({"role": "assistant", "content": turn.assistant})
+    return messages
+
+
+def build_blocks(service: ChatService, settings: Settings, *, status: Any = None) -> gr.Blocks:
+    """The whole page, plus the API endpoints, as one Blocks."""
+    characters = service.characters
+    ids = sorted(characters.characters)
+    first = ids[0] if ids else None
+
+    def gallery_items() -> list[tuple[str, str]]:
+        items = []
+        for cid in sorted(characters.characters):
+            c = characters.characters[cid]
+            portrait = c.portrait_path()
+            if portrait is not None:
+                items.append((str(portrait), f"{c.name} — {c.description}"))
+        return items
+
+    def status_text() -> str:
+        lines = []
+        if service.llm is None:
+            lines.append(f"**⚠ {service.llm_help}**")
+        if service.retriever is not None and not service.retriever.ready:
+            lines.append(f"Knowledge: {service.retriever.status}")
+        if characters.errors:
+            lines.append(
+                "Some characters could not be loaded: "
+                + "; ".join(str(e) for e in characters.errors)
+            )
+        if status is not None:
+            lines.extend(status())
+        return "\n\n".join(lines)
+
+    def character_card(cid: str | None) -> str:
+        if not cid or cid not in characters.characters:
+            return "No character selected."
+        c = characters.characters[cid]
+        docs = sorted(c.knowledge_documents())
+        files = "\n".join(f"- `{name}`" for name in docs) or "- (none)"
+        return f"### {c.name}\n{c.description}\n\n**Knowledge files**\n{files}"
+
+    with gr.Blocks(title="Chatacter") as demo:
+        session = gr.State(new_session_id)
+        character = gr.State(first)
+        gr.Markdown("# Chatacter\nPick a character and talk to them: text, voice and video.")
+        status_md = gr.Markdown(status_text(), elem_id="chattr-status")
+        timer = gr.Timer(1.0)
+        timer.tick(status_text, outputs=status_md, queue=False, api_visibility="private")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=1, min_width=260, elem_id="chattr-side"):
+                gallery = gr.Gallery(
+                    value=gallery_items(),
+                    label="Characters",
+                    columns=2,
+                    allow_preview=False,
+                    elem_id="chattr-gallery",
+                    height="auto",
+                )
+                picker = gr.Dropdown(
+                    choices=[(characters.characters[i].name, i) for i in ids],
+                    value=first,
+                    label="Character",
+                    elem_id="chattr-character",
+                )
+                card = gr.Markdown(character_card(first))
+            with gr.Column(scale=3, min_width=320):
+                chatbot = gr.Chatbot(
+                    value=history_for(service, characters.get(first), "") if first else None,  # type: ignore[arg-type]
+                    label="Conversation",
+                    height=520,
+                    elem_id="chattr-chat",
+                    sanitize_html=True,
+                    feedback_options=None,
+                )
+                with gr.Row():
+                    box = gr.Textbox(
+                        placeholder="Say something…",
+                        label="Your message",
+                        scale=5,
+                        max_length=settings.max_message_chars,
+                        elem_id="chattr-message",
+                        submit_btn=True,
+                    )
+                with gr.Row():
+                    media_on = gr.Checkbox(
+                        value=service.media is not None,
+                        label="Speech and video",
+                        interactive=service.media is not None,
+                        elem_id="chattr-media",
+                    )
+                    regenerate = gr.Button("Regenerate", size="sm")
+                    undo = gr.Button("Undo last turn", size="sm")
+                    new_chat = gr.Button("New conversation", size="sm")
+
+        def select_from_gallery(evt: gr.SelectData) -> str | None:
+            items = [i for i in ids if characters.characters[i].portrait_path() is not None]
+            return items[evt.index] if 0 <= evt.index < len(items) else None
+
+        def choose(cid: str | None, session_id: str) -> tuple[Any, ...]:
+            if not cid or cid not in characters.characters:
+                return cid, [], character_card(cid)
+            return cid, history_for(service, characters.get(cid), session_id), character_card(cid)
+
+        gallery.select(select_from_gallery, None, picker, api_visibility="private")
+        picker.change(
+            choose, [picker, session], [character, chatbot, card], api_visibility="private"
+        )
+
+        async def respond(
+            message: str, history: list[Message], cid: str, session_id: str, with_media: bool
+        ) -> AsyncIterator[tuple[Any, ...]]:
+            history = list(history or [])
+            try:
+                service.validate(message, cid, session_id)
+            except TurnRejected as exc:
+                raise gr.Error(str(exc)) from exc
+            history.append({"role": "user", "content": message.strip()})
+            reply: Message = {"role": "assistant", "content": ""}
+            history.append(reply)
+            media_msg: Message | None = None
+            yield history, ""
+            try:
+                async for state in service.run(message, cid, session_id, media=with_media):
+                    reply["content"] = state.text or "…"
+                    extra = media_html(state)
+                    if extra and media_msg is None:
+                        media_msg = {"role": "assistant", "content": extra}
+                        history.append(media_msg)
+                    elif media_msg is not None:
+                        media_msg["content"] = extra
+                    yield history, ""
+            except TurnFailed as exc:
+                history.pop()
+                raise gr.Error(str(exc)) from exc
+
+        send_inputs = [box, chatbot, character, session, media_on]
+        box.submit(respond, send_inputs, [chatbot, box], api_visibility="private")
+
+        def drop_last_turn(
+            history: list[Message], cid: str, session_id: str
+        ) -> tuple[list[Message], str]:
+            turn = service.undo(session_id, cid)
+            history = list(history or [])
+            # Remove the assistant message(s) and the user message of the last turn.
+            while history and history[-1]["role"] == "assistant" and len(history) > 1:
+                history.pop()
+            last_user = (
+                history.pop()["content"] if history and history[-1]["role"] == "user" else ""
+            )
+            return history, (turn.user if turn else str(last_user))
+
+        undo.click(
+            drop_last_turn, [chatbot, character, session], [chatbot, box], api_visibility="private"
+        )
+
+        async def regenerate_last(
+            history: list[Message], cid: str, session_id: str, with_media: bool
+        ) -> AsyncIterator[tuple[Any, ...]]:
+            history, message = drop_last_turn(history, cid, session_id)
+            if not message:
+                raise gr.Error("There is no turn to regenerate yet.")
+            async for update in respond(message, history, cid, session_id, with_media):
+                yield update
+
+        regenerate.click(
+            regenerate_last,
+            [chatbot, character, session, media_on],
+            [chatbot, box],
+            api_visibility="private",
+        )
+
+        def start_over(cid: str, session_id: str) -> tuple[str, list[Message]]:
+            service.reset(session_id, cid)
+            fresh = new_session_id()
+            return fresh, history_for(service, characters.get(cid), fresh) if cid else []
+
+        new_chat.click(
+            start_over, [character, session], [session, chatbot], api_visibility="private"
+        )
+
+        # --- the API scripts use (gradio_client): named endpoints with named parameters ---
+
+        async def chat(
+            message: str, character: str, session_id: str = "", media: bool = True
+        ) -> AsyncIterator[dict[str, Any]]:
+            """One chat turn. Streams partial results; the last one is complete.
+
+            Args:
+                message: what the person says to the character.
+                character: the character's id (see the `characters` endpoint).
+                session_id: the conversation's id; empty starts a new conversation.
+                media: make speech and video of the reply (when the services are available).
+            Returns:
+                {text, session_id, character, audio_url, video_url, segments, errors}
+            """
+            session_id = session_id or new_session_id()
+            try:
+                async for state in service.run(message, character, session_id, media=media):
+                    yield state.to_api()
+            except (TurnRejected, TurnFailed) as exc:
+                raise gr.Error(str(exc)) from exc
+
+        def list_characters() -> list[dict[str, str]]:
+            """The characters: [{id, name, description, greeting}]."""
+            return [
+                {
+                    "id": c.id,
+                    "name": c.name,
+                    "description": c.description,
+                    "greeting": c.render(c.greeting),
+                }
+                for c in (characters.characters[i] for i in sorted(characters.characters))
+            ]
+
+        gr.api(chat, api_name="chat")
+        gr.api(list_characters, api_name="characters")
+
+    demo.queue(default_concurrency_limit=settings.concurrency_limit, max_size=settings.queue_size)
+    demo.css = CSS  # type: ignore[attr-defined]
+    return demo
