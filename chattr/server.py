@@ -1,20 +1,87 @@
-"""Running chattr: the media services (remote or started here), then the web app under uvicorn."""
+"""Running chattr: the media services (remote, or started here), then the web app under uvicorn."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import uvicorn
 
 from chattr.app import create_app, create_service
+from chattr.media.clients import ClientOptions, VisualizrClient, VocalizrClient
+from chattr.media.fanout import FanoutOptions, MediaFanout
+from chattr.media.local_stack import LocalStack
 from chattr.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
+def make_fanout(
+    settings: Settings,
+    vocalizr_url: str | None,
+    visualizr_url: str | None,
+    wait_started: Callable[[float], bool] | None = None,
+) -> MediaFanout:
+    """The media fan-out over the given service URLs (either may be None: that medium is off)."""
+
+    def options(read_timeout_s: float) -> ClientOptions:
+        return ClientOptions(
+            connect_timeout_s=settings.media_connect_timeout_s,
+            read_timeout_s=read_timeout_s,
+            retries=settings.media_retries,
+            breaker_threshold=settings.breaker_threshold,
+            breaker_reset_s=settings.breaker_reset_s,
+        )
+
+    return MediaFanout(
+        VocalizrClient(vocalizr_url, options(settings.vocalizr_timeout_s))
+        if vocalizr_url
+        else None,
+        VisualizrClient(visualizr_url, options(settings.visualizr_timeout_s))
+        if visualizr_url
+        else None,
+        media_dir=settings.data_dir / "media",
+        public_url=settings.own_url,
+        options=FanoutOptions(
+            speech_concurrency=settings.speech_concurrency,
+            video_concurrency=settings.video_concurrency,
+            fps=settings.video_fps,
+        ),
+        wait_started=wait_started,
+    )
+
+
+def start_media(settings: Settings) -> tuple[MediaFanout, LocalStack | None]:
+    """Use the configured services; start local ones (CPU engines) for those not configured."""
+    stack = None
+    vocalizr_url, visualizr_url = settings.vocalizr_url, settings.visualizr_url
+    if not vocalizr_url or not visualizr_url:
+        stack = LocalStack(
+            characters_dir=settings.characters_dir,
+            data_dir=settings.data_dir,
+            vocalizr=not vocalizr_url,
+            visualizr=not visualizr_url,
+            vocalizr_url=vocalizr_url,
+            startup_timeout_s=settings.media_startup_timeout_s,
+        )
+        if stack.vocalizr is not None:
+            vocalizr_url = stack.vocalizr.url
+        if stack.visualizr is not None:
+            visualizr_url = stack.visualizr.url
+        log.info("started local media services: %s", ", ".join(s.url for s in stack.services))
+    wait = stack.wait_ready if stack else None
+    return make_fanout(settings, vocalizr_url, visualizr_url, wait), stack
+
+
 def serve(settings: Settings, *, media: bool = True) -> None:
-    """Start everything and serve until interrupted."""
-    service = create_service(settings)
-    app = create_app(settings, service)
-    log.info("chattr on http://%s:%d", settings.host, settings.port)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+    """Start everything and serve until interrupted; local services stop with chattr."""
+    fanout, stack = start_media(settings) if media else (None, None)
+    status: Callable[[], list[str]] | None = stack.status_lines if stack else None
+    try:
+        service = create_service(settings, media=fanout)
+        app = create_app(settings, service, status=status)
+        log.info("chattr on %s", settings.own_url)
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+    finally:
+        if stack is not None:
+            stack.stop()

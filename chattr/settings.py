@@ -70,6 +70,40 @@ class Settings(BaseSettings):
         default=None, description="visualizr service URL; unset: started locally (CPU engine)."
     )
 
+    media_connect_timeout_s: float = Field(
+        default=2.0, description="Connect timeout for the media services, seconds."
+    )
+    vocalizr_timeout_s: float = Field(
+        default=20.0, description="Read timeout of one speech request, seconds."
+    )
+    visualizr_timeout_s: float = Field(
+        default=60.0, description="Read timeout of one video request, seconds."
+    )
+    media_retries: int = Field(
+        default=2, description="Retries of a media call that failed safely (refused, 503)."
+    )
+    breaker_threshold: int = Field(
+        default=3, description="Consecutive failures that open a service's circuit."
+    )
+    breaker_reset_s: float = Field(
+        default=30.0, description="How long an open circuit skips its service, seconds."
+    )
+    speech_concurrency: int = Field(
+        default=2, description="Speech requests in flight at once, across all turns."
+    )
+    video_concurrency: int = Field(
+        default=2, description="Video requests in flight at once, across all turns."
+    )
+    video_fps: int = Field(default=25, description="Frames per second of the videos.")
+    media_startup_timeout_s: float = Field(
+        default=120.0, description="How long to wait for locally started services to be healthy."
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="chattr's address as browsers and scripts reach it (for joined media URLs); "
+        "unset: http://HOST:PORT.",
+    )
+
     host: str = Field(default="127.0.0.1", description="Address the page listens on.")
     port: int = Field(default=7860, description="Port the page listens on.")
     concurrency_limit: int = Field(
@@ -78,6 +112,14 @@ class Settings(BaseSettings):
     queue_size: int = Field(
         default=64, description="Requests waiting beyond that (Gradio max_size)."
     )
+
+    @property
+    def own_url(self) -> str:
+        """Where chattr is reached: CHATTR_PUBLIC_URL, else the address it listens on."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return f"http://{host}:{self.port}"
 
     @property
     def llm_configured(self) -> bool:

@@ -31,6 +31,9 @@ CONTENT_HASH = "content_hash"
 MANIFEST = "manifest"
 
 _ID_NAMESPACE = uuid.UUID("6f1c2a52-6d0e-4c55-9a43-2f3a8f8e1c11")
+# Part of every content hash: bump it when chunking or the embedding model changes, so stores
+# indexed the old way re-index themselves at the next start.
+INDEX_FORMAT = "chunk_markdown(120 words, 20 overlap) + all-MiniLM-L6-v2, v1"
 
 
 @dataclass(frozen=True)
@@ -92,8 +95,8 @@ class KnowledgeStore(Protocol):
 
 
 def content_hash(documents: Mapping[str, str]) -> str:
-    """A hash of a document set that changes when any name or text changes (order-free)."""
-    digest = hashlib.sha256()
+    """A hash of a document set (and of INDEX_FORMAT), changed by any name or text; order-free."""
+    digest = hashlib.sha256(INDEX_FORMAT.encode("utf-8"))
     for name in sorted(documents):
         for part in (name, documents[name]):
             data = part.encode("utf-8")

@@ -12,7 +12,7 @@ from gradio_client import Client
 
 from chattr.fake_llm import FakeLLMServer
 
-from .conftest import CURIE_FACT, StartApp
+from ..conftest import CURIE_FACT, StartApp
 
 
 def prompt_text(request: dict) -> str:

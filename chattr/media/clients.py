@@ -1,0 +1,231 @@
+"""HTTP clients of the media services: pooled connections, timeouts, bounded retries, a breaker.
+
+A service that is down must cost a turn milliseconds, not a timeout per sentence: after a few
+failures in a row the circuit opens and calls are refused at once for a while; then one call is
+let through to see whether the service is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_STATUS = frozenset({502, 503, 504})
+MAX_RETRY_AFTER_S = 5.0  # honour Retry-After, but a turn never waits longer than this per retry
+
+
+class ServiceError(Exception):
+    """A media service call failed; `detail` says why, for the person and the logs."""
+
+    def __init__(self, service: str, detail: str) -> None:
+        self.service = service
+        self.detail = detail
+        super().__init__(f"{service}: {detail}")
+
+
+class CircuitBreaker:
+    """Opens after `threshold` consecutive failures; half-opens after `reset_after_s`."""
+
+    def __init__(self, threshold: int = 3, reset_after_s: float = 30.0) -> None:
+        self.threshold = threshold
+        self.reset_after_s = reset_after_s
+        self._failures = 0
+        self._opened_at: float | None = None
+
+    @property
+    def is_open(self) -> bool:
+        # Past the reset time it is half-open: one call goes through to probe the service.
+        return (
+            self._opened_at is not None
+            and time.monotonic() - self._opened_at < self.reset_after_s
+        )
+
+    def seconds_left(self) -> float:
+        if self._opened_at is None:
+            return 0.0
+        return max(0.0, self.reset_after_s - (time.monotonic() - self._opened_at))
+
+    def record_success(self) -> None:
+        self._failures = 0
+        self._opened_at = None
+
+    def record_failure(self) -> None:
+        self._failures += 1
+        if self._failures >= self.threshold:
+            self._opened_at = time.monotonic()
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    connect_timeout_s: float = 2.0
+    read_timeout_s: float = 30.0
+    retries: int = 2
+    backoff_s: float = 0.2
+    breaker_threshold: int = 3
+    breaker_reset_s: float = 30.0
+    max_connections: int = 16
+
+
+class ServiceClient:
+    """One media service: a shared AsyncClient (keep-alive pool) plus retry and breaker policy."""
+
+    name = "service"
+
+    def __init__(self, base_url: str, options: ClientOptions | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.options = options or ClientOptions()
+        self.breaker = CircuitBreaker(self.options.breaker_threshold, self.options.breaker_reset_s)
+        self._http: httpx.AsyncClient | None = None
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        # Created lazily so it binds to the event loop that serves requests.
+        if self._http is None:
+            o = self.options
+            self._http = httpx.AsyncClient(
+                timeout=httpx.Timeout(o.read_timeout_s, connect=o.connect_timeout_s),
+                limits=httpx.Limits(
+                    max_connections=o.max_connections, max_keepalive_connections=o.max_connections
+                ),
+            )
+        return self._http
+
+    def internal_url(self, url: str) -> str:
+        """A file URL the service gave out (its public address) as reachable from here."""
+        parts = urlsplit(url)
+        base = urlsplit(self.base_url)
+        return urlunsplit((base.scheme, base.netloc, parts.path, parts.query, ""))
+
+    async def post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST with bounded retries on failures that are safe to repeat; breaker-guarded."""
+        if self.breaker.is_open:
+            raise ServiceError(
+                self.name,
+                f"skipped: {self.name} failed repeatedly; retrying it in "
+                f"{self.breaker.seconds_left():.0f} s",
+            )
+        attempt = 0
+        while True:
+            try:
+                response = await self.http.post(self.base_url + path, json=body)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                # The request never reached the service: repeating it is safe.
+                if attempt < self.options.retries:
+                    attempt += 1
+                    await asyncio.sleep(self.options.backoff_s * 2 ** (attempt - 1))
+                    continue
+                self.breaker.record_failure()
+                raise ServiceError(self.name, f"unreachable at {self.base_url} ({exc})") from exc
+            except httpx.TimeoutException as exc:
+                self.breaker.record_failure()
+                raise ServiceError(
+                    self.name, f"no answer within {self.options.read_timeout_s:.0f} s"
+                ) from exc
+            except httpx.HTTPError as exc:
+                self.breaker.record_failure()
+                raise ServiceError(self.name, f"request failed: {exc}") from exc
+
+            if response.status_code in RETRYABLE_STATUS:
+                if attempt < self.options.retries:
+                    attempt += 1
+                    await asyncio.sleep(self._retry_delay(response, attempt))
+                    continue
+                self.breaker.record_failure()
+                raise ServiceError(
+                    self.name, f"busy or unavailable (HTTP {response.status_code}) after retries"
+                )
+            if response.status_code >= 400:
+                # Our request was refused (bad input): the service itself is fine.
+                self.breaker.record_success()
+                raise ServiceError(self.name, f"refused: {_error_detail(response)}")
+            self.breaker.record_success()
+            data = response.json()
+            assert isinstance(data, dict)
+            return data
+
+    def _retry_delay(self, response: httpx.Response, attempt: int) -> float:
+        header = response.headers.get("retry-after", "")
+        try:
+            return min(float(header), MAX_RETRY_AFTER_S)
+        except ValueError:
+            return self.options.backoff_s * 2 ** (attempt - 1)
+
+    async def download(self, url: str) -> bytes:
+        """Fetch a file the service made."""
+        response = await self.http.get(self.internal_url(url))
+        response.raise_for_status()
+        return response.content
+
+    async def healthy(self) -> bool:
+        try:
+            response = await self.http.get(self.base_url + "/healthz", timeout=2.0)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+
+def _error_detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return f"HTTP {response.status_code}"
+    if isinstance(body, dict):
+        return str(body.get("detail") or body.get("error") or body)
+    return str(body)
+
+
+@dataclass(frozen=True)
+class SpeechResult:
+    url: str
+    duration_s: float
+    sample_rate: int
+
+
+@dataclass(frozen=True)
+class VideoResult:
+    url: str
+    duration_s: float
+    frames: int
+
+
+class VocalizrClient(ServiceClient):
+    """Text → speech in a character's voice."""
+
+    name = "vocalizr"
+
+    async def synthesize(self, text: str, voice: str, language: str = "en") -> SpeechResult:
+        data = await self.post_json(
+            "/v1/speech", {"text": text, "voice": voice, "language": language}
+        )
+        return SpeechResult(
+            url=str(data["url"]),
+            duration_s=float(data["duration_s"]),
+            sample_rate=int(data["sample_rate"]),
+        )
+
+
+class VisualizrClient(ServiceClient):
+    """Speech audio + a portrait → a talking-head video."""
+
+    name = "visualizr"
+
+    async def render(self, audio_url: str, portrait: str, fps: int = 25) -> VideoResult:
+        data = await self.post_json(
+            "/v1/videos", {"audio_url": audio_url, "portrait": portrait, "fps": fps}
+        )
+        return VideoResult(
+            url=str(data["url"]), duration_s=float(data["duration_s"]), frames=int(data["frames"])
+        )

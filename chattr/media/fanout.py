@@ -1,0 +1,206 @@
+"""The media fan-out of one reply: each sentence to speech as soon as it is complete, each audio
+to video as soon as it is ready, concurrently with the LLM still streaming; then the whole reply
+joined.
+
+Sentence k+1's speech overlaps sentence k's video and the LLM's remaining tokens. Concurrency per
+service is bounded across all turns (semaphores), so a burst of conversations queues here instead
+of overloading the services. Segments keep the order of their sentences whatever order they
+finish in. A failing service becomes an error on the turn, never a lost reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from chattr.media.clients import ServiceError, VisualizrClient, VocalizrClient
+from chattr.media.joining import JoinError, join_mp4s, join_wavs
+from chattr.turn import Segment, TurnState
+
+log = logging.getLogger(__name__)
+
+# How long a turn waits for locally started services that are still loading their engines.
+STARTUP_WAIT_S = 60.0
+
+
+@dataclass(frozen=True)
+class FanoutOptions:
+    speech_concurrency: int = 2
+    video_concurrency: int = 2
+    fps: int = 25
+    join: bool = True
+
+
+class MediaFanout:
+    """Shared by all turns: the two clients, the concurrency bounds, where joined files go."""
+
+    def __init__(
+        self,
+        vocalizr: VocalizrClient | None,
+        visualizr: VisualizrClient | None,
+        *,
+        media_dir: Path,
+        public_url: str,
+        options: FanoutOptions | None = None,
+        wait_started: Callable[[float], bool] | None = None,
+    ) -> None:
+        self.vocalizr = vocalizr
+        # For services chattr started itself: block until they answer /healthz (or give up).
+        self.wait_started = wait_started
+        self.visualizr = visualizr
+        self.media_dir = media_dir
+        self.public_url = public_url.rstrip("/")
+        self.options = options or FanoutOptions()
+        self._speech_slots: asyncio.Semaphore | None = None
+        self._video_slots: asyncio.Semaphore | None = None
+        media_dir.mkdir(parents=True, exist_ok=True)
+
+    def _slots(self) -> tuple[asyncio.Semaphore, asyncio.Semaphore]:
+        # Made on first use, inside the serving event loop.
+        if self._speech_slots is None or self._video_slots is None:
+            self._speech_slots = asyncio.Semaphore(self.options.speech_concurrency)
+            self._video_slots = asyncio.Semaphore(self.options.video_concurrency)
+        return self._speech_slots, self._video_slots
+
+    def start(self, character_id: str, language: str, state: TurnState) -> MediaJob:
+        """Begin the media of one reply; feed it sentences with `add`."""
+        return MediaJob(self, character_id, language, state)
+
+    async def aclose(self) -> None:
+        for client in (self.vocalizr, self.visualizr):
+            if client is not None:
+                await client.aclose()
+
+
+class MediaJob:
+    """The media of one reply, sentence by sentence."""
+
+    def __init__(
+        self, fanout: MediaFanout, character_id: str, language: str, state: TurnState
+    ) -> None:
+        self.fanout = fanout
+        self.character_id = character_id
+        self.language = language
+        self.state = state
+        self.started = time.perf_counter()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._changed = asyncio.Event()
+        if fanout.vocalizr is None:
+            state.add_error("vocalizr", "speech is off: no speech service is configured")
+
+    def add(self, sentence: str) -> None:
+        """A complete sentence: make its speech, then its video, in the background."""
+        segment = Segment(text=sentence)
+        self.state.segments.append(segment)
+        self._changed.set()
+        if self.fanout.vocalizr is not None:
+            self._tasks.append(asyncio.create_task(self._produce(segment)))
+
+    async def _produce(self, segment: Segment) -> None:
+        speech_slots, video_slots = self.fanout._slots()
+        vocalizr, visualizr = self.fanout.vocalizr, self.fanout.visualizr
+        assert vocalizr is not None
+        if self.fanout.wait_started is not None:
+            await asyncio.to_thread(self.fanout.wait_started, STARTUP_WAIT_S)
+        try:
+            async with speech_slots:
+                speech = await vocalizr.synthesize(segment.text, self.character_id, self.language)
+        except ServiceError as exc:
+            self._fail(exc)
+            return
+        segment.audio_url = speech.url
+        segment.audio_duration_s = speech.duration_s
+        self._mark("first_audio_s")
+        if visualizr is None:
+            return
+        try:
+            async with video_slots:
+                # visualizr fetches the audio itself, by the address chattr reaches vocalizr at.
+                video = await visualizr.render(
+                    vocalizr.internal_url(speech.url), self.character_id, self.fanout.options.fps
+                )
+        except ServiceError as exc:
+            self._fail(exc)
+            return
+        segment.video_url = video.url
+        self._mark("first_video_s")
+
+    def _mark(self, timing: str) -> None:
+        self.state.timings.setdefault(timing, time.perf_counter() - self.started)
+        self._changed.set()
+
+    def _fail(self, exc: ServiceError) -> None:
+        log.warning("media: %s", exc)
+        self.state.add_error(exc.service, exc.detail)
+        self._changed.set()
+
+    async def updates(self) -> AsyncIterator[None]:
+        """Yield each time a segment gets media; after the last, join the whole reply."""
+        while True:
+            pending = [t for t in self._tasks if not t.done()]
+            if not pending:
+                break
+            self._changed.clear()
+            waiter = asyncio.create_task(self._changed.wait())
+            await asyncio.wait([waiter, *pending], return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            yield
+        if self.fanout.options.join and self.state.segments:
+            await self._join()
+        yield
+
+    async def _join(self) -> None:
+        segments = self.state.segments
+        vocalizr, visualizr = self.fanout.vocalizr, self.fanout.visualizr
+        if vocalizr is not None and all(s.audio_url for s in segments):
+            try:
+                pieces = await asyncio.gather(
+                    *(vocalizr.download(s.audio_url or "") for s in segments)
+                )
+                joined, _ = await asyncio.to_thread(join_wavs, pieces)
+                self.state.audio_url = self._publish(joined, "wav")
+            except (JoinError, OSError, ServiceError) as exc:
+                self.state.add_error("join", f"could not join the audio: {exc}")
+            except Exception as exc:  # a download failing must not cost the reply
+                self.state.add_error("join", f"could not fetch the audio: {exc}")
+        if visualizr is not None and segments and all(s.video_url for s in segments):
+            try:
+                videos = await asyncio.gather(
+                    *(visualizr.download(s.video_url or "") for s in segments)
+                )
+                self.state.video_url = await asyncio.to_thread(self._join_videos, videos)
+            except Exception as exc:  # as above: the reply stands without the joined clip
+                self.state.add_error("join", f"could not join the video: {exc}")
+        self._mark("joined_s")
+
+    def _join_videos(self, videos: list[bytes]) -> str:
+        name = secrets.token_hex(16)
+        parts = []
+        for index, data in enumerate(videos):
+            part = self.fanout.media_dir / f".{name}-{index}.mp4"
+            part.write_bytes(data)
+            parts.append(part)
+        try:
+            destination = self.fanout.media_dir / f"{name}.mp4"
+            copied = join_mp4s(parts, destination)
+            if not copied:
+                log.info("joined video was re-encoded: the pieces' streams differed")
+        finally:
+            for part in parts:
+                part.unlink(missing_ok=True)
+        return f"{self.fanout.public_url}/media/{name}.mp4"
+
+    def _publish(self, data: bytes, extension: str) -> str:
+        name = f"{secrets.token_hex(16)}.{extension}"
+        (self.fanout.media_dir / name).write_bytes(data)
+        return f"{self.fanout.public_url}/media/{name}"
+
+    async def cancel(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

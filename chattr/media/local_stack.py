@@ -1,0 +1,136 @@
+"""vocalizr and visualizr started by chattr itself, with their CPU engines, on free ports.
+
+So that `chattr` on a fresh machine, with no service URLs configured, gives the whole experience.
+They are stopped when chattr exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LocalService:
+    """One service as a child process: `python -m NAME --host 127.0.0.1 --port P`."""
+
+    def __init__(self, name: str, env: dict[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.status = "starting"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = log_dir / f"{name}.log"
+        self._log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", name, "--host", "127.0.0.1", "--port", str(self.port)],
+            env={**os.environ, **env},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C in chattr's terminal is ours to pass on
+        )
+
+    def wait_healthy(self, timeout: float) -> bool:
+        """Poll `/healthz` until it answers 200, the process dies, or time runs out."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self.status = f"exited with code {self.process.returncode} (see {self.log_path})"
+                return False
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1.0).status_code == 200:
+                    self.status = "ready"
+                    return True
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.status = f"not healthy after {timeout:.0f} s (see {self.log_path})"
+        return False
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self._log.close()
+
+
+class LocalStack:
+    """The media services chattr starts itself; their health is awaited in the background."""
+
+    def __init__(
+        self,
+        *,
+        characters_dir: Path,
+        data_dir: Path,
+        vocalizr: bool = True,
+        visualizr: bool = True,
+        vocalizr_url: str | None = None,
+        startup_timeout_s: float = 120,
+    ) -> None:
+        characters = str(characters_dir.resolve())
+        self.services: list[LocalService] = []
+        self.vocalizr: LocalService | None = None
+        self.visualizr: LocalService | None = None
+        if vocalizr:
+            self.vocalizr = LocalService(
+                "vocalizr",
+                {
+                    "VOCALIZR_CHARACTERS_DIR": characters,
+                    "VOCALIZR_DATA_DIR": str(data_dir / "vocalizr"),
+                    "VOCALIZR_ENGINE": "piper",
+                },
+                data_dir / "logs",
+            )
+            self.services.append(self.vocalizr)
+            vocalizr_url = self.vocalizr.url
+        if visualizr:
+            env = {
+                "VISUALIZR_CHARACTERS_DIR": characters,
+                "VISUALIZR_DATA_DIR": str(data_dir / "visualizr"),
+                "VISUALIZR_ENGINE": "warp",
+            }
+            if vocalizr_url:
+                env["VISUALIZR_VOCALIZR_URL"] = vocalizr_url
+            self.visualizr = LocalService("visualizr", env, data_dir / "logs")
+            self.services.append(self.visualizr)
+        self._ready = threading.Event()
+        self._timeout = startup_timeout_s
+        threading.Thread(target=self._await_health, name="media-health", daemon=True).start()
+
+    def _await_health(self) -> None:
+        for service in self.services:
+            if service.wait_healthy(self._timeout):
+                log.info("%s ready at %s", service.name, service.url)
+            else:
+                log.warning("%s: %s", service.name, service.status)
+        self._ready.set()
+
+    def wait_ready(self, timeout: float) -> bool:
+        return self._ready.wait(timeout)
+
+    def status_lines(self) -> list[str]:
+        return [f"{s.name}: {s.status}" for s in self.services if s.status != "ready"]
+
+    def stop(self) -> None:
+        for service in reversed(self.services):
+            service.stop()

@@ -1,0 +1,227 @@
+"""Whole stack, real processes: fake LLM, chattr, vocalizr, visualizr; driven by gradio_client."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import threading
+import time
+import wave
+from pathlib import Path
+
+import av
+import httpx
+import pytest
+
+from chattr.fake_llm import FakeLLMServer
+from chattr.media.local_stack import LocalStack
+
+from ..conftest import StartApp
+from .conftest import start_service
+
+pytestmark = pytest.mark.slow
+
+THREE_SENTENCES = (
+    "I crossed the Alps in the spring of 1800 with forty thousand men. "
+    "The snow was deep and the guns had to be dragged on sledges. "
+    "At Marengo we turned a defeat into a victory by evening."
+)
+
+
+def wav_duration(data: bytes) -> float:
+    with wave.open(io.BytesIO(data)) as reader:
+        return reader.getnframes() / reader.getframerate()
+
+
+def decode_mp4(data: bytes) -> tuple[int, float, float]:
+    """Decode every frame; return (video frames, video seconds, audio seconds)."""
+    with av.open(io.BytesIO(data)) as container:
+        video = container.streams.video[0]
+        audio = container.streams.audio[0]
+        frames = 0
+        samples = 0
+        for frame in container.decode(video, audio):
+            if isinstance(frame, av.VideoFrame):
+                frames += 1
+            else:
+                samples += frame.samples
+        rate = float(video.average_rate or 25)
+        return frames, frames / rate, samples / audio.codec_context.sample_rate
+
+
+def test_a_three_sentence_reply_gets_speech_and_video_per_sentence_in_order(
+    start_app: StartApp, llm: FakeLLMServer, media_stack: LocalStack
+) -> None:
+    assert media_stack.vocalizr and media_stack.visualizr
+    app = start_app(media_stack.vocalizr.url, media_stack.visualizr.url)
+    llm.script(THREE_SENTENCES)
+    result = app.client().predict("Tell me about Marengo.", "napoleon", "", True, api_name="/chat")
+
+    assert result["text"] == THREE_SENTENCES
+    assert result["errors"] == []
+    segments = result["segments"]
+    assert [s["text"] for s in segments] == [
+        "I crossed the Alps in the spring of 1800 with forty thousand men.",
+        "The snow was deep and the guns had to be dragged on sledges.",
+        "At Marengo we turned a defeat into a victory by evening.",
+    ]
+    durations = []
+    for segment in segments:
+        audio = httpx.get(segment["audio_url"])
+        assert audio.status_code == 200
+        durations.append(wav_duration(audio.content))
+        video = httpx.get(segment["video_url"])
+        assert video.status_code == 200
+        frames, video_s, audio_s = decode_mp4(video.content)
+        assert frames > 0 and abs(video_s - durations[-1]) < 0.1
+    # Longer sentences give longer speech: the order of the audio matches the order of the text.
+    assert len(set(s["audio_url"] for s in segments)) == 3
+
+    joined = httpx.get(result["audio_url"])
+    assert joined.status_code == 200
+    assert wav_duration(joined.content) == pytest.approx(sum(durations), abs=0.002)
+
+    whole = httpx.get(result["video_url"])
+    assert whole.status_code == 200
+    frames, video_s, audio_s = decode_mp4(whole.content)
+    assert video_s == pytest.approx(sum(durations), abs=0.05 * len(durations))
+    assert audio_s == pytest.approx(sum(durations), abs=0.1 * len(durations))
+
+
+def test_text_only_when_media_is_switched_off(
+    start_app: StartApp, llm: FakeLLMServer, media_stack: LocalStack
+) -> None:
+    assert media_stack.vocalizr and media_stack.visualizr
+    app = start_app(media_stack.vocalizr.url, media_stack.visualizr.url)
+    llm.script(THREE_SENTENCES)
+    result = app.client().predict("Hello", "napoleon", "", False, api_name="/chat")
+    assert result["text"] == THREE_SENTENCES
+    assert result["segments"] == [] and result["audio_url"] is None
+
+
+def test_vocalizr_killed_mid_turn_keeps_the_text_and_the_next_turn_degrades_fast(
+    start_app: StartApp,
+    llm: FakeLLMServer,
+    media_stack: LocalStack,
+    characters_dir: Path,
+    tmp_path: Path,
+) -> None:
+    assert media_stack.visualizr
+    vocalizr = start_service("vocalizr", characters_dir, tmp_path)
+    app = start_app(vocalizr.url, media_stack.visualizr.url, media_retries=1, breaker_threshold=2)
+    client = app.client()
+    long_reply = " ".join(f"This is sentence number {i} of a long answer." for i in range(1, 9))
+    llm.script(long_reply)
+    llm.state.tokens_per_s = 20  # slow enough to kill the service while the reply streams
+    try:
+        job = client.submit("Talk to me.", "napoleon", "", True, api_name="/chat")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            outputs = job.outputs()
+            if outputs and any(s["audio_url"] for s in outputs[-1]["segments"]):
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("no audio arrived before the kill")
+        vocalizr.stop()
+        result = job.result(timeout=120)
+    finally:
+        llm.state.tokens_per_s = 0
+        vocalizr.stop()
+
+    assert result["text"] == long_reply  # the text is never lost
+    assert any(s["audio_url"] for s in result["segments"])  # what was made before the kill stays
+    assert any(e["service"] == "vocalizr" for e in result["errors"])
+    assert result["audio_url"] is None  # not every sentence has speech: no joined audio
+
+    started = time.monotonic()
+    llm.script("Still here. The text comes through without a voice.")
+    after = client.predict(
+        "Are you there?", "napoleon", result["session_id"], True, api_name="/chat"
+    )
+    elapsed = time.monotonic() - started
+    assert after["text"].startswith("Still here.")
+    errors = {e["service"]: e["detail"] for e in after["errors"]}
+    assert "skipped" in errors["vocalizr"]  # the circuit is open: not even tried
+    assert elapsed < 3.0
+    # The turn was still written to memory.
+    assert app.service.memory.recent(result["session_id"], "napoleon")[-1].user == "Are you there?"
+
+
+def test_visualizr_busy_with_503_is_retried_then_the_turn_degrades_to_audio(
+    start_app: StartApp,
+    llm: FakeLLMServer,
+    media_stack: LocalStack,
+    characters_dir: Path,
+    tmp_path: Path,
+    assets: Path,
+) -> None:
+    assert media_stack.vocalizr
+    visualizr = start_service(
+        "visualizr", characters_dir, tmp_path, max_queue="1", workers="1", max_audio_s="900"
+    )
+    try:
+        # Occupy its one slot with a long render, so every other request meets a 503.
+        # Ten minutes of speech to render: busy far longer than the turn's retries take.
+        long_clip = _long_mono_clip(assets / "speech_en_16k.wav", seconds=600)
+
+        def occupy() -> None:
+            # Ends with an error when the service is stopped under it: that is expected.
+            with contextlib.suppress(httpx.HTTPError):
+                httpx.post(
+                    visualizr.url + "/v1/videos",
+                    files={"audio": ("long.wav", long_clip, "audio/wav")},
+                    data={"character": "napoleon"},
+                    timeout=120,
+                )
+
+        thread = threading.Thread(target=occupy)
+        thread.start()
+        _wait_until_busy(visualizr.url)
+        app = start_app(media_stack.vocalizr.url, visualizr.url, media_retries=2)
+        llm.script("The guard dies but does not surrender. Nor does it wait for video.")
+        result = app.client().predict("Speak!", "napoleon", "", True, api_name="/chat")
+        busy = _metric(visualizr.url, 'visualizr_requests_total{outcome="busy"}')
+    finally:
+        visualizr.stop()
+    thread.join(30)
+
+    # Each sentence's video was tried three times (two retries), all refused as busy.
+    assert busy == 3 * len(result["segments"])
+    assert result["text"] == "The guard dies but does not surrender. Nor does it wait for video."
+    assert all(s["audio_url"] for s in result["segments"])  # text + audio
+    assert all(s["video_url"] is None for s in result["segments"])
+    assert result["audio_url"] is not None and result["video_url"] is None
+    errors = {e["service"]: e["detail"] for e in result["errors"]}
+    assert "503" in errors["visualizr"] and "after retries" in errors["visualizr"]
+
+
+def _long_mono_clip(source: Path, seconds: int) -> bytes:
+    """The speech clip, as 8 kHz mono, repeated to `seconds` (small enough to upload)."""
+    import numpy as np
+    import soundfile as sf
+
+    audio, rate = sf.read(source, dtype="float32", always_2d=True)
+    mono = audio.mean(axis=1)[:: rate // 8000]
+    repeated = np.tile(mono, seconds * 8000 // len(mono) + 1)[: seconds * 8000]
+    out = io.BytesIO()
+    sf.write(out, repeated, 8000, format="WAV", subtype="PCM_16")
+    return out.getvalue()
+
+
+def _metric(url: str, name: str) -> float:
+    for line in httpx.get(url + "/metrics").text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def _wait_until_busy(url: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        metrics = httpx.get(url + "/metrics").text
+        for line in metrics.splitlines():
+            if line.startswith("visualizr_queue_depth") and float(line.split()[-1]) >= 1:
+                return
+        time.sleep(0.05)
+    raise RuntimeError("visualizr never became busy")
