@@ -1,0 +1,126 @@
+"""Helpers for visualizr's tests: real media from ../shared/assets, live servers."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+import soundfile as sf
+import uvicorn
+from PIL import Image
+
+from visualizr.api import create_app
+from visualizr.settings import Settings
+
+ASSETS = Path(__file__).resolve().parents[2].parent / "shared" / "assets"
+SPEECH = ASSETS / "speech_en_16k.wav"
+PHOTO = ASSETS / "portrait_photo_bw.jpg"
+PAINTING = ASSETS / "portrait_painting.jpg"
+SILENCE_S = 1.5
+SPEECH_S = 3.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wav_bytes(samples: np.ndarray, rate: int) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def speech_mono(rate: int = 16000) -> np.ndarray:
+    audio, source_rate = sf.read(SPEECH, dtype="float32", always_2d=True)
+    mono = audio.mean(axis=1)
+    if rate != source_rate:
+        from scipy.signal import resample_poly
+
+        mono = resample_poly(mono, rate, source_rate).astype(np.float32)
+    return mono
+
+
+def speech_between_silences(rate: int = 22050) -> bytes:
+    """1.5 s silence, 3 s of real speech, 1.5 s silence: a 16-bit mono WAV like vocalizr's."""
+    speech = speech_mono(rate)[: int(SPEECH_S * rate)]
+    gap = np.zeros(int(SILENCE_S * rate), np.float32)
+    return wav_bytes(np.concatenate([gap, speech, gap]), rate)
+
+
+def image_bytes(image: Image.Image, fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def drawing_without_face() -> Image.Image:
+    """A flat cartoon a face detector can't read: a yellow disc with dot eyes and a line mouth."""
+    import cv2
+
+    canvas = np.full((400, 400, 3), 235, np.uint8)
+    cv2.circle(canvas, (200, 200), 120, (40, 200, 240), -1)
+    cv2.circle(canvas, (160, 170), 10, (20, 20, 20), -1)
+    cv2.circle(canvas, (240, 170), 10, (20, 20, 20), -1)
+    cv2.line(canvas, (160, 250), (240, 250), (30, 30, 120), 6)
+    return Image.fromarray(canvas[:, :, ::-1])
+
+
+@dataclass
+class AudioHost:
+    """A static file server on 127.0.0.1 (an allowed host) for `audio_url` tests."""
+
+    folder: Path
+    url: str
+
+    def publish(self, name: str, data: bytes) -> str:
+        (self.folder / name).write_bytes(data)
+        return f"{self.url}/{name}"
+
+
+@contextlib.contextmanager
+def running_server(settings: Settings, *, timeout_s: float = 120.0) -> Iterator[str]:
+    """Run create_app(settings) under uvicorn in a thread; yield its URL once /healthz says ok."""
+    app = create_app(settings)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://{settings.host}:{settings.port}"
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError(f"visualizr did not become healthy at {url}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+def make_settings(tmp: Path, characters: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "host": "127.0.0.1",
+        "port": free_port(),
+        "data_dir": tmp / "data",
+        "characters_dir": characters,
+        "ui": False,
+        "max_audio_s": 20.0,
+        "max_image_pixels": 6_000_000,
+        "default_size": 256,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]

@@ -1,0 +1,318 @@
+"""The HTTP edge: FastAPI app factory, request parsing, JSON errors, files, health, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field, ValidationError
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from visualizr.errors import VisualizrError
+from visualizr.service import VideoJob, VideoService
+from visualizr.settings import Settings
+
+RETRY_AFTER_S = 2
+log = logging.getLogger(__name__)
+
+
+class VideoRequest(BaseModel):
+    """JSON body of POST /v1/videos."""
+
+    audio_url: str = Field(
+        ...,
+        min_length=1,
+        max_length=2048,
+        description="URL of the speech audio (allowed host).",
+    )
+    portrait: str | None = Field(
+        None,
+        min_length=1,
+        max_length=2048,
+        description="Character id (from characters/) or an image URL on an allow-listed host.",
+    )
+    character: str | None = Field(
+        None, min_length=1, max_length=200, description="Character id (alternative to portrait)."
+    )
+    fps: int | None = Field(None, ge=1, le=60, description="Frames per second (default 25).")
+    size: int | None = Field(
+        None, ge=128, le=1024, multiple_of=16, description="Width = height in pixels (default 512)."
+    )
+
+
+class VideoResponse(BaseModel):
+    """A produced video."""
+
+    id: str
+    url: str = Field(description="Absolute URL of the MP4 (H.264 + AAC, faststart).")
+    duration_s: float
+    frames: int
+    fps: int
+    size: int
+    engine: str
+
+
+class ErrorResponse(BaseModel):
+    """Every error the service returns."""
+
+    error: str
+    detail: str
+
+
+MULTIPART_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "audio": {"type": "string", "format": "binary", "description": "Speech audio file."},
+        "audio_url": {"type": "string", "description": "Or: URL of the audio (allow-listed host)."},
+        "portrait": {
+            "type": "string",
+            "format": "binary",
+            "description": "Portrait image (JPEG, PNG with or without alpha, WebP).",
+        },
+        "character": {"type": "string", "description": "Or: a character id."},
+        "fps": {"type": "integer", "minimum": 1, "maximum": 60},
+        "size": {"type": "integer", "minimum": 128, "maximum": 1024, "multipleOf": 16},
+    },
+}
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse, "description": text}
+    for status, text in {
+        400: "Bad request (disallowed audio_url host, missing fields).",
+        404: "Unknown character.",
+        413: "Upload or image too large.",
+        415: "Neither JSON nor multipart.",
+        422: "Audio that does not decode, silent or too long; image without a face.",
+        503: "Busy past the queue bound or still loading (Retry-After).",
+    }.items()
+}
+
+
+def _error(status: int, code: str, detail: str) -> JSONResponse:
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
+    return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
+
+
+def _validation_detail(errors: Any) -> str:
+    parts = []
+    for item in errors:
+        where = ".".join(str(p) for p in item.get("loc", ()) if p != "body")
+        parts.append(f"{where or 'body'}: {item.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+async def _read_upload(upload: UploadFile, limit: int, what: str) -> bytes:
+    data = await upload.read(limit + 1)
+    if len(data) > limit:
+        raise VisualizrError(f"{what} is larger than {limit} bytes", code="too_large", status=413)
+    return data
+
+
+async def parse_video_request(request: Request, service: VideoService) -> VideoJob:
+    """Turn a JSON or multipart request into a job, fetching URLs from allowed hosts."""
+    settings = service.settings
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > 2 * settings.max_upload_bytes + 65536:
+        raise VisualizrError("the request body is too large", code="too_large", status=413)
+    audio: bytes | None = None
+    portrait_file: bytes | None = None
+    fields: dict[str, Any] = {}
+    if content_type == "application/json":
+        try:
+            body = json.loads(await request.body())
+        except (ValueError, UnicodeDecodeError):
+            raise VisualizrError("the body is not valid JSON", code="bad_json") from None
+        if not isinstance(body, dict):
+            raise VisualizrError("the JSON body must be an object", code="bad_json")
+        fields = body
+    elif content_type == "multipart/form-data":
+        try:
+            form = await request.form(max_files=4, max_fields=16)
+        except Exception as error:  # starlette raises several types for broken multipart
+            raise VisualizrError(
+                f"the multipart body does not parse: {error}", code="bad_form"
+            ) from None
+        for name, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                if name == "audio":
+                    audio = await _read_upload(value, settings.max_upload_bytes, "audio")
+                elif name == "portrait":
+                    portrait_file = await _read_upload(value, settings.max_upload_bytes, "portrait")
+            elif name in ("audio_url", "character", "fps", "size") or (
+                name == "portrait" and portrait_file is None
+            ):
+                fields[name] = value
+    else:
+        raise VisualizrError(
+            "send application/json or multipart/form-data",
+            code="unsupported_media_type",
+            status=415,
+        )
+    if audio is not None:
+        fields.setdefault("audio_url", "upload")
+    try:
+        parsed = VideoRequest.model_validate(fields)
+    except ValidationError as error:
+        raise VisualizrError(
+            _validation_detail(error.errors()), code="invalid_request", status=422
+        ) from None
+    portrait: Any
+    if portrait_file is not None:
+        portrait = portrait_file
+    else:
+        reference = parsed.character or parsed.portrait
+        if not reference:
+            raise VisualizrError(
+                "name a `portrait` (character id or image URL) or `character`, or upload a "
+                "`portrait` image",
+                code="missing_portrait",
+            )
+        if reference.startswith(("http://", "https://")):
+            portrait = await service.fetch(reference, "portrait")
+        else:
+            portrait = service.characters.get(reference)
+    if audio is None:
+        audio = await service.fetch(parsed.audio_url, "audio_url")
+    return VideoJob(
+        audio=audio,
+        portrait=portrait,
+        fps=parsed.fps or settings.default_fps,
+        size=parsed.size or settings.default_size,
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the visualizr app; the engine loads in the background at start-up."""
+    settings = settings or Settings()
+    service = VideoService(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loading = asyncio.create_task(anyio.to_thread.run_sync(service.load))
+        retention = asyncio.create_task(service.retain())
+        try:
+            yield
+        finally:
+            retention.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await retention
+            await asyncio.shield(loading)
+            if service.renderer is not None:
+                service.renderer.locator.close()
+
+    app = FastAPI(
+        title="visualizr",
+        version="1.0",
+        summary="Talking-head videos from speech audio and a portrait.",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+
+    @app.exception_handler(VisualizrError)
+    async def visualizr_error(request: Request, error: VisualizrError) -> JSONResponse:
+        return _error(error.status, error.code, error.detail)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+        return _error(422, "invalid_request", _validation_detail(error.errors()))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed"}
+        return _error(
+            error.status_code, codes.get(error.status_code, "http_error"), str(error.detail)
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, error: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s", request.url.path)
+        return _error(500, "internal", f"{type(error).__name__}: {error}")
+
+    @app.post(
+        "/v1/videos",
+        response_model=VideoResponse,
+        responses=ERROR_RESPONSES,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": VideoRequest.model_json_schema()},
+                    "multipart/form-data": {"schema": MULTIPART_SCHEMA},
+                },
+            }
+        },
+    )
+    async def create_video(request: Request) -> VideoResponse:
+        """Make a talking-head MP4: audio (URL or upload) + portrait (character id or upload).
+
+        JSON `{audio_url, portrait, fps?, size?}` or multipart fields `audio`|`audio_url`,
+        `portrait` (image)|`character`, `fps`, `size`. Every video of one portrait and size has the
+        same codec parameters, so they join by stream copy.
+        """
+        service.ready_renderer()
+        job = await parse_video_request(request, service)
+        result = await service.make_video(job)
+        file_id = result.path.name
+        return VideoResponse(
+            id=file_id,
+            url=f"{settings.base_url()}/files/{file_id}",
+            duration_s=round(result.duration_s, 4),
+            frames=result.frames,
+            fps=result.fps,
+            size=result.size,
+            engine=service.renderer.engine.name if service.renderer else settings.engine,
+        )
+
+    @app.get(
+        "/files/{file_id}",
+        response_class=FileResponse,
+        responses={404: {"model": ErrorResponse, "description": "No such file."}},
+    )
+    async def get_file(file_id: str) -> Response:
+        """Serve a produced MP4 (supports Range requests, for seeking in a browser)."""
+        path = service.files.find(file_id)
+        if path is None:
+            return _error(404, "not_found", f"no file {file_id!r}; files expire after retention")
+        return FileResponse(path, media_type="video/mp4")
+
+    @app.get("/v1/characters")
+    async def list_characters() -> dict[str, list[str]]:
+        """Character ids whose portraits were found at start-up."""
+        return {"characters": service.characters.ids()}
+
+    @app.get("/healthz", responses={503: {"description": "Loading, or the engine failed."}})
+    async def healthz() -> JSONResponse:
+        """200 once the engine is loaded; 503 before (or if it failed)."""
+        if service.renderer is not None:
+            engine = service.renderer.engine
+            return JSONResponse({"status": "ok", "engine": engine.name, "device": engine.device})
+        if service.load_error is not None:
+            return JSONResponse(
+                {"status": "error", "error": "engine_unavailable", "detail": service.load_error},
+                status_code=503,
+            )
+        return JSONResponse(
+            {"status": "loading"}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)}
+        )
+
+    @app.get("/metrics", response_class=Response)
+    async def metrics() -> Response:
+        """Prometheus metrics."""
+        return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    if settings.ui:
+        from visualizr.ui import mount_ui
+
+        mount_ui(app, service)
+    return app
