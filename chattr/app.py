@@ -17,7 +17,7 @@ from chattr.memory import open_memory
 from chattr.retrieval import Retriever
 from chattr.settings import Settings
 from chattr.turn import ChatService
-from chattr.ui import build_blocks
+from chattr.ui import StatusSource, build_blocks
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def create_service(
 
 
 def create_app(
-    settings: Settings, service: ChatService, *, status: Callable[[], list[str]] | None = None
+    settings: Settings, service: ChatService, *, status: StatusSource | None = None
 ) -> FastAPI:
     """The web app: the Gradio page at `/`, joined media at `/media/{name}`, `/healthz`."""
     media_dir = settings.data_dir / "media"
@@ -103,7 +103,8 @@ def create_app(
         return FileResponse(path)
 
     blocks = build_blocks(service, settings, status=status)
-    portraits = [str(Path(c.folder).resolve()) for c in service.characters]
+    # The whole characters folder: portraits of characters imported later are served too.
+    portraits = [str(Path(settings.characters_dir).resolve())]
     return gr.mount_gradio_app(
         app,
         blocks,

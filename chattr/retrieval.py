@@ -100,6 +100,11 @@ class Retriever:
         return count
 
     @property
+    def loading(self) -> bool:
+        """Still loading (not yet ready, nor failed)."""
+        return not self._ready.is_set()
+
+    @property
     def ready(self) -> bool:
         return self._ready.is_set() and self.error is None
 

@@ -76,10 +76,9 @@ def start_media(settings: Settings) -> tuple[MediaFanout, LocalStack | None]:
 def serve(settings: Settings, *, media: bool = True) -> None:
     """Start everything and serve until interrupted; local services stop with chattr."""
     fanout, stack = start_media(settings) if media else (None, None)
-    status: Callable[[], list[str]] | None = stack.status_lines if stack else None
     try:
         service = create_service(settings, media=fanout)
-        app = create_app(settings, service, status=status)
+        app = create_app(settings, service, status=stack)
         log.info("chattr on %s", settings.own_url)
         uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
     finally:

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# vocalizr's built-in voice, for characters that have no reference clip.
+DEFAULT_VOICE = "default"
+
 # How long a turn waits for the knowledge model to finish loading before answering without it.
 RETRIEVAL_WAIT_S = 60.0
 
@@ -154,7 +157,9 @@ class ChatService:
 
         job = None
         if media and self.media is not None:
-            job = self.media.start(character.id, character.voice.language, state)
+            # A character without a reference clip (an imported card) speaks in the default voice.
+            voice = character.id if character.voice_path() is not None else DEFAULT_VOICE
+            job = self.media.start(character.id, voice, character.voice.language, state)
             state.media = True
         splitter = SentenceSplitter()
         try:

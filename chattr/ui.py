@@ -6,13 +6,15 @@ import html
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import gradio as gr
 
 from chattr.characters import Character
 from chattr.settings import Settings
 from chattr.turn import ChatService, TurnFailed, TurnRejected, TurnState
+from chattr.uploads import UploadError, import_upload
 
 log = logging.getLogger(__name__)
 
@@ -28,42 +30,40 @@ def new_session_id() -> str:
     return uuid.uuid4().hex
 
 
+def _player(kind: str, url: str, caption: str) -> str:
+    # A figure with a visible caption: Gradio's sanitizer drops aria-label, captions stay.
+    src = html.escape(url)
+    extra = ' playsinline style="max-width:100%"' if kind == "video" else ""
+    return (
+        f"<figure><figcaption>{html.escape(caption)}</figcaption>"
+        f'<{kind} src="{src}" controls preload="auto"{extra}></{kind}></figure>'
+    )
+
+
 def media_html(state: TurnState) -> str:
     """The players for a turn's media: per sentence while they arrive, then the whole clip."""
     if not state.media:
         return ""
     parts: list[str] = []
     if state.done and state.video_url:
-        parts.append(
-            f'<video src="{html.escape(state.video_url)}" controls playsinline '
-            f'aria-label="video of the whole reply" style="max-width:100%"></video>'
-        )
+        parts.append(_player("video", state.video_url, "The whole reply"))
     elif state.done and state.audio_url:
-        parts.append(
-            f'<audio src="{html.escape(state.audio_url)}" controls '
-            f'aria-label="speech of the whole reply"></audio>'
-        )
+        parts.append(_player("audio", state.audio_url, "The whole reply (speech)"))
     else:
         for index, segment in enumerate(state.segments, 1):
-            label = f"sentence {index}"
             if segment.video_url:
-                parts.append(
-                    f'<video src="{html.escape(segment.video_url)}" controls playsinline '
-                    f'aria-label="video of {label}" style="max-width:100%"></video>'
-                )
+                parts.append(_player("video", segment.video_url, f"Sentence {index}"))
             elif segment.audio_url:
-                parts.append(
-                    f'<audio src="{html.escape(segment.audio_url)}" controls '
-                    f'aria-label="speech of {label}"></audio>'
-                )
-        pending = sum(1 for s in state.segments if not s.video_url)
-        if not state.done and (pending or not state.segments):
+                parts.append(_player("audio", segment.audio_url, f"Sentence {index} (speech)"))
+        if not state.done:
+            made = sum(1 for s in state.segments if s.video_url)
             parts.append(
-                f"<p><em>Making speech and video… ({len(state.segments)} sentences so far)</em></p>"
+                f"<p><em>Making speech and video… {made} of {len(state.segments)} "
+                "sentences ready</em></p>"
             )
     if state.errors:
         notes = "; ".join(f"{e.service}: {e.detail}" for e in state.errors)
-        parts.append(f'<p role="status"><small>⚠ {html.escape(notes)}</small></p>')
+        parts.append(f"<p><small>⚠ {html.escape(notes)}</small></p>")
     return "\n".join(parts)
 
 
@@ -82,7 +82,18 @@ def history_for(service: ChatService, character: Character, session_id: str) -> 
     return messages
 
 
-def build_blocks(service: ChatService, settings: Settings, *, status: Any = None) -> gr.Blocks:
+class StatusSource(Protocol):
+    """Something else starting up beside the page (the local media services)."""
+
+    @property
+    def settled(self) -> bool: ...
+
+    def status_lines(self) -> list[str]: ...
+
+
+def build_blocks(
+    service: ChatService, settings: Settings, *, status: StatusSource | None = None
+) -> gr.Blocks:
     """The whole page, plus the API endpoints, as one Blocks."""
     characters = service.characters
     ids = sorted(characters.characters)
@@ -109,7 +120,7 @@ def build_blocks(service: ChatService, settings: Settings, *, status: Any = None
                 + "; ".join(str(e) for e in characters.errors)
             )
         if status is not None:
-            lines.extend(status())
+            lines.extend(status.status_lines())
         return "\n\n".join(lines)
 
     def character_card(cid: str | None) -> str:
@@ -126,7 +137,17 @@ def build_blocks(service: ChatService, settings: Settings, *, status: Any = None
         gr.Markdown("# Chatacter\nPick a character and talk to them: text, voice and video.")
         status_md = gr.Markdown(status_text(), elem_id="chattr-status")
         timer = gr.Timer(1.0)
-        timer.tick(status_text, outputs=status_md, queue=False, api_visibility="private")
+
+        def refresh_status() -> tuple[str, gr.Timer]:
+            # Poll while something is still loading; stop once everything has settled.
+            loading = service.retriever is not None and service.retriever.loading
+            if status is not None and not status.settled:
+                loading = True
+            return status_text(), gr.Timer(active=loading)
+
+        timer.tick(
+            refresh_status, outputs=[status_md, timer], queue=False, api_visibility="private"
+        )
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=260, elem_id="chattr-side"):
                 gallery = gr.Gallery(
@@ -143,7 +164,14 @@ def build_blocks(service: ChatService, settings: Settings, *, status: Any = None
                     label="Character",
                     elem_id="chattr-character",
                 )
-                card = gr.Markdown(character_card(first))
+                card = gr.Markdown(character_card(first), elem_id="chattr-card")
+                upload = gr.File(
+                    label="Import a character: SillyTavern card (.json, .png) or folder (.zip)",
+                    file_types=[".json", ".png", ".zip"],
+                    type="filepath",
+                    elem_id="chattr-import",
+                )
+                upload_note = gr.Markdown(elem_id="chattr-import-note")
             with gr.Column(scale=3, min_width=320):
                 chatbot = gr.Chatbot(
                     value=history_for(service, characters.get(first), "") if first else None,  # type: ignore[arg-type]
@@ -182,6 +210,26 @@ def build_blocks(service: ChatService, settings: Settings, *, status: Any = None
                 return cid, [], character_card(cid)
             return cid, history_for(service, characters.get(cid), session_id), character_card(cid)
 
+        def import_character(path: str | None) -> tuple[Any, ...]:
+            if not path:
+                return gr.update(), gr.update(), ""
+            try:
+                character = import_upload(Path(path), settings.characters_dir)
+            except UploadError as exc:
+                raise gr.Error(f"Import failed: {exc}") from exc
+            characters.characters[character.id] = character
+            if service.retriever is not None and service.retriever.ready:
+                service.retriever.index_character(character.id)
+            ids[:] = sorted(characters.characters)
+            choices = [(characters.characters[i].name, i) for i in ids]
+            note = f"Imported **{character.name}**."
+            if character.voice_path() is None:
+                note += " It has no voice clip, so it speaks in the default voice."
+            return gr.update(choices=choices, value=character.id), gallery_items(), note
+
+        upload.upload(
+            import_character, upload, [picker, gallery, upload_note], api_visibility="private"
+        )
         gallery.select(select_from_gallery, None, picker, api_visibility="private")
         picker.change(
             choose, [picker, session], [character, chatbot, card], api_visibility="private"

@@ -44,8 +44,7 @@ class CircuitBreaker:
     def is_open(self) -> bool:
         # Past the reset time it is half-open: one call goes through to probe the service.
         return (
-            self._opened_at is not None
-            and time.monotonic() - self._opened_at < self.reset_after_s
+            self._opened_at is not None and time.monotonic() - self._opened_at < self.reset_after_s
         )
 
     def seconds_left(self) -> float:

@@ -67,9 +67,9 @@ class MediaFanout:
             self._video_slots = asyncio.Semaphore(self.options.video_concurrency)
         return self._speech_slots, self._video_slots
 
-    def start(self, character_id: str, language: str, state: TurnState) -> MediaJob:
+    def start(self, character_id: str, voice: str, language: str, state: TurnState) -> MediaJob:
         """Begin the media of one reply; feed it sentences with `add`."""
-        return MediaJob(self, character_id, language, state)
+        return MediaJob(self, character_id, voice, language, state)
 
     async def aclose(self) -> None:
         for client in (self.vocalizr, self.visualizr):
@@ -81,10 +81,11 @@ class MediaJob:
     """The media of one reply, sentence by sentence."""
 
     def __init__(
-        self, fanout: MediaFanout, character_id: str, language: str, state: TurnState
+        self, fanout: MediaFanout, character_id: str, voice: str, language: str, state: TurnState
     ) -> None:
         self.fanout = fanout
         self.character_id = character_id
+        self.voice = voice
         self.language = language
         self.state = state
         self.started = time.perf_counter()
@@ -109,7 +110,7 @@ class MediaJob:
             await asyncio.to_thread(self.fanout.wait_started, STARTUP_WAIT_S)
         try:
             async with speech_slots:
-                speech = await vocalizr.synthesize(segment.text, self.character_id, self.language)
+                speech = await vocalizr.synthesize(segment.text, self.voice, self.language)
         except ServiceError as exc:
             self._fail(exc)
             return

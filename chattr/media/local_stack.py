@@ -125,6 +125,11 @@ class LocalStack:
                 log.warning("%s: %s", service.name, service.status)
         self._ready.set()
 
+    @property
+    def settled(self) -> bool:
+        """Every service is healthy or has given up."""
+        return self._ready.is_set()
+
     def wait_ready(self, timeout: float) -> bool:
         return self._ready.wait(timeout)
 

@@ -1,0 +1,37 @@
+"""Speech engines behind one interface, chosen by name (`VOCALIZR_ENGINE`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from vocalizr.engines.base import SpeechEngine
+from vocalizr.settings import Settings
+
+
+def _piper(settings: Settings) -> SpeechEngine:
+    from vocalizr.engines.piper import PiperEngine
+
+    return PiperEngine(settings)
+
+
+def _xtts(settings: Settings) -> SpeechEngine:
+    from vocalizr.engines.xtts import XttsEngine
+
+    return XttsEngine(settings)
+
+
+# Factories import their engine lazily: the piper service never imports torch or Coqui TTS.
+ENGINES: dict[str, Callable[[Settings], SpeechEngine]] = {"piper": _piper, "xtts": _xtts}
+
+
+def create_engine(settings: Settings) -> SpeechEngine:
+    """Build (not yet load) the engine named in settings."""
+    try:
+        factory = ENGINES[settings.engine]
+    except KeyError:
+        known = ", ".join(sorted(ENGINES))
+        raise ValueError(f"unknown engine {settings.engine!r}; known: {known}") from None
+    return factory(settings)
+
+
+__all__ = ["ENGINES", "SpeechEngine", "create_engine"]

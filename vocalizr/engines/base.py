@@ -1,0 +1,39 @@
+"""The interface every speech engine implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+
+import numpy as np
+
+from vocalizr.audio import Clip
+
+
+class SpeechEngine(ABC):
+    """Text + a registered voice → mono float32 samples at `sample_rate`.
+
+    `load` runs once at start-up; `add_voice` once per voice (its result is cached);
+    `synthesize` and `stream` per request, in a worker thread.
+    """
+
+    name: str
+    sample_rate: int
+    device: str = "cpu"
+    languages: tuple[str, ...] = ()
+
+    @abstractmethod
+    def load(self) -> None:
+        """Load the model; slow, called once."""
+
+    @abstractmethod
+    def add_voice(self, voice_id: str, clip: Clip) -> None:
+        """Prepare what the engine needs to speak in this reference clip's voice."""
+
+    @abstractmethod
+    def synthesize(self, text: str, voice_id: str, language: str, speed: float) -> np.ndarray:
+        """Speak the whole text; returns the samples."""
+
+    def stream(self, text: str, voice_id: str, language: str, speed: float) -> Iterator[np.ndarray]:
+        """Speak the text chunk by chunk, first audio as early as the engine allows."""
+        yield self.synthesize(text, voice_id, language, speed)

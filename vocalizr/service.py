@@ -1,0 +1,206 @@
+"""One speech request from text to file: checks, queueing, synthesis, storage, metrics."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import unicodedata
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from functools import partial
+
+import anyio.to_thread
+import numpy as np
+
+from vocalizr.audio import pcm16, streaming_wav_header, write_wav
+from vocalizr.engines.base import SpeechEngine
+from vocalizr.errors import (
+    EmptyText,
+    EngineNotReady,
+    NothingToSay,
+    SynthesisFailed,
+    TextTooLong,
+    UnsupportedLanguage,
+    VocalizrError,
+)
+from vocalizr.files import FileStore
+from vocalizr.jobs import JobQueue
+from vocalizr.metrics import Metrics
+from vocalizr.voices import VoiceRegistry
+
+log = logging.getLogger(__name__)
+
+WHITESPACE = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class SpeechRequest:
+    """What the caller asked for, before any checks."""
+
+    text: str
+    voice: str
+    language: str = "en"
+    speed: float = 1.0
+
+
+@dataclass(frozen=True)
+class SpeechStream:
+    """WAV bytes as they are made; `release` frees the queue place even if never iterated."""
+
+    body: AsyncIterator[bytes]
+    release: Callable[[], None]
+
+
+@dataclass(frozen=True)
+class SpeechResult:
+    """A produced audio file."""
+
+    id: str
+    duration_s: float
+    sample_rate: int
+    engine: str
+    synthesis_s: float
+
+
+class SpeechService:
+    """The edge-independent core that the HTTP API and the Gradio tab both call."""
+
+    def __init__(
+        self,
+        engine: SpeechEngine,
+        voices: VoiceRegistry,
+        files: FileStore,
+        jobs: JobQueue,
+        metrics: Metrics,
+        max_text_chars: int,
+    ) -> None:
+        self.engine = engine
+        self.voices = voices
+        self.files = files
+        self.jobs = jobs
+        self.metrics = metrics
+        self.max_text_chars = max_text_chars
+        self.ready = False
+        self.load_error: str | None = None
+
+    def check(self, request: SpeechRequest) -> tuple[str, str]:
+        """Cleaned text and the engine's language code, or the caller's mistake as an error."""
+        if not self.ready:
+            raise EngineNotReady(
+                self.load_error or f"the {self.engine.name} engine is still loading; retry shortly"
+            )
+        text = clean_text(request.text)
+        if not text:
+            raise EmptyText("text is empty; send the sentence to speak")
+        if len(text) > self.max_text_chars:
+            raise TextTooLong(
+                f"text is {len(text)} characters; the limit is {self.max_text_chars} "
+                "(VOCALIZR_MAX_TEXT_CHARS): send it a sentence or a few at a time"
+            )
+        language = self.language_code(request.language)
+        self.voices.get(request.voice)
+        return text, language
+
+    def language_code(self, language: str) -> str:
+        """`en`, `EN`, `en-US`, `en_us` → the engine's code; UnsupportedLanguage otherwise."""
+        code = language.strip().lower().replace("_", "-")
+        if code in self.engine.languages:
+            return code
+        if code.split("-")[0] in self.engine.languages:
+            return code.split("-")[0]
+        supported = ", ".join(self.engine.languages)
+        raise UnsupportedLanguage(
+            f"language {language[:20]!r} is not spoken by the {self.engine.name} engine; "
+            f"supported: {supported}"
+        )
+
+    async def speak(self, request: SpeechRequest) -> SpeechResult:
+        """Synthesize the text into a WAV file in the store."""
+        text, language = self.check(request)
+        async with self.jobs.slot():
+            return await self.jobs.run(
+                partial(self._speak_blocking, text, request.voice, language, request.speed)
+            )
+
+    def _speak_blocking(self, text: str, voice: str, language: str, speed: float) -> SpeechResult:
+        started = time.perf_counter()
+        samples = self._synthesize(text, voice, language, speed)
+        file_id, path = self.files.new_path()
+        write_wav(path, samples, self.engine.sample_rate)
+        elapsed = time.perf_counter() - started
+        duration = len(samples) / self.engine.sample_rate
+        self.metrics.synthesis_seconds.labels(self.engine.name).observe(elapsed)
+        self.metrics.audio_seconds.labels(self.engine.name).inc(duration)
+        return SpeechResult(
+            file_id, round(duration, 3), self.engine.sample_rate, self.engine.name, elapsed
+        )
+
+    def _synthesize(self, text: str, voice: str, language: str, speed: float) -> np.ndarray:
+        try:
+            samples = self.engine.synthesize(text, voice, language, speed)
+        except VocalizrError:
+            raise
+        except Exception as error:
+            log.exception("synthesis failed for %d characters of text", len(text))
+            raise SynthesisFailed(
+                f"the {self.engine.name} engine could not speak this text ({type(error).__name__})"
+            ) from None
+        if samples.size == 0:
+            raise NothingToSay("the text has nothing speakable in it (only symbols?)")
+        return samples
+
+    async def stream(self, request: SpeechRequest) -> SpeechStream:
+        """Checks and a queue place now; then a WAV header and PCM chunks as they are made."""
+        text, language = self.check(request)
+        release = self.jobs.acquire()  # raises QueueFull before any byte is sent
+        chunks = self.engine.stream(text, request.voice, language, request.speed)
+        return SpeechStream(self._stream_body(chunks, release), release)
+
+    async def _stream_body(
+        self, chunks: Iterator[np.ndarray], release: Callable[[], None]
+    ) -> AsyncIterator[bytes]:
+        started = time.perf_counter()
+        produced = 0
+        try:
+            yield streaming_wav_header(self.engine.sample_rate)
+            while True:
+                chunk = await self.jobs.run(partial(next, chunks, None))
+                if chunk is None:
+                    break
+                produced += chunk.size
+                yield pcm16(chunk)
+        except Exception:
+            # Headers are sent already: the stream can only end early; the log says why.
+            log.exception("streaming synthesis failed")
+        finally:
+            release()
+            self.metrics.synthesis_seconds.labels(self.engine.name).observe(
+                time.perf_counter() - started
+            )
+            self.metrics.audio_seconds.labels(self.engine.name).inc(
+                produced / self.engine.sample_rate
+            )
+            # Shielded: a client that hangs up cancels us, and the engine's generator must
+            # still be closed (it frees model state) in a worker thread.
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(_close, chunks)
+
+
+def _close(chunks: Iterator[np.ndarray]) -> None:
+    close = getattr(chunks, "close", None)
+    try:
+        if close is not None:
+            close()
+    except ValueError:
+        pass  # still running in a worker thread after a hang-up; it ends with its sentence
+
+
+def clean_text(text: str) -> str:
+    """Drop control and unassigned characters, collapse whitespace."""
+    kept = (
+        " " if char.isspace() else char
+        for char in text
+        if char.isspace() or not unicodedata.category(char).startswith("C")
+    )
+    return WHITESPACE.sub(" ", "".join(kept)).strip()
