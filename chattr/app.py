@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import re
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -77,12 +79,33 @@ def create_service(
 
 
 def create_app(
-    settings: Settings, service: ChatService, *, status: StatusSource | None = None
+    settings: Settings,
+    service: ChatService,
+    *,
+    status: StatusSource | None = None,
+    mounts: Mapping[str, FastAPI] | None = None,
 ) -> FastAPI:
-    """The web app: the Gradio page at `/`, joined media at `/media/{name}`, `/healthz`."""
+    """The web app: the Gradio page at `/`, joined media at `/media/{name}`, `/healthz`.
+
+    `mounts` are other apps served under a path prefix (the media services, in-process on a
+    Space); their start-up and shutdown run with chattr's.
+    """
     media_dir = settings.data_dir / "media"
     media_dir.mkdir(parents=True, exist_ok=True)
-    app = FastAPI(title="chattr")
+    mounts = dict(mounts or {})
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            for sub_app in mounts.values():
+                await stack.enter_async_context(sub_app.router.lifespan_context(sub_app))
+            yield
+        if service.media is not None:
+            await service.media.aclose()
+
+    app = FastAPI(title="chattr", lifespan=lifespan)
+    for prefix, sub_app in mounts.items():
+        app.mount(prefix, sub_app)  # before Gradio, which takes every other path
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
@@ -117,8 +140,6 @@ def create_app(
 
 def safe_media_path(media_dir: Path, name: str) -> Path | None:
     """The file for a media name, or None: names are ours (hex + extension), never paths."""
-    import re
-
     if not re.fullmatch(r"[0-9a-f]{32}\.(wav|mp4)", name):
         return None
     path = media_dir / name

@@ -38,12 +38,14 @@ class FakeLLMState:
     first_token_s: float = 0.0
     tokens_per_s: float = 0.0  # 0: as fast as possible
     requests: list[dict[str, Any]] = field(default_factory=list)
+    arrivals: list[float] = field(default_factory=list)  # time.monotonic() of each request
     script: deque[str | int] = field(default_factory=deque)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def next_reply(self, body: dict[str, Any]) -> str | int:
         with self.lock:
             self.requests.append(body)
+            self.arrivals.append(time.monotonic())
             if self.script:
                 return self.script.popleft()
         return default_reply(body.get("messages", []))
@@ -152,6 +154,7 @@ class FakeLLMServer:
         """Forget recorded requests and scripted replies."""
         with self.state.lock:
             self.state.requests.clear()
+            self.state.arrivals.clear()
             self.state.script.clear()
 
     def stop(self) -> None:

@@ -53,7 +53,8 @@ class Settings(BaseSettings):
     qdrant_api_key: SecretStr | None = Field(default=None, description="Qdrant server API key.")
     data_dir: Path = Field(
         default_factory=lambda: Path(user_data_dir("chattr")),
-        description="Where chattr keeps its data (embedded Qdrant, joined media).",
+        description="Where chattr keeps its data (embedded Qdrant, joined media, logs); "
+        "default: the user data folder, ~/.local/share/chattr on Linux.",
     )
     characters_dir: Path = Field(
         default=Path("characters"), description="Where characters are loaded from."
@@ -104,8 +105,16 @@ class Settings(BaseSettings):
         "unset: http://HOST:PORT.",
     )
 
-    host: str = Field(default="127.0.0.1", description="Address the page listens on.")
-    port: int = Field(default=7860, description="Port the page listens on.")
+    host: str = Field(
+        default="127.0.0.1",
+        validation_alias=AliasChoices("CHATTR_HOST", "GRADIO_SERVER_NAME"),
+        description="Address the page listens on (a Space sets GRADIO_SERVER_NAME).",
+    )
+    port: int = Field(
+        default=7860,
+        validation_alias=AliasChoices("CHATTR_PORT", "GRADIO_SERVER_PORT"),
+        description="Port the page listens on (a Space sets GRADIO_SERVER_PORT).",
+    )
     concurrency_limit: int = Field(
         default=16, description="Chat turns processed at once (Gradio default_concurrency_limit)."
     )

@@ -22,7 +22,13 @@ Message = dict[str, Any]
 
 CSS = """
 #chattr-gallery { min-height: 140px; }
-@media (max-width: 640px) { #chattr-side { min-width: 100% !important; } }
+#chattr-chat figure { margin: 0.4em 0; }
+#chattr-chat figcaption { font-size: 0.8em; opacity: 0.7; }
+/* On a phone the conversation comes first, the character picker below it. */
+@media (max-width: 640px) {
+  #chattr-side { min-width: 100% !important; order: 2; }
+  #chattr-main { order: 1; }
+}
 """
 
 
@@ -172,7 +178,7 @@ def build_blocks(
                     elem_id="chattr-import",
                 )
                 upload_note = gr.Markdown(elem_id="chattr-import-note")
-            with gr.Column(scale=3, min_width=320):
+            with gr.Column(scale=3, min_width=320, elem_id="chattr-main"):
                 chatbot = gr.Chatbot(
                     value=history_for(service, characters.get(first), "") if first else None,  # type: ignore[arg-type]
                     label="Conversation",

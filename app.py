@@ -1,0 +1,22 @@
+"""Hugging Face Space entry point (`app_file` in the README's front matter).
+
+Secrets and variables come from the Space's settings: GROQ_API_KEY, and optionally
+CHATTR_VOCALIZR_URL / CHATTR_VISUALIZR_URL for remote media services (see README, "Hugging Face
+Space"). Locally: `python app.py`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from chattr.settings import get_settings
+from chattr.space import build_space_app
+
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+settings = get_settings()
+app = build_space_app(settings)
+
+if __name__ == "__main__":
+    uvicorn.run(app, host=settings.host, port=settings.port)

@@ -1,0 +1,75 @@
+"""chattr as a Hugging Face Space, in one of two ways.
+
+- The app alone: `CHATTR_VOCALIZR_URL` and `CHATTR_VISUALIZR_URL` (Space secrets) point at
+  vocalizr and visualizr running elsewhere.
+- Everything in the Space: with no service URLs, both services run inside this process, mounted
+  at `/vocalizr` and `/visualizr`, with the engines their settings name (`VOCALIZR_ENGINE=xtts`,
+  `VISUALIZR_ENGINE=musetalk` on a GPU Space); on ZeroGPU hardware their model calls run under
+  `spaces.GPU`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI
+
+from chattr.app import create_app, create_service
+from chattr.server import make_fanout
+from chattr.settings import Settings
+from chattr.spaces_support import gpu
+
+log = logging.getLogger(__name__)
+
+
+def enable_zero_gpu() -> None:
+    """Wrap the GPU engines' model calls in `spaces.GPU` (a no-op where `spaces` is absent)."""
+    from visualizr.engines.musetalk import MuseTalkEngine
+    from vocalizr.engines.xtts import XttsEngine
+
+    for cls, names in ((XttsEngine, ("synthesize", "add_voice")), (MuseTalkEngine, ("render",))):
+        for name in names:
+            method = getattr(cls, name, None)
+            if method is not None and not getattr(method, "_zero_gpu", False):
+                wrapped: Any = gpu()(method)
+                wrapped._zero_gpu = True
+                setattr(cls, name, wrapped)
+
+
+def build_space_app(settings: Settings) -> FastAPI:
+    """The whole app a Space serves."""
+    if settings.vocalizr_url and settings.visualizr_url:
+        log.info("media: remote services %s, %s", settings.vocalizr_url, settings.visualizr_url)
+        fanout = make_fanout(settings, settings.vocalizr_url, settings.visualizr_url)
+        service = create_service(settings, media=fanout)
+        return create_app(settings, service)
+
+    from visualizr.api import create_app as create_visualizr
+    from visualizr.settings import Settings as VisualizrSettings
+    from vocalizr.api import create_app as create_vocalizr
+    from vocalizr.settings import Settings as VocalizrSettings
+
+    enable_zero_gpu()
+    base = settings.own_url
+    vocalizr = create_vocalizr(
+        VocalizrSettings(
+            public_url=f"{base}/vocalizr",
+            characters_dir=settings.characters_dir,
+            data_dir=settings.data_dir / "vocalizr",
+            ui=False,
+        )
+    )
+    visualizr = create_visualizr(
+        VisualizrSettings(
+            public_url=f"{base}/visualizr",
+            vocalizr_url=f"{base}/vocalizr",
+            characters_dir=settings.characters_dir,
+            data_dir=settings.data_dir / "visualizr",
+            ui=False,
+        )
+    )
+    log.info("media: vocalizr and visualizr in-process at %s/vocalizr, %s/visualizr", base, base)
+    fanout = make_fanout(settings, f"{base}/vocalizr", f"{base}/visualizr")
+    service = create_service(settings, media=fanout)
+    return create_app(settings, service, mounts={"/vocalizr": vocalizr, "/visualizr": visualizr})

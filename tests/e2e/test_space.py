@@ -1,0 +1,119 @@
+"""The Space's app.py: it builds the same page and API, and launches on a free port, both ways."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from gradio_client import Client
+
+from chattr.fake_llm import FakeLLMServer
+from chattr.media.local_stack import LocalStack, free_port
+
+from ..conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def front_matter() -> dict:
+    text = (REPO / "README.md").read_text()
+    assert text.startswith("---\n"), "README.md has no front matter for the Space"
+    return yaml.safe_load(text.split("---\n")[1])
+
+
+def test_readme_front_matter_describes_the_space() -> None:
+    import gradio
+
+    meta = front_matter()
+    assert meta["sdk"] == "gradio"
+    assert meta["sdk_version"] == gradio.__version__
+    assert (REPO / meta["app_file"]).is_file()
+    assert str(meta["python_version"]).startswith("3.11")
+    requirements = (REPO / "requirements.txt").read_text()
+    assert "-r requirements.lock" in requirements
+
+
+@pytest.fixture
+def launch(tmp_path: Path, characters_dir: Path, llm: FakeLLMServer) -> Iterator:
+    processes: list[subprocess.Popen] = []
+
+    def start(**env: str) -> str:
+        port = free_port()
+        environment = {
+            **os.environ,
+            "CHATTR_PORT": str(port),
+            "CHATTR_LLM_BASE_URL": llm.url,
+            "CHATTR_DATA_DIR": str(tmp_path / f"space-{port}"),
+            "CHATTR_CHARACTERS_DIR": str(characters_dir),
+            **env,
+        }
+        for name in ("CHATTR_REDIS_URL", "CHATTR_VOCALIZR_URL", "CHATTR_VISUALIZR_URL"):
+            if name not in env:
+                environment.pop(name, None)
+        log = (tmp_path / f"app-{port}.log").open("wb")
+        process = subprocess.Popen(
+            [sys.executable, str(REPO / "app.py")], env=environment, stdout=log, stderr=log
+        )
+        processes.append(process)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert process.poll() is None, (tmp_path / f"app-{port}.log").read_text()[-3000:]
+            try:
+                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                    return url
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError("app.py did not start")
+
+    yield start
+    for process in processes:
+        process.terminate()
+        process.wait(20)
+
+
+def check_turn(url: str, llm: FakeLLMServer) -> dict:
+    client = Client(url, verbose=False)
+    ids = {c["id"] for c in client.predict(api_name="/characters")}
+    assert {"napoleon", "einstein"} <= ids
+    llm.script("Science is a wonderful thing. It binds us all together.")
+    result = client.predict("Hello", "einstein", "", True, api_name="/chat")
+    assert result["text"] == "Science is a wonderful thing. It binds us all together."
+    assert result["errors"] == []
+    assert result["segments"] and all(s["video_url"] for s in result["segments"])
+    for link in (result["audio_url"], result["video_url"]):
+        assert httpx.get(link).status_code == 200
+    return result
+
+
+def test_app_py_with_remote_media_services(
+    launch, llm: FakeLLMServer, media_stack: LocalStack
+) -> None:
+    assert media_stack.vocalizr and media_stack.visualizr
+    url = launch(
+        CHATTR_VOCALIZR_URL=media_stack.vocalizr.url,
+        CHATTR_VISUALIZR_URL=media_stack.visualizr.url,
+    )
+    result = check_turn(url, llm)
+    assert result["segments"][0]["audio_url"].startswith(media_stack.vocalizr.url)
+
+
+def test_app_py_with_the_engines_in_process(launch, llm: FakeLLMServer) -> None:
+    url = launch(VOCALIZR_ENGINE="piper", VISUALIZR_ENGINE="warp")
+    deadline = time.monotonic() + 120
+    while httpx.get(url + "/vocalizr/healthz").status_code != 200 or (
+        httpx.get(url + "/visualizr/healthz").status_code != 200
+    ):
+        assert time.monotonic() < deadline, "in-process engines did not load"
+        time.sleep(0.5)
+    result = check_turn(url, llm)
+    assert result["segments"][0]["audio_url"].startswith(url + "/vocalizr/files/")
+    assert result["segments"][0]["video_url"].startswith(url + "/visualizr/files/")
