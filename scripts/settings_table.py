@@ -1,6 +1,6 @@
 """Print the README's settings tables from the three programs' Settings classes.
 
-    .venv/bin/python scripts/settings_table.py
+.venv/bin/python scripts/settings_table.py
 """
 
 from __future__ import annotations

@@ -181,7 +181,7 @@ async def parse_video_request(request: Request, service: VideoService) -> VideoJ
         if reference.startswith(("http://", "https://")):
             portrait = await service.fetch(reference, "portrait")
         else:
-            portrait = service.characters.get(reference)
+            portrait = await service.character(reference)
     if audio is None:
         audio = await service.fetch(parsed.audio_url, "audio_url")
     return VideoJob(
@@ -288,7 +288,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/v1/characters")
     async def list_characters() -> dict[str, list[str]]:
-        """Character ids whose portraits were found at start-up."""
+        """Character ids with portraits: found at start-up or requested since."""
         return {"characters": service.characters.ids()}
 
     @app.get("/healthz", responses={503: {"description": "Loading, or the engine failed."}})

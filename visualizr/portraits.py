@@ -1,9 +1,13 @@
-"""Portraits: the characters registered from `characters/` at start-up, and uploaded images."""
+"""Portraits: the characters in `characters/` (found at start-up or on first use), and uploaded
+images."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +19,8 @@ from visualizr.media import decode_image
 
 log = logging.getLogger(__name__)
 
+# A character id as a request may name it; anything else never reaches the filesystem.
+CHARACTER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 PORTRAIT_NAMES = ("portrait.png", "portrait.jpg", "portrait.jpeg", "portrait.webp")
 Box = tuple[float, float, float, float]
 
@@ -78,37 +84,81 @@ def load_character(folder: Path, *, max_pixels: int) -> Portrait:
     raise FileNotFoundError(f"no portrait in {folder} (looked for {', '.join(names)})")
 
 
+LOAD_ERRORS = (OSError, ValueError, yaml.YAMLError, VisualizrError)
+
+
 class CharacterPortraits:
-    """The characters found at start-up, by folder name."""
+    """The characters of one folder, by folder name: all found at start-up, later ones on use."""
 
-    def __init__(self, portraits: dict[str, Portrait]) -> None:
-        self._portraits = portraits
+    def __init__(self, characters_dir: Path, *, max_pixels: int) -> None:
+        self.characters_dir = characters_dir
+        self.max_pixels = max_pixels
+        self._portraits: dict[str, Portrait] = {}
+        self._lock = threading.Lock()
 
-    @classmethod
-    def discover(cls, characters_dir: Path, *, max_pixels: int) -> CharacterPortraits:
+    def discover(self) -> None:
         """Load every `<id>/` folder with a portrait; a broken folder is logged and skipped."""
-        portraits: dict[str, Portrait] = {}
-        if not characters_dir.is_dir():
-            log.warning("characters folder %s not found; no characters registered", characters_dir)
-            return cls(portraits)
-        for folder in sorted(characters_dir.iterdir()):
+        if not self.characters_dir.is_dir():
+            log.warning("characters folder %s not found yet", self.characters_dir)
+            return
+        for folder in sorted(self.characters_dir.iterdir()):
             if not folder.is_dir() or folder.name.startswith("."):
                 continue
             try:
-                portraits[folder.name] = load_character(folder, max_pixels=max_pixels)
-            except (OSError, ValueError, yaml.YAMLError, VisualizrError) as error:
+                portrait = load_character(folder, max_pixels=self.max_pixels)
+            except LOAD_ERRORS as error:
                 log.warning("skipping character %s: %s", folder.name, error)
-        log.info("characters with portraits: %s", ", ".join(portraits) or "none")
-        return cls(portraits)
+                continue
+            with self._lock:
+                self._portraits[folder.name] = portrait
+        log.info("characters with portraits: %s", ", ".join(self.ids()) or "none")
 
     def ids(self) -> list[str]:
         """Registered character ids, sorted."""
-        return sorted(self._portraits)
+        with self._lock:
+            return sorted(self._portraits)
 
     def get(self, character: str) -> Portrait:
-        """The portrait of a character, or CharacterNotFound listing the known ones."""
-        try:
-            return self._portraits[character]
-        except KeyError:
+        """The portrait of a registered character, or CharacterNotFound listing the known ones."""
+        with self._lock:
+            portrait = self._portraits.get(character)
+        if portrait is None:
             known = ", ".join(self.ids()) or "none"
-            raise CharacterNotFound(f"no character {character!r}; known: {known}") from None
+            raise CharacterNotFound(f"no character {character[:80]!r}; known: {known}")
+        return portrait
+
+    def find(self, character: str) -> Portrait:
+        """`get`, or else load `<characters_dir>/<character>/` if it was added since (blocking).
+
+        The id must match `CHARACTER_ID` and name an entry of the characters folder itself, so
+        no path from a request reaches the filesystem.
+        """
+        try:
+            return self.get(character)
+        except CharacterNotFound:
+            folder = self._folder(character)
+            if folder is None:
+                raise
+        try:
+            portrait = load_character(folder, max_pixels=self.max_pixels)
+        except LOAD_ERRORS as error:
+            log.warning("cannot use the new character %s: %s", character, error)
+            raise CharacterNotFound(
+                f"character {character!r} has no usable portrait ({error}); add a "
+                "portrait.png/.jpg/.webp to its folder or upload a `portrait` image"
+            ) from None
+        with self._lock:
+            # Two first requests may both load it; the portraits are equal, keep the first.
+            portrait = self._portraits.setdefault(character, portrait)
+        log.info("registered character %s added after start-up", character)
+        return portrait
+
+    def _folder(self, character: str) -> Path | None:
+        if not CHARACTER_ID.fullmatch(character):
+            return None
+        try:
+            with os.scandir(self.characters_dir) as entries:
+                listed = any(entry.name == character and entry.is_dir() for entry in entries)
+        except OSError:
+            return None
+        return self.characters_dir / character if listed else None

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from visualizr.engines import load_engine
 from visualizr.errors import (
+    CharacterNotFound,
     EngineUnavailable,
     FetchFailed,
     HostNotAllowed,
@@ -70,7 +71,9 @@ class VideoService:
         self.settings = settings
         self.metrics = Metrics()
         self.files = FileStore(settings.data_dir / "videos")
-        self.characters = CharacterPortraits({})
+        self.characters = CharacterPortraits(
+            settings.characters_dir, max_pixels=settings.max_image_pixels
+        )
         self.renderer: Renderer | None = None
         self.load_error: str | None = None
         self._limiter = anyio.CapacityLimiter(settings.workers)
@@ -80,9 +83,7 @@ class VideoService:
     def load(self) -> None:
         """Load the engine and the characters (blocking; run in a thread at start-up)."""
         try:
-            self.characters = CharacterPortraits.discover(
-                self.settings.characters_dir, max_pixels=self.settings.max_image_pixels
-            )
+            self.characters.discover()
             engine = load_engine(self.settings)
             locator = FaceLocator(self.settings.data_dir / "cache")
             self.renderer = Renderer(engine, locator, encoder_threads=self.settings.encoder_threads)
@@ -100,6 +101,13 @@ class VideoService:
         raise EngineUnavailable(
             "the engine is still loading; retry in a few seconds", code="loading"
         )
+
+    async def character(self, character: str) -> Portrait:
+        """A character's portrait; a folder added since start-up is loaded now, off the loop."""
+        try:
+            return self.characters.get(character)
+        except CharacterNotFound:
+            return await anyio.to_thread.run_sync(self.characters.find, character)
 
     async def fetch(self, url: str, what: str) -> bytes:
         """GET a URL from an allow-listed host, bounded in size and time."""

@@ -41,7 +41,8 @@ class Settings(BaseSettings):
     )
     characters_dir: Path = Field(
         default=Path("characters"),
-        description="Folder of character folders (portrait + character.yaml), read at start-up.",
+        description="Folder of character folders (portrait + character.yaml), read at start-up; "
+        "a folder added later is read on its first request.",
     )
     public_url: str | None = Field(
         default=None,

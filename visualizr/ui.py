@@ -31,7 +31,7 @@ def mount_ui(app: FastAPI, service: VideoService) -> None:
             portrait = Path(image_path).read_bytes()
         elif character:
             try:
-                portrait = service.characters.get(character)
+                portrait = await service.character(character)
             except VisualizrError as error:
                 raise gr.Error(error.detail) from None
         else:

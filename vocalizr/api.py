@@ -35,7 +35,10 @@ UPLOAD_OVERHEAD = 64 * 1024
 
 class SpeechBody(BaseModel):
     text: str = Field(description="What to say (one sentence or a few).", examples=["Hello there."])
-    voice: str = Field(description="A voice id: a character id or one from POST /v1/voices.")
+    voice: str = Field(
+        description="A voice id: a character id, one from POST /v1/voices, or `default` "
+        "(the engine's own voice, no reference clip needed)."
+    )
     language: str = Field("en", max_length=32, description="Language code, e.g. `en`.")
     speed: float = Field(1.0, ge=0.5, le=2.0, description="Speaking rate; 1 is normal.")
 
@@ -51,8 +54,8 @@ class SpeechAnswer(BaseModel):
 class VoiceAnswer(BaseModel):
     voice: str
     name: str
-    source: str = Field(description="`character` or `upload`.")
-    duration_s: float = Field(description="Length of the reference clip.")
+    source: str = Field(description="`builtin` (the `default` voice), `character` or `upload`.")
+    duration_s: float = Field(description="Length of the reference clip (0 for `default`).")
 
 
 class VoicesAnswer(BaseModel):
@@ -76,14 +79,18 @@ def create_app(settings: Settings) -> FastAPI:
     metrics = Metrics(queue_depth=lambda: jobs.depth)
     files = FileStore(settings.data_dir / "files")
     voices = VoiceRegistry(
-        engine, settings.data_dir / "voices", settings.min_reference_s, settings.max_reference_s
+        engine,
+        settings.characters_dir,
+        settings.data_dir / "voices",
+        settings.min_reference_s,
+        settings.max_reference_s,
     )
     service = SpeechService(engine, voices, files, jobs, metrics, settings.max_text_chars)
 
     def start_engine() -> None:
         try:
             engine.load()
-            voices.load_characters(settings.characters_dir)
+            voices.load_characters()
             voices.load_uploads()
             service.ready = True
             log.info("vocalizr ready: engine %s, %d voices", engine.name, len(voices.all()))

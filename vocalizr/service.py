@@ -21,13 +21,14 @@ from vocalizr.errors import (
     NothingToSay,
     SynthesisFailed,
     TextTooLong,
+    UnknownVoice,
     UnsupportedLanguage,
     VocalizrError,
 )
 from vocalizr.files import FileStore
 from vocalizr.jobs import JobQueue
 from vocalizr.metrics import Metrics
-from vocalizr.voices import VoiceRegistry
+from vocalizr.voices import Voice, VoiceRegistry
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +99,19 @@ class SpeechService:
                 f"text is {len(text)} characters; the limit is {self.max_text_chars} "
                 "(VOCALIZR_MAX_TEXT_CHARS): send it a sentence or a few at a time"
             )
-        language = self.language_code(request.language)
-        self.voices.get(request.voice)
-        return text, language
+        return text, self.language_code(request.language)
+
+    async def find_voice(self, voice_id: str) -> Voice:
+        """A known voice, or a character folder added since start-up, prepared now; else 404."""
+        try:
+            return self.voices.get(voice_id)
+        except UnknownVoice:
+            folder = await anyio.to_thread.run_sync(self.voices.character_folder, voice_id)
+            if folder is None:
+                raise
+        # Preparing a voice is engine work (Praat, XTTS encoders): queued like synthesis.
+        async with self.jobs.slot():
+            return await self.jobs.run(partial(self.voices.add_character, voice_id))
 
     def language_code(self, language: str) -> str:
         """`en`, `EN`, `en-US`, `en_us` → the engine's code; UnsupportedLanguage otherwise."""
@@ -118,6 +129,7 @@ class SpeechService:
     async def speak(self, request: SpeechRequest) -> SpeechResult:
         """Synthesize the text into a WAV file in the store."""
         text, language = self.check(request)
+        await self.find_voice(request.voice)
         async with self.jobs.slot():
             return await self.jobs.run(
                 partial(self._speak_blocking, text, request.voice, language, request.speed)
@@ -153,6 +165,7 @@ class SpeechService:
     async def stream(self, request: SpeechRequest) -> SpeechStream:
         """Checks and a queue place now; then a WAV header and PCM chunks as they are made."""
         text, language = self.check(request)
+        await self.find_voice(request.voice)
         release = self.jobs.acquire()  # raises QueueFull before any byte is sent
         chunks = self.engine.stream(text, request.voice, language, request.speed)
         return SpeechStream(self._stream_body(chunks, release), release)

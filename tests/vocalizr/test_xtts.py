@@ -47,7 +47,7 @@ def test_health_and_voices(xtts_server: Server) -> None:
     with xtts_server.client() as http:
         assert http.get("/healthz").json() == {"status": "ok", "engine": "xtts", "device": "cpu"}
         voices = {voice["voice"] for voice in http.get("/v1/voices").json()["voices"]}
-    assert voices == {"ada", "bea"}
+    assert voices == {"default", "ada", "bea"}
 
 
 def test_speech_is_24k_mono_wav_of_bounded_length(xtts_server: Server) -> None:
@@ -88,6 +88,39 @@ def test_stream_of_a_long_text_speaks_every_piece(xtts_server: Server) -> None:
     seconds = (len(data) - 44) / 2 / 24000
     one_chunk = STREAM_CHUNK_TOKENS * 1024 / 22050
     assert seconds > 1.5 * one_chunk  # more than the first piece alone
+
+
+def test_default_voice_borrows_a_registered_voice(xtts_server: Server) -> None:
+    with xtts_server.client() as http:
+        spoken = http.post("/v1/speech", json={"text": "Hello there.", "voice": "default"})
+        streamed = http.post("/v1/speech/stream", json={"text": "Hi.", "voice": "default"})
+    assert spoken.status_code == 200, spoken.text
+    assert spoken.json()["duration_s"] > 0.1
+    assert streamed.status_code == 200
+    assert len(streamed.content) - 44 > 2 * 2400
+
+
+def test_default_voice_without_any_reference_clip_is_a_404(tiny_xtts: Path, tmp_path: Path) -> None:
+    settings = Settings(
+        engine="xtts",
+        xtts_dir=tiny_xtts,
+        characters_dir=tmp_path / "no-characters",
+        data_dir=tmp_path / "data",
+        ui=False,
+    )
+    with serve(settings) as server, server.client() as http:
+        assert http.get("/v1/voices").json()["voices"] == []  # nothing, not even `default`
+        for path in ("/v1/speech", "/v1/speech/stream"):
+            reply = http.post(path, json={"text": "Hello.", "voice": "default"})
+            assert reply.status_code == 404, reply.text
+            assert reply.json()["error"] == "unknown_voice"
+            assert "reference clip" in reply.json()["detail"]
+        samples, rate = read_mono(SPEECH)
+        buffer = io.BytesIO()
+        sf.write(buffer, samples[: rate * 4], rate, format="WAV")
+        assert http.post("/v1/voices", files={"file": ("v.wav", buffer.getvalue())}).is_success
+        reply = http.post("/v1/speech", json={"text": "Hello.", "voice": "default"})
+        assert reply.status_code == 200, reply.text
 
 
 def test_unsupported_language_names_the_model_languages(xtts_server: Server) -> None:

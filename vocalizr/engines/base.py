@@ -9,6 +9,9 @@ import numpy as np
 
 from vocalizr.audio import Clip
 
+# The voice id that asks for the engine's own voice, with no reference clip to match.
+DEFAULT_VOICE = "default"
+
 
 class SpeechEngine(ABC):
     """Text + a registered voice → mono float32 samples at `sample_rate`.
@@ -29,6 +32,10 @@ class SpeechEngine(ABC):
     @abstractmethod
     def add_voice(self, voice_id: str, clip: Clip) -> None:
         """Prepare what the engine needs to speak in this reference clip's voice."""
+
+    def speaks_default(self) -> bool:
+        """Whether `DEFAULT_VOICE` can be spoken now (an engine with a voice of its own: always)."""
+        return True
 
     @abstractmethod
     def synthesize(self, text: str, voice_id: str, language: str, speed: float) -> np.ndarray:

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from vocalizr.audio import Clip
-from vocalizr.engines.base import SpeechEngine
+from vocalizr.engines.base import DEFAULT_VOICE, SpeechEngine
+from vocalizr.errors import UnknownVoice
 from vocalizr.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,10 @@ log = logging.getLogger(__name__)
 SENTENCE_END = re.compile(r"(?<=[.!?…。！？])\s+")
 # GPT tokens per streamed chunk: ~0.9 s of audio each; smaller means earlier first audio.
 STREAM_CHUNK_TOKENS = 20
+NO_DEFAULT_VOICE = (
+    "the xtts engine has no voice of its own: it needs a reference clip to clone. "
+    "Upload one to POST /v1/voices or give the character a voice.wav"
+)
 
 
 class XttsEngine(SpeechEngine):
@@ -158,8 +163,17 @@ class XttsEngine(SpeechEngine):
         model, _ = self._require_model()
         return split_text(text, model.tokenizer.char_limits.get(language, 250))
 
+    def speaks_default(self) -> bool:
+        # XTTS has no voice of its own: "default" borrows the first registered voice.
+        with self._lock:
+            return bool(self._voices)
+
     def _latents(self, voice_id: str) -> tuple[torch.Tensor, torch.Tensor]:
         with self._lock:
+            if voice_id == DEFAULT_VOICE and voice_id not in self._voices:
+                if not self._voices:
+                    raise UnknownVoice(NO_DEFAULT_VOICE)
+                voice_id = next(iter(self._voices))
             gpt_cond_latent, speaker_embedding = self._voices[voice_id]
         return gpt_cond_latent.to(self.device), speaker_embedding.to(self.device)
 

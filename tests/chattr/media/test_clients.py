@@ -1,0 +1,107 @@
+"""The media clients' policy against real local HTTP servers: retries, Retry-After, the breaker."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import pytest
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from chattr.media.clients import CircuitBreaker, ClientOptions, ServiceError, VocalizrClient
+from chattr.media.local_stack import free_port
+from chattr.threaded_server import ThreadedServer
+
+
+class Scripted:
+    """A small HTTP server answering /v1/speech with a scripted sequence of statuses."""
+
+    def __init__(self) -> None:
+        self.statuses: list[int] = []
+        self.calls = 0
+        app = FastAPI()
+
+        @app.post("/v1/speech")
+        async def speech(request: Request) -> JSONResponse:
+            self.calls += 1
+            status = self.statuses.pop(0) if self.statuses else 200
+            if status == 200:
+                return JSONResponse(
+                    {"url": "http://x/files/a.wav", "duration_s": 1.0, "sample_rate": 22050}
+                )
+            headers = {"Retry-After": "0.1"} if status == 503 else {}
+            return JSONResponse({"error": "e", "detail": f"status {status}"}, status, headers)
+
+        self.server = ThreadedServer(app, lifespan="off")
+
+
+@pytest.fixture
+def scripted() -> Iterator[Scripted]:
+    s = Scripted()
+    s.server.start()
+    yield s
+    s.server.stop()
+
+
+def run(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(coro)
+
+
+def test_503_is_retried_after_retry_after_then_succeeds(scripted: Scripted) -> None:
+    client = VocalizrClient(scripted.server.url, ClientOptions(retries=2))
+    scripted.statuses = [503, 503]
+    started = time.monotonic()
+    result = run(client.synthesize("Hello.", "napoleon"))
+    assert result.duration_s == 1.0 and scripted.calls == 3
+    assert time.monotonic() - started >= 0.2  # waited as Retry-After asked
+
+
+def test_retries_are_bounded_and_the_error_says_so(scripted: Scripted) -> None:
+    client = VocalizrClient(scripted.server.url, ClientOptions(retries=1))
+    scripted.statuses = [503, 503, 503]
+    with pytest.raises(ServiceError, match="HTTP 503"):
+        run(client.synthesize("Hello.", "napoleon"))
+    assert scripted.calls == 2
+
+
+def test_a_4xx_is_not_retried_and_does_not_open_the_circuit(scripted: Scripted) -> None:
+    client = VocalizrClient(scripted.server.url, ClientOptions(retries=2, breaker_threshold=1))
+    scripted.statuses = [404]
+    with pytest.raises(ServiceError, match="status 404"):
+        run(client.synthesize("Hello.", "nobody"))
+    assert scripted.calls == 1 and not client.breaker.is_open
+
+
+def test_a_dead_service_opens_the_circuit_and_is_then_skipped_at_once() -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    client = VocalizrClient(
+        dead, ClientOptions(retries=1, backoff_s=0.01, breaker_threshold=2, breaker_reset_s=60)
+    )
+
+    async def attempts() -> list[str]:
+        details = []
+        for _ in range(3):
+            try:
+                await client.synthesize("Hello.", "napoleon")
+            except ServiceError as exc:
+                details.append(exc.detail)
+        await client.aclose()
+        return details
+
+    started = time.monotonic()
+    details = run(attempts())
+    assert "unreachable" in details[0] and "unreachable" in details[1]
+    assert details[2].startswith("skipped")
+    assert time.monotonic() - started < 2
+
+
+def test_the_breaker_half_opens_after_its_reset_time() -> None:
+    breaker = CircuitBreaker(threshold=1, reset_after_s=0.05)
+    breaker.record_failure()
+    assert breaker.is_open
+    time.sleep(0.06)
+    assert not breaker.is_open  # one probe may go through
+    breaker.record_success()
+    assert not breaker.is_open and breaker.seconds_left() == 0
