@@ -29,6 +29,7 @@ def create_service(
     *,
     media: Any = None,
     load_embedder: Callable[[], Any] | None = None,
+    start_retrieval: bool = True,
 ) -> ChatService:
     """Everything a turn needs, from the settings; heavy models load in the background."""
     characters = load_characters(settings.characters_dir)
@@ -61,7 +62,8 @@ def create_service(
         memory_hits=settings.memory_hits,
         load_embedder=load_embedder,
     )
-    retriever.start()
+    if start_retrieval:
+        retriever.start()
     try:
         llm = make_chat_model(settings)
     except LLMNotConfigured:
@@ -96,6 +98,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if service.retriever is not None:
+            # Loading torch and MiniLM competes for the interpreter: begin once the page is built.
+            service.retriever.start()
         async with AsyncExitStack() as stack:
             for sub_app in mounts.values():
                 await stack.enter_async_context(sub_app.router.lifespan_context(sub_app))

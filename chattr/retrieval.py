@@ -63,7 +63,9 @@ class Retriever:
         self.error: str | None = None
 
     def start(self) -> None:
-        """Load the embedder and index the characters' knowledge in a background thread."""
+        """Load the embedder and index the characters' knowledge in a background thread (once)."""
+        if self.status != "not started":
+            return
         self.status = "loading the knowledge model…"
         threading.Thread(target=self._load, name="chattr-knowledge", daemon=True).start()
 

@@ -77,7 +77,7 @@ def serve(settings: Settings, *, media: bool = True) -> None:
     """Start everything and serve until interrupted; local services stop with chattr."""
     fanout, stack = start_media(settings) if media else (None, None)
     try:
-        service = create_service(settings, media=fanout)
+        service = create_service(settings, media=fanout, start_retrieval=False)
         app = create_app(settings, service, status=stack)
         log.info("chattr on %s", settings.own_url)
         uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")

@@ -42,7 +42,7 @@ def build_space_app(settings: Settings) -> FastAPI:
     if settings.vocalizr_url and settings.visualizr_url:
         log.info("media: remote services %s, %s", settings.vocalizr_url, settings.visualizr_url)
         fanout = make_fanout(settings, settings.vocalizr_url, settings.visualizr_url)
-        service = create_service(settings, media=fanout)
+        service = create_service(settings, media=fanout, start_retrieval=False)
         return create_app(settings, service)
 
     from visualizr.api import create_app as create_visualizr
@@ -71,5 +71,5 @@ def build_space_app(settings: Settings) -> FastAPI:
     )
     log.info("media: vocalizr and visualizr in-process at %s/vocalizr, %s/visualizr", base, base)
     fanout = make_fanout(settings, f"{base}/vocalizr", f"{base}/visualizr")
-    service = create_service(settings, media=fanout)
+    service = create_service(settings, media=fanout, start_retrieval=False)
     return create_app(settings, service, mounts={"/vocalizr": vocalizr, "/visualizr": visualizr})

@@ -151,3 +151,66 @@ def test_the_page_fits_a_phone_width_window(browser: Any, start_app: StartApp) -
         assert page.get_by_label(label).count() >= 1
     for name in ("Regenerate", "Undo last turn", "New conversation"):
         assert page.get_by_role("button", name=name).count() == 1
+
+
+def test_undo_regenerate_new_conversation_and_card_import(
+    browser: Any, start_app: StartApp, llm: FakeLLMServer, tmp_path: Path
+) -> None:
+    import json
+
+    app = start_app()
+    page = browser.new_page()
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(app.url, wait_until="load")
+    chat = page.locator("#chattr-chat")
+    box = page.get_by_label("Your message")
+
+    llm.script("First answer from the Emperor.")
+    box.fill("Tell me about Austerlitz.")
+    box.press("Enter")
+    chat.get_by_text("First answer from the Emperor.").wait_for(timeout=30_000)
+
+    # Regenerate: the same message is asked again and the new answer replaces the old.
+    llm.script("Second, better answer.")
+    page.get_by_role("button", name="Regenerate").click()
+    chat.get_by_text("Second, better answer.").wait_for(timeout=30_000)
+    assert chat.get_by_text("First answer from the Emperor.").count() == 0
+    assert "Tell me about Austerlitz." in str(llm.requests[-1]["messages"][-1]["content"])
+
+    # Undo: the turn disappears and the message comes back into the box to edit.
+    page.get_by_role("button", name="Undo last turn").click()
+    page.wait_for_function(
+        "() => !document.querySelector('#chattr-chat').innerText.includes('Second, better')"
+    )
+    assert box.input_value() == "Tell me about Austerlitz."
+
+    # New conversation: back to the greeting alone.
+    llm.script("An answer to forget.")
+    box.fill("Remember this.")
+    box.press("Enter")
+    chat.get_by_text("An answer to forget.").wait_for(timeout=30_000)
+    page.get_by_role("button", name="New conversation").click()
+    page.wait_for_function(
+        "() => !document.querySelector('#chattr-chat').innerText.includes('An answer to forget')"
+    )
+
+    # Import a SillyTavern card from the page: it joins the picker and greets.
+    card = {
+        "spec": "chara_card_v2",
+        "spec_version": "2.0",
+        "data": {
+            "name": "Ada Lovelace",
+            "description": "{{char}} is a mathematician who wrote the first program.",
+            "personality": "curious",
+            "scenario": "",
+            "first_mes": "Good day, {{user}}. Shall we compute?",
+            "mes_example": "",
+        },
+    }
+    path = tmp_path / "ada.json"
+    path.write_text(json.dumps(card))
+    page.locator("#chattr-import input[type=file]").set_input_files(str(path))
+    page.get_by_text("Imported").first.wait_for(timeout=30_000)
+    chat.get_by_text("Good day, User. Shall we compute?").wait_for(timeout=30_000)
+    assert "ada-lovelace" in app.service.characters.characters
+    page.screenshot(path=str(OUTPUT / "imported-card.png"), full_page=True)
