@@ -138,7 +138,7 @@ def build_blocks(
         return f"### {c.name}\n{c.description}\n\n**Knowledge files**\n{files}"
 
     with gr.Blocks(title="Chatacter") as demo:
-        session = gr.State(new_session_id)
+        session = gr.State("")
         character = gr.State(first)
         gr.Markdown("# Chatacter\nPick a character and talk to them: text, voice and video.")
         status_md = gr.Markdown(status_text(), elem_id="chattr-status")
@@ -346,6 +346,9 @@ def build_blocks(
                 }
                 for c in (characters.characters[i] for i in sorted(characters.characters))
             ]
+
+        # Each browser session (page load) is its own conversation.
+        demo.load(new_session_id, None, session, api_visibility="private")
 
         gr.api(chat, api_name="chat")
         gr.api(list_characters, api_name="characters")
