@@ -3,9 +3,10 @@ to video as soon as it is ready, concurrently with the LLM still streaming; then
 joined.
 
 Sentence k+1's speech overlaps sentence k's video and the LLM's remaining tokens. Concurrency per
-service is bounded across all turns (semaphores), so a burst of conversations queues here instead
-of overloading the services. Segments keep the order of their sentences whatever order they
-finish in. A failing service becomes an error on the turn, never a lost reply.
+service is bounded across all turns, so a burst of conversations queues here instead of
+overloading the services, and the queue serves first sentences first (`slots.py`). Segments keep
+the order of their sentences whatever order they finish in. A failing service becomes an error on
+the turn, never a lost reply.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from chattr.media.clients import ServiceError, VisualizrClient, VocalizrClient
 from chattr.media.joining import JoinError, join_mp4s, join_wavs
+from chattr.media.slots import PrioritySlots
 from chattr.turn import Segment, TurnState
 
 log = logging.getLogger(__name__)
@@ -56,15 +58,15 @@ class MediaFanout:
         self.media_dir = media_dir
         self.public_url = public_url.rstrip("/")
         self.options = options or FanoutOptions()
-        self._speech_slots: asyncio.Semaphore | None = None
-        self._video_slots: asyncio.Semaphore | None = None
+        self._speech_slots: PrioritySlots | None = None
+        self._video_slots: PrioritySlots | None = None
         media_dir.mkdir(parents=True, exist_ok=True)
 
-    def _slots(self) -> tuple[asyncio.Semaphore, asyncio.Semaphore]:
+    def _slots(self) -> tuple[PrioritySlots, PrioritySlots]:
         # Made on first use, inside the serving event loop.
         if self._speech_slots is None or self._video_slots is None:
-            self._speech_slots = asyncio.Semaphore(self.options.speech_concurrency)
-            self._video_slots = asyncio.Semaphore(self.options.video_concurrency)
+            self._speech_slots = PrioritySlots(self.options.speech_concurrency)
+            self._video_slots = PrioritySlots(self.options.video_concurrency)
         return self._speech_slots, self._video_slots
 
     def start(self, character_id: str, voice: str, language: str, state: TurnState) -> MediaJob:
@@ -100,16 +102,18 @@ class MediaJob:
         self.state.segments.append(segment)
         self._changed.set()
         if self.fanout.vocalizr is not None:
-            self._tasks.append(asyncio.create_task(self._produce(segment)))
+            # Earlier sentences first, across all turns; among equals, the older turn first.
+            priority = (len(self.state.segments) - 1, self.started)
+            self._tasks.append(asyncio.create_task(self._produce(segment, priority)))
 
-    async def _produce(self, segment: Segment) -> None:
+    async def _produce(self, segment: Segment, priority: tuple[int, float]) -> None:
         speech_slots, video_slots = self.fanout._slots()
         vocalizr, visualizr = self.fanout.vocalizr, self.fanout.visualizr
         assert vocalizr is not None
         if self.fanout.wait_started is not None:
             await asyncio.to_thread(self.fanout.wait_started, STARTUP_WAIT_S)
         try:
-            async with speech_slots:
+            async with speech_slots.slot(priority):
                 speech = await vocalizr.synthesize(segment.text, self.voice, self.language)
         except ServiceError as exc:
             self._fail(exc)
@@ -120,7 +124,7 @@ class MediaJob:
         if visualizr is None:
             return
         try:
-            async with video_slots:
+            async with video_slots.slot(priority):
                 # visualizr fetches the audio itself, by the address chattr reaches vocalizr at.
                 video = await visualizr.render(
                     vocalizr.internal_url(speech.url), self.character_id, self.fanout.options.fps

@@ -11,6 +11,7 @@ import pytest
 from gradio_client import Client
 
 from chattr.fake_llm import FakeLLMServer
+from chattr.media.local_stack import free_port
 
 from ..conftest import CURIE_FACT, StartApp
 
@@ -121,7 +122,7 @@ def test_llm_failure_is_reported_not_hidden(start_app: StartApp, llm: FakeLLMSer
 def test_redis_going_down_mid_session_degrades_without_crashing(
     start_app: StartApp, tmp_path: Path
 ) -> None:
-    port = _free_port()
+    port = free_port()
     redis_proc = subprocess.Popen(
         [
             "redis-server",
@@ -150,14 +151,6 @@ def test_redis_going_down_mid_session_degrades_without_crashing(
         assert any(e["service"] == "memory" for e in second["errors"])
     finally:
         redis_proc.kill()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_for_port(port: int) -> None:
