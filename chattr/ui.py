@@ -36,41 +36,67 @@ def new_session_id() -> str:
     return uuid.uuid4().hex
 
 
-def _player(kind: str, url: str, caption: str) -> str:
+def _player(kind: str, url: str, caption: str, *, autoplay: bool = False) -> str:
     # A figure with a visible caption: Gradio's sanitizer drops aria-label, captions stay.
     src = html.escape(url)
     extra = ' playsinline style="max-width:100%"' if kind == "video" else ""
+    if autoplay:
+        extra += " autoplay"
     return (
         f"<figure><figcaption>{html.escape(caption)}</figcaption>"
         f'<{kind} src="{src}" controls preload="auto"{extra}></{kind}></figure>'
     )
 
 
-def media_html(state: TurnState) -> str:
-    """The players for a turn's media: per sentence while they arrive, then the whole clip."""
+def media_messages(state: TurnState) -> list[str]:
+    """The chat messages (HTML) that carry a turn's media, in order.
+
+    One message per sentence, added once its media is ready and then left alone, so a clip that
+    is playing is not re-rendered when the next one arrives; the first sentence plays by itself.
+    Then the whole reply's clip once joined, and a line of progress or of what failed.
+    """
     if not state.media:
-        return ""
-    parts: list[str] = []
+        return []
+    video_off = any(e.service == "visualizr" for e in state.errors)
+    messages: list[str] = []
+    for index, segment in enumerate(state.segments):
+        caption = f"Sentence {index + 1}"
+        if segment.video_url:
+            messages.append(_player("video", segment.video_url, caption, autoplay=index == 0))
+        elif segment.audio_url and (video_off or state.done):
+            messages.append(_player("audio", segment.audio_url, f"{caption} (speech)"))
+        else:
+            break  # keep the order: later sentences wait for this one
     if state.done and state.video_url:
-        parts.append(_player("video", state.video_url, "The whole reply"))
+        messages.append(_player("video", state.video_url, "The whole reply"))
     elif state.done and state.audio_url:
-        parts.append(_player("audio", state.audio_url, "The whole reply (speech)"))
-    else:
-        for index, segment in enumerate(state.segments, 1):
-            if segment.video_url:
-                parts.append(_player("video", segment.video_url, f"Sentence {index}"))
-            elif segment.audio_url:
-                parts.append(_player("audio", segment.audio_url, f"Sentence {index} (speech)"))
-        if not state.done:
-            made = sum(1 for s in state.segments if s.video_url)
-            parts.append(
-                f"<p><em>Making speech and video… {made} of {len(state.segments)} "
-                "sentences ready</em></p>"
-            )
+        messages.append(_player("audio", state.audio_url, "The whole reply (speech)"))
+    notes = []
+    if not state.done:
+        made = sum(1 for s in state.segments if s.video_url)
+        notes.append(
+            f"<em>Making speech and video… {made} of {len(state.segments)} sentences ready</em>"
+        )
     if state.errors:
-        notes = "; ".join(f"{e.service}: {e.detail}" for e in state.errors)
-        parts.append(f"<p><small>⚠ {html.escape(notes)}</small></p>")
-    return "\n".join(parts)
+        details = "; ".join(f"{e.service}: {e.detail}" for e in state.errors)
+        notes.append(f"<small>⚠ {html.escape(details)}</small>")
+    if notes:
+        messages.append("<p>" + "<br>".join(notes) + "</p>")
+    return messages
+
+
+def sync_media(history: list[Message], shown: list[Message], wanted: list[str]) -> None:
+    """Make the turn's media messages (the tail of `history`) read `wanted`, touching only the
+    ones that changed."""
+    for message, content in zip(shown, wanted, strict=False):
+        if message["content"] != content:
+            message["content"] = content
+    for content in wanted[len(shown) :]:
+        shown.append({"role": "assistant", "content": content})
+        history.append(shown[-1])
+    while len(shown) > len(wanted):
+        gone = shown.pop()
+        history[:] = [m for m in history if m is not gone]
 
 
 def history_for(service: ChatService, character: Character, session_id: str) -> list[Message]:
@@ -252,17 +278,12 @@ def build_blocks(
             history.append({"role": "user", "content": message.strip()})
             reply: Message = {"role": "assistant", "content": ""}
             history.append(reply)
-            media_msg: Message | None = None
+            media: list[Message] = []
             yield history, ""
             try:
                 async for state in service.run(message, cid, session_id, media=with_media):
                     reply["content"] = state.text or "…"
-                    extra = media_html(state)
-                    if extra and media_msg is None:
-                        media_msg = {"role": "assistant", "content": extra}
-                        history.append(media_msg)
-                    elif media_msg is not None:
-                        media_msg["content"] = extra
+                    sync_media(history, media, media_messages(state))
                     yield history, ""
             except TurnFailed as exc:
                 history.pop()

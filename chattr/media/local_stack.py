@@ -98,6 +98,9 @@ class LocalStack:
                     "VOCALIZR_CHARACTERS_DIR": characters,
                     "VOCALIZR_DATA_DIR": str(data_dir / "vocalizr"),
                     "VOCALIZR_ENGINE": "piper",
+                    # visualizr renders beside it on the same cores: one ONNX thread each makes
+                    # the whole reply faster (bench/fanout.py: full reply 0.83 -> 0.78 of baseline)
+                    "VOCALIZR_PIPER_THREADS": "1",
                 },
                 data_dir / "logs",
             )
