@@ -101,6 +101,9 @@ def test_pick_einstein_talk_and_get_streamed_text_audio_and_video(
 
     # Per-sentence players appear while the media is made; the full clip once it is joined.
     page.wait_for_selector("#chattr-chat video", timeout=120_000)
+    # The first sentence's clip starts by itself while later ones are still being made.
+    first = page.locator("#chattr-chat figure", has_text="Sentence 1").locator("video")
+    assert first.get_attribute("autoplay") is not None
     page.screenshot(path=str(OUTPUT / "einstein-streaming.png"), full_page=True)
     try:
         page.wait_for_function(
