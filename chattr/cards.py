@@ -25,6 +25,7 @@ from chattr.characters import (
     KNOWLEDGE_DIR,
     Character,
     CharacterError,
+    FileFieldError,
     load_character,
     render_macros,
 )
@@ -42,15 +43,8 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CARD_CHUNK_KEYWORDS = ("ccv3", "chara")
 
 
-class CardError(ValueError):
-    """A card that cannot be read or imported; names the file and, when known, the field."""
-
-    def __init__(self, message: str, path: Path, field: str | None = None) -> None:
-        self.path = path
-        self.field = field
-        self.reason = message
-        where = f"{path}: field '{field}'" if field else str(path)
-        super().__init__(f"{where}: {message}")
+class CardError(FileFieldError, ValueError):
+    """A card that cannot be read or imported."""
 
 
 class CharacterExistsError(CardError):

@@ -168,8 +168,8 @@ def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 _BlockDumper.add_representer(str, _represent_str)
 
 
-class CharacterError(Exception):
-    """A character folder that cannot be loaded; names the file and, when known, the field."""
+class FileFieldError(Exception):
+    """A file that cannot be used; the message names the file and, when known, the field."""
 
     def __init__(self, message: str, path: Path, field: str | None = None) -> None:
         self.path = path
@@ -177,6 +177,10 @@ class CharacterError(Exception):
         self.reason = message
         where = f"{path}: field '{field}'" if field else str(path)
         super().__init__(f"{where}: {message}")
+
+
+class CharacterError(FileFieldError):
+    """A character folder that cannot be loaded."""
 
 
 class CharacterNotFound(LookupError):

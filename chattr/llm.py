@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from langchain_core.language_models.chat_models import BaseChatModel
 from pydantic import SecretStr
 
@@ -23,30 +25,20 @@ def make_chat_model(settings: Settings) -> BaseChatModel:
     """Build the streaming chat model the settings describe."""
     if not settings.llm_configured:
         raise LLMNotConfigured(NOT_CONFIGURED_HELP)
-    # A local server needs no key, but the client libraries insist on one.
-    key = settings.groq_api_key or SecretStr("not-needed")
+    common: dict[str, Any] = {
+        "model": settings.llm_model,
+        # A local server needs no key, but the client libraries insist on one.
+        "api_key": settings.groq_api_key or SecretStr("not-needed"),
+        "base_url": settings.llm_base_url,
+        "temperature": settings.llm_temperature,
+        "timeout": settings.llm_timeout_s,
+        "max_retries": 1,
+        "streaming": True,
+    }
     if settings.llm_provider == "openai":
         from langchain_openai import ChatOpenAI
 
-        return ChatOpenAI(
-            model=settings.llm_model,
-            api_key=key,
-            base_url=settings.llm_base_url,
-            temperature=settings.llm_temperature,
-            max_completion_tokens=settings.llm_max_tokens,
-            timeout=settings.llm_timeout_s,
-            max_retries=1,
-            streaming=True,
-        )
+        return ChatOpenAI(max_completion_tokens=settings.llm_max_tokens, **common)
     from langchain_groq import ChatGroq
 
-    return ChatGroq(
-        model=settings.llm_model,
-        api_key=key,
-        base_url=settings.llm_base_url,
-        temperature=settings.llm_temperature,
-        max_tokens=settings.llm_max_tokens,
-        timeout=settings.llm_timeout_s,
-        max_retries=1,
-        streaming=True,
-    )
+    return ChatGroq(max_tokens=settings.llm_max_tokens, **common)

@@ -8,8 +8,8 @@ import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from chattr.cards import CardError, CharacterExistsError, import_card
-from chattr.characters import ID_PATTERN, Character, CharacterError, load_character
+from chattr.cards import CharacterExistsError, import_card
+from chattr.characters import ID_PATTERN, Character, FileFieldError, load_character
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ def import_upload(path: Path, characters_dir: Path, *, overwrite: bool = False) 
         if path.suffix.lower() == ".zip" or zipfile.is_zipfile(path):
             return import_folder_zip(path, characters_dir, overwrite=overwrite)
         return import_card(path, characters_dir, overwrite=overwrite)
-    except (CardError, CharacterError) as exc:
+    except FileFieldError as exc:
         raise UploadError(str(exc)) from exc
 
 
