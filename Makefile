@@ -3,14 +3,15 @@
 SHELL := /bin/bash
 PY ?= 3.11
 VENV := .venv
-UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+# uv from PATH, else as a module of the system Python (installed there by `uv-installed`).
+UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 
-.PHONY: setup run test lint typecheck check bench lock browser-deps
+.PHONY: setup run test lint typecheck check bench lock browser-deps uv-installed
 
-$(UV):
-	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
+uv-installed:
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 
-setup: $(UV)
+setup: uv-installed
 	$(UV) venv --allow-existing --python $(PY) $(VENV) -q
 	$(UV) pip sync --python $(VENV) -q requirements.lock
 	$(UV) pip install --python $(VENV) -q --no-deps -e .
@@ -38,6 +39,6 @@ browser-deps:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 # Re-resolve after changing pyproject.toml, then commit requirements.lock.
-lock: $(UV)
+lock: uv-installed
 	$(UV) lock --python $(PY)
 	$(UV) export --all-extras --all-groups --no-emit-project --no-hashes --format requirements-txt -o requirements.lock -q
