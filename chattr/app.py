@@ -86,6 +86,7 @@ def create_app(
     *,
     status: StatusSource | None = None,
     mounts: Mapping[str, FastAPI] | None = None,
+    on_shutdown: Callable[[], None] | None = None,
 ) -> FastAPI:
     """The web app: the Gradio page at `/`, joined media at `/media/{name}`, `/healthz`.
 
@@ -107,6 +108,10 @@ def create_app(
             yield
         if service.media is not None:
             await service.media.aclose()
+        if on_shutdown is not None:
+            # Here, not after the server returns: uvicorn re-raises SIGTERM once it has shut
+            # down, which ends the process before any code after it would run.
+            on_shutdown()
 
     app = FastAPI(title="chattr", lifespan=lifespan)
     for prefix, sub_app in mounts.items():

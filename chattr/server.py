@@ -78,7 +78,7 @@ def serve(settings: Settings, *, media: bool = True) -> None:
     fanout, stack = start_media(settings) if media else (None, None)
     try:
         service = create_service(settings, media=fanout, start_retrieval=False)
-        app = create_app(settings, service, status=stack)
+        app = create_app(settings, service, status=stack, on_shutdown=stack.stop if stack else None)
         log.info("chattr on %s", settings.own_url)
         uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
     finally:

@@ -6,6 +6,7 @@ They are stopped when chattr exits.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -19,6 +20,17 @@ from pathlib import Path
 import httpx
 
 log = logging.getLogger(__name__)
+
+
+PR_SET_PDEATHSIG = 1
+# Loaded here, in the parent: the child may only make plain calls between fork and exec.
+_LIBC = ctypes.CDLL(None) if sys.platform.startswith("linux") else None
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM when chattr dies, however it dies (Linux)."""
+    if _LIBC is not None:
+        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def free_port() -> int:
@@ -44,6 +56,7 @@ class LocalService:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C in chattr's terminal is ours to pass on
+            preexec_fn=_die_with_parent,
         )
 
     def wait_healthy(self, timeout: float) -> bool:

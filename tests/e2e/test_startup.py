@@ -40,6 +40,13 @@ def launch(
     return process, f"http://127.0.0.1:{port}"
 
 
+def healthy(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False  # not listening yet
+
+
 def wait_for_page(process: subprocess.Popen, url: str, timeout: float) -> float:
     started = time.monotonic()
     while time.monotonic() - started < timeout:
@@ -88,7 +95,7 @@ def test_chattr_starts_local_media_services_and_stops_them_on_exit(
                 ports.append(int(cmd[cmd.index("--port") + 1]))
         deadline = time.monotonic() + 120
         for port in ports:
-            while httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code != 200:
+            while not healthy(f"http://127.0.0.1:{port}/healthz"):
                 assert time.monotonic() < deadline, f"service on {port} never became healthy"
                 time.sleep(0.5)
     finally:
