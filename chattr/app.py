@@ -14,7 +14,7 @@ from fastapi import FastAPI, HTTPException
 from fastapi.responses import FileResponse
 
 from chattr.characters import load_characters
-from chattr.llm import NOT_CONFIGURED_HELP, LLMNotConfigured, make_chat_model
+from chattr.llm import NOT_CONFIGURED_HELP, make_chat_model
 from chattr.memory import open_memory
 from chattr.retrieval import Retriever
 from chattr.settings import Settings
@@ -64,16 +64,13 @@ def create_service(
     )
     if start_retrieval:
         retriever.start()
-    try:
-        llm = make_chat_model(settings)
-    except LLMNotConfigured:
+    if not settings.llm_configured:
         log.warning(NOT_CONFIGURED_HELP)
-        llm = None
     return ChatService(
         characters=characters,
         memory=memory,
         retriever=retriever,
-        llm=llm,
+        llm=(lambda: make_chat_model(settings)) if settings.llm_configured else None,
         media=media,
         max_message_chars=settings.max_message_chars,
         llm_help=NOT_CONFIGURED_HELP,
@@ -99,9 +96,12 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Loading torch, MiniLM and langchain competes for the interpreter: begin once the page
+        # is built.
         if service.retriever is not None:
-            # Loading torch and MiniLM competes for the interpreter: begin once the page is built.
             service.retriever.start()
+        if service.llm_configured:
+            service.warm_up()
         async with AsyncExitStack() as stack:
             for sub_app in mounts.values():
                 await stack.enter_async_context(sub_app.router.lifespan_context(sub_app))
@@ -123,7 +123,7 @@ def create_app(
         return {
             "status": "ok",
             "characters": sorted(service.characters.characters),
-            "llm": service.llm is not None,
+            "llm": service.llm_configured,
             "knowledge": retriever.status if retriever else "off",
             "media": service.media is not None,
         }

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from langchain_core.language_models.chat_models import BaseChatModel
 from pydantic import SecretStr
 
 from chattr.settings import Settings
+
+if TYPE_CHECKING:  # langchain takes seconds to import: only when the model is built
+    from langchain_core.language_models.chat_models import BaseChatModel
 
 
 class LLMNotConfigured(RuntimeError):

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from langchain_core.language_models.chat_models import BaseChatModel
 
 from chattr.characters import CharacterNotFound, CharacterSet
 from chattr.memory import MemoryUnavailable, ShortTermMemory, Turn
@@ -19,6 +19,8 @@ from chattr.retrieval import Context, RetrievalUnavailable, Retriever
 from chattr.sentences import SentenceSplitter
 
 if TYPE_CHECKING:
+    from langchain_core.language_models.chat_models import BaseChatModel
+
     from chattr.media.fanout import MediaFanout
 
 log = logging.getLogger(__name__)
@@ -101,7 +103,7 @@ class ChatService:
         characters: CharacterSet,
         memory: ShortTermMemory,
         retriever: Retriever | None,
-        llm: BaseChatModel | None,
+        llm: BaseChatModel | Callable[[], BaseChatModel] | None,
         media: MediaFanout | None = None,
         max_message_chars: int = 2000,
         llm_help: str = "",
@@ -109,10 +111,35 @@ class ChatService:
         self.characters = characters
         self.memory = memory
         self.retriever = retriever
-        self.llm = llm
+        # A factory is called on first use (or by `warm_up`): building the model imports
+        # langchain, which would otherwise delay the page by seconds at start-up.
+        self._llm: BaseChatModel | None = None
+        self._llm_factory: Callable[[], BaseChatModel] | None = None
+        if callable(llm) and not hasattr(llm, "astream"):
+            self._llm_factory = llm
+        else:
+            self._llm = llm  # type: ignore[assignment]
+        self._llm_lock = threading.Lock()
         self.media = media
         self.max_message_chars = max_message_chars
         self.llm_help = llm_help
+
+    @property
+    def llm_configured(self) -> bool:
+        return self._llm is not None or self._llm_factory is not None
+
+    @property
+    def llm(self) -> BaseChatModel | None:
+        """The chat model, built on first use."""
+        if self._llm is None and self._llm_factory is not None:
+            with self._llm_lock:
+                if self._llm is None:
+                    self._llm = self._llm_factory()
+        return self._llm
+
+    def warm_up(self) -> None:
+        """Build the chat model now (in the background), so the first turn does not wait."""
+        threading.Thread(target=lambda: self.llm, name="chattr-llm", daemon=True).start()
 
     def validate(self, message: str, character_id: str, session_id: str) -> str:
         """Check a request before any work; return the cleaned message or raise TurnRejected."""
@@ -130,7 +157,7 @@ class ChatService:
             self.characters.get(character_id)
         except CharacterNotFound as exc:
             raise TurnRejected(str(exc)) from exc
-        if self.llm is None:
+        if not self.llm_configured:
             raise TurnRejected(self.llm_help)
         return message
 
@@ -139,7 +166,8 @@ class ChatService:
     ) -> AsyncIterator[TurnState]:
         """Stream a turn: yields the state after every change; the last one has done=True."""
         message = self.validate(message, character_id, session_id)
-        assert self.llm is not None
+        llm = await anyio.to_thread.run_sync(lambda: self.llm)
+        assert llm is not None
         character = self.characters.get(character_id)
         state = TurnState(session_id=session_id, character=character.id, message=message)
         started = time.perf_counter()
@@ -163,7 +191,7 @@ class ChatService:
             state.media = True
         splitter = SentenceSplitter()
         try:
-            async for chunk in self.llm.astream(messages):
+            async for chunk in llm.astream(messages):
                 delta = chunk.content if isinstance(chunk.content, str) else ""
                 if not delta:
                     continue

@@ -142,7 +142,7 @@ def build_blocks(
 
     def status_text() -> str:
         lines = []
-        if service.llm is None:
+        if not service.llm_configured:
             lines.append(f"**⚠ {service.llm_help}**")
         if service.retriever is not None and not service.retriever.ready:
             lines.append(f"Knowledge: {service.retriever.status}")

@@ -68,6 +68,7 @@ def test_the_page_is_usable_within_15_seconds_while_models_load_behind_it(
     process, url = launch(tmp_path, characters_dir, llm.url, "--no-media")
     try:
         seconds = wait_for_page(process, url, 60)
+        print(f"page usable after {seconds:.1f} s")
         assert seconds < 15, f"page took {seconds:.1f} s"
         health = httpx.get(url + "/healthz").json()
         assert health["media"] is False and health["llm"] is True
