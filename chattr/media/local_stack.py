@@ -114,6 +114,8 @@ class LocalStack:
                     # visualizr renders beside it on the same cores: one ONNX thread each makes
                     # the whole reply faster (bench/fanout.py: full reply 0.83 -> 0.78 of baseline)
                     "VOCALIZR_PIPER_THREADS": "1",
+                    # No hand-testing tab: an idle mounted Gradio app costs ~7% of a core here.
+                    "VOCALIZR_UI": "false",
                 },
                 data_dir / "logs",
             )
@@ -124,6 +126,7 @@ class LocalStack:
                 "VISUALIZR_CHARACTERS_DIR": characters,
                 "VISUALIZR_DATA_DIR": str(data_dir / "visualizr"),
                 "VISUALIZR_ENGINE": "warp",
+                "VISUALIZR_UI": "false",
             }
             if vocalizr_url:
                 env["VISUALIZR_VOCALIZR_URL"] = vocalizr_url
