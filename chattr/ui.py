@@ -131,13 +131,15 @@ def build_blocks(
     ids = sorted(characters.characters)
     first = ids[0] if ids else None
 
+    def gallery_ids() -> list[str]:
+        """The characters shown in the gallery, in its order (those with a portrait)."""
+        return [i for i in ids if characters.characters[i].portrait_path() is not None]
+
     def gallery_items() -> list[tuple[str, str]]:
         items = []
-        for cid in sorted(characters.characters):
+        for cid in gallery_ids():
             c = characters.characters[cid]
-            portrait = c.portrait_path()
-            if portrait is not None:
-                items.append((str(portrait), f"{c.name} — {c.description}"))
+            items.append((str(c.portrait_path()), f"{c.name} — {c.description}"))
         return items
 
     def status_text() -> str:
@@ -234,8 +236,8 @@ def build_blocks(
                     new_chat = gr.Button("New conversation", size="sm")
 
         def select_from_gallery(evt: gr.SelectData) -> str | None:
-            items = [i for i in ids if characters.characters[i].portrait_path() is not None]
-            return items[evt.index] if 0 <= evt.index < len(items) else None
+            shown = gallery_ids()
+            return shown[evt.index] if 0 <= evt.index < len(shown) else None
 
         def choose(cid: str | None, session_id: str) -> tuple[Any, ...]:
             if not cid or cid not in characters.characters:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chattr.media.clients import ServiceError, VisualizrClient, VocalizrClient
-from chattr.media.joining import JoinError, join_mp4s, join_wavs
+from chattr.media.joining import join_mp4s, join_wavs
 from chattr.media.slots import PrioritySlots
 from chattr.turn import Segment, TurnState
 
@@ -169,17 +169,15 @@ class MediaJob:
                 )
                 joined, _ = await asyncio.to_thread(join_wavs, pieces)
                 self.state.audio_url = self._publish(joined, "wav")
-            except (JoinError, OSError, ServiceError) as exc:
+            except Exception as exc:  # a failed download or join must not cost the reply
                 self.state.add_error("join", f"could not join the audio: {exc}")
-            except Exception as exc:  # a download failing must not cost the reply
-                self.state.add_error("join", f"could not fetch the audio: {exc}")
         if visualizr is not None and segments and all(s.video_url for s in segments):
             try:
                 videos = await asyncio.gather(
                     *(visualizr.download(s.video_url or "") for s in segments)
                 )
                 self.state.video_url = await asyncio.to_thread(self._join_videos, videos)
-            except Exception as exc:  # as above: the reply stands without the joined clip
+            except Exception as exc:  # as above
                 self.state.add_error("join", f"could not join the video: {exc}")
         self._mark("joined_s")
 

@@ -74,7 +74,7 @@ def test_a_three_sentence_reply_gets_speech_and_video_per_sentence_in_order(
         assert video.status_code == 200
         frames, video_s, audio_s = decode_mp4(video.content)
         assert frames > 0 and abs(video_s - durations[-1]) < 0.1
-    # Longer sentences give longer speech: the order of the audio matches the order of the text.
+    # Each sentence has its own clip.
     assert len(set(s["audio_url"] for s in segments)) == 3
 
     joined = httpx.get(result["audio_url"])
