@@ -45,6 +45,7 @@ class PiperEngine(SpeechEngine):
         self.model_path = settings.piper_model or default_model_path()
         self.voice_matching = settings.voice_matching
         self.onnx_threads = settings.piper_threads
+        self.spin = settings.piper_spin
         self.traits_cache = TraitsCache(settings.data_dir / "cache" / "voice_traits")
         self.sample_rate = 22050
         self._voice: PiperVoice | None = None
@@ -71,9 +72,11 @@ class PiperEngine(SpeechEngine):
         options = onnxruntime.SessionOptions()
         if self.onnx_threads:
             options.intra_op_num_threads = self.onnx_threads
-        # Spinning worker threads burn the cores that other requests (and services) need;
-        # measured on a busy 2-core machine: 0.53 s instead of 0.74 s for a 3.8 s line.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # Spinning workers answer the next operator sooner (a 3.8 s line: 118 instead of
+        # 133 ms over HTTP on an idle 2-core machine) but burn cores that others may need
+        # (on a busy one: 0.74 instead of 0.53 s). With one thread there is nothing to spin.
+        if not self.spin:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session = onnxruntime.InferenceSession(
             str(self.model_path), sess_options=options, providers=["CPUExecutionProvider"]
         )
