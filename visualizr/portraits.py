@@ -38,9 +38,16 @@ class Portrait:
 def portrait_from_bytes(
     data: bytes, *, max_pixels: int, face_box: Box | None = None, mouth_box: Box | None = None
 ) -> Portrait:
-    """Decode an image; its key is the SHA-256 of the bytes, so caches survive restarts."""
+    """Decode an image; its key hashes the bytes and declared boxes, so caches survive restarts.
+
+    The boxes are part of the key: the same picture with other declared geometry (two
+    characters, or an edited character.yaml) must not reuse the first one's cached geometry.
+    """
     image = decode_image(data, max_pixels=max_pixels)
-    key = hashlib.sha256(data).hexdigest()[:32]
+    digest = hashlib.sha256(data)
+    if face_box is not None or mouth_box is not None:
+        digest.update(repr((face_box, mouth_box)).encode())
+    key = digest.hexdigest()[:32]
     return Portrait(key=key, image=image, face_box=face_box, mouth_box=mouth_box)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,9 @@ from visualizr_testkit import (
     speech_mono,
     wav_bytes,
 )
+
+from visualizr.geometry import FaceLocator
+from visualizr.portraits import portrait_from_bytes
 
 
 @pytest.fixture(scope="module")
@@ -130,3 +134,20 @@ def test_path_like_ids_never_reach_the_filesystem(
     assert response.status_code == 404, response.text
     assert response.json()["error"] == "unknown_character"
     assert "outside" not in characters(late_server)
+
+
+def test_same_picture_with_other_declared_geometry_gets_its_own(tmp_path: Path) -> None:
+    """Two characters sharing one drawing but declaring different boxes: neither gets the
+    other's cached geometry (the cache key covers the boxes, not just the image bytes)."""
+    buffer = io.BytesIO()
+    drawing_without_face().save(buffer, format="PNG")
+    data = buffer.getvalue()
+    locator = FaceLocator(tmp_path / "cache")
+    chins = []
+    for face_box in ((80.0, 80.0, 240.0, 240.0), (40.0, 40.0, 160.0, 160.0)):
+        portrait = portrait_from_bytes(data, max_pixels=10_000_000, face_box=face_box)
+        geometry = locator.locate(portrait.image, portrait.key, face_box=portrait.face_box)
+        chins.append(tuple(float(v) for v in geometry.chin))
+    locator.close()
+    assert chins[0] == (200.0, 320.0)  # the middle of the box's bottom edge
+    assert chins[1] == (120.0, 200.0)
