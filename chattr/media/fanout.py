@@ -1,6 +1,6 @@
 """The media fan-out of one reply: each sentence to speech as soon as it is complete, each audio
-to video as soon as it is ready, concurrently with the LLM still streaming; then the whole reply
-joined.
+to video as soon as it is ready, concurrently with the LLM still streaming; each video joined onto
+the reply's whole video as soon as its turn in the order comes, and the whole audio at the end.
 
 Sentence k+1's speech overlaps sentence k's video and the LLM's remaining tokens. Concurrency per
 service is bounded across all turns, so a burst of conversations queues here instead of
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chattr.media.clients import ServiceError, VisualizrClient, VocalizrClient
-from chattr.media.joining import join_mp4s, join_wavs
+from chattr.media.joining import JoinError, Mp4Joiner, join_wavs
 from chattr.media.slots import PrioritySlots
 from chattr.turn import Segment, TurnState
 
@@ -36,6 +36,59 @@ class FanoutOptions:
     video_concurrency: int = 2
     fps: int = 25
     join: bool = True
+
+
+class ReplyVideo:
+    """The reply's whole video, joined piece by piece in sentence order as the pieces arrive."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.name = secrets.token_hex(16)
+        self.joiner = Mp4Joiner(directory / f".{self.name}.mp4.part")
+        self.failure: str | None = None
+        self._arrived: dict[int, Path] = {}
+        self._joined = 0
+        self._lock = asyncio.Lock()
+
+    async def add(self, index: int, data: bytes) -> None:
+        """Sentence `index`'s video; joined now if every earlier one is in."""
+        part = self.directory / f".{self.name}-{index}.mp4"
+        await asyncio.to_thread(part.write_bytes, data)
+        self._arrived[index] = part
+        async with self._lock:
+            while self.failure is None and self._joined in self._arrived:
+                try:
+                    await asyncio.to_thread(self.joiner.add, self._arrived[self._joined])
+                except JoinError as exc:
+                    self.failure = str(exc)
+                self._joined += 1
+
+    def fail(self, reason: str) -> None:
+        self.failure = self.failure or reason
+
+    async def finish(self, count: int) -> str:
+        """The joined file's name, once all `count` pieces are in (JoinError otherwise)."""
+        async with self._lock:
+            try:
+                if self.failure is not None:
+                    raise JoinError(self.failure)
+                missing = [index for index in range(count) if index not in self._arrived]
+                if missing:
+                    raise JoinError(f"{len(missing)} of {count} videos are missing")
+                name = f"{self.name}.mp4"
+                copied = await asyncio.to_thread(self.joiner.finish, self.directory / name)
+                if not copied:
+                    log.info("joined video was re-encoded: the pieces' streams differed")
+                return name
+            finally:
+                self.discard()
+
+    def discard(self) -> None:
+        """Delete the pieces and any unfinished file."""
+        self.joiner.discard()
+        for part in self._arrived.values():
+            part.unlink(missing_ok=True)
+        self._arrived.clear()
 
 
 class MediaFanout:
@@ -93,6 +146,9 @@ class MediaJob:
         self.started = time.perf_counter()
         self._tasks: list[asyncio.Task[None]] = []
         self._changed = asyncio.Event()
+        self._video: ReplyVideo | None = None
+        if fanout.options.join and fanout.visualizr is not None:
+            self._video = ReplyVideo(fanout.media_dir)
         if fanout.vocalizr is None:
             state.add_error("vocalizr", "speech is off: no speech service is configured")
 
@@ -107,6 +163,13 @@ class MediaJob:
             self._tasks.append(asyncio.create_task(self._produce(segment, priority)))
 
     async def _produce(self, segment: Segment, priority: tuple[int, float]) -> None:
+        try:
+            await self._make_media(segment, priority)
+        finally:
+            if self._video is not None and segment.video_url is None:
+                self._video.fail("a sentence has no video")
+
+    async def _make_media(self, segment: Segment, priority: tuple[int, float]) -> None:
         speech_slots, video_slots = self.fanout._slots()
         vocalizr, visualizr = self.fanout.vocalizr, self.fanout.visualizr
         assert vocalizr is not None
@@ -134,6 +197,11 @@ class MediaJob:
             return
         segment.video_url = video.url
         self._mark("first_video_s")
+        if self._video is not None:
+            try:
+                await self._video.add(priority[0], await visualizr.download(video.url))
+            except Exception as exc:  # the reply's whole video is lost, not the sentence's
+                self._video.fail(f"could not fetch a video to join: {exc}")
 
     def _mark(self, timing: str) -> None:
         self.state.timings.setdefault(timing, time.perf_counter() - self.started)
@@ -161,7 +229,7 @@ class MediaJob:
 
     async def _join(self) -> None:
         segments = self.state.segments
-        vocalizr, visualizr = self.fanout.vocalizr, self.fanout.visualizr
+        vocalizr = self.fanout.vocalizr
         if vocalizr is not None and all(s.audio_url for s in segments):
             try:
                 pieces = await asyncio.gather(
@@ -171,32 +239,15 @@ class MediaJob:
                 self.state.audio_url = self._publish(joined, "wav")
             except Exception as exc:  # a failed download or join must not cost the reply
                 self.state.add_error("join", f"could not join the audio: {exc}")
-        if visualizr is not None and segments and all(s.video_url for s in segments):
+        if self._video is not None and segments and all(s.video_url for s in segments):
             try:
-                videos = await asyncio.gather(
-                    *(visualizr.download(s.video_url or "") for s in segments)
-                )
-                self.state.video_url = await asyncio.to_thread(self._join_videos, videos)
+                name = await self._video.finish(len(segments))
+                self.state.video_url = f"{self.fanout.public_url}/media/{name}"
             except Exception as exc:  # as above
                 self.state.add_error("join", f"could not join the video: {exc}")
+        elif self._video is not None:
+            self._video.discard()
         self._mark("joined_s")
-
-    def _join_videos(self, videos: list[bytes]) -> str:
-        name = secrets.token_hex(16)
-        parts = []
-        for index, data in enumerate(videos):
-            part = self.fanout.media_dir / f".{name}-{index}.mp4"
-            part.write_bytes(data)
-            parts.append(part)
-        try:
-            destination = self.fanout.media_dir / f"{name}.mp4"
-            copied = join_mp4s(parts, destination)
-            if not copied:
-                log.info("joined video was re-encoded: the pieces' streams differed")
-        finally:
-            for part in parts:
-                part.unlink(missing_ok=True)
-        return f"{self.fanout.public_url}/media/{name}.mp4"
 
     def _publish(self, data: bytes, extension: str) -> str:
         name = f"{secrets.token_hex(16)}.{extension}"
@@ -207,3 +258,5 @@ class MediaJob:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._video is not None:
+            self._video.discard()
