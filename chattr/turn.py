@@ -20,8 +20,9 @@ from chattr.sentences import SentenceSplitter
 
 if TYPE_CHECKING:
     from langchain_core.language_models.chat_models import BaseChatModel
+    from langchain_core.messages import BaseMessage
 
-    from chattr.media.fanout import MediaFanout
+    from chattr.media.fanout import MediaFanout, MediaJob
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +190,32 @@ class ChatService:
             voice = character.id if character.voice_path() is not None else DEFAULT_VOICE
             job = self.media.start(character.id, voice, character.voice.language, state)
             state.media = True
+        media_done = job is None
+        try:
+            async for _ in self._stream_reply(llm, messages, state, job, started):
+                yield state
+            if job is not None:
+                async for _ in job.updates():
+                    yield state
+                media_done = True
+        finally:
+            # The LLM failed, or the caller stopped listening: stop the media and drop its files.
+            if job is not None and not media_done:
+                await job.cancel()
+        state.timings["total_s"] = time.perf_counter() - started
+        await anyio.to_thread.run_sync(self._remember, state, context)
+        state.done = True
+        yield state
+
+    async def _stream_reply(
+        self,
+        llm: BaseChatModel,
+        messages: list[BaseMessage],
+        state: TurnState,
+        job: MediaJob | None,
+        started: float,
+    ) -> AsyncIterator[None]:
+        """The LLM's answer into `state.text`, each complete sentence on to the media job."""
         splitter = SentenceSplitter()
         try:
             async for chunk in llm.astream(messages):
@@ -201,22 +228,14 @@ class ChatService:
                 if job is not None:
                     for sentence in splitter.feed(delta):
                         job.add(sentence)
-                yield state
+                yield
         except Exception as exc:
-            if job is not None:
-                await job.cancel()
             log.warning("LLM call failed: %s", exc)
             raise TurnFailed(f"The language model failed: {type(exc).__name__}: {exc}") from exc
         state.text = state.text.strip()
         if job is not None:
             for sentence in splitter.flush():
                 job.add(sentence)
-            async for _ in job.updates():
-                yield state
-        state.timings["total_s"] = time.perf_counter() - started
-        await anyio.to_thread.run_sync(self._remember, state, context)
-        state.done = True
-        yield state
 
     def _recent(self, state: TurnState) -> list[Turn]:
         try:

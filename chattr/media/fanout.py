@@ -259,4 +259,5 @@ class MediaJob:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._video is not None:
-            self._video.discard()
+            # A worker thread may still be adding a piece; discarding waits for it.
+            await asyncio.to_thread(self._video.discard)

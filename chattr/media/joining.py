@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import threading
 import wave
 from collections.abc import Sequence
 from fractions import Fraction
@@ -175,12 +176,15 @@ class Mp4Joiner:
     pieces are still being made, and finishing is left with only the last one.
 
     Video packets are copied. Should a piece's video differ from the first's (visualizr never
-    does that for one portrait), `finish` joins all the pieces again by re-encoding.
+    does that for one portrait), `finish` joins all the pieces again by re-encoding. Thread-safe:
+    a turn that is abandoned may `discard` while a worker thread is still adding a piece.
     """
 
     def __init__(self, working: Path) -> None:
         self.working = working  # the file being written; renamed when finished
         self.paths: list[Path] = []
+        self._lock = threading.RLock()
+        self._discarded = False
         self._out: Any = None
         self._video: Any = None
         self._sound: _SoundTrack | None = None
@@ -190,6 +194,12 @@ class Mp4Joiner:
 
     def add(self, path: Path) -> None:
         """Append the next piece (JoinError if it does not decode)."""
+        with self._lock:
+            if self._discarded:
+                raise JoinError("the join was abandoned")
+            self._add(path)
+
+    def _add(self, path: Path) -> None:
         self.paths.append(path)
         if self._differs:
             return
@@ -241,6 +251,12 @@ class Mp4Joiner:
     def finish(self, destination: Path) -> bool:
         """Complete the file at `destination`; True when the video was copied, False if
         the pieces had to be re-encoded."""
+        with self._lock:
+            if self._discarded:
+                raise JoinError("the join was abandoned")
+            return self._finish(destination)
+
+    def _finish(self, destination: Path) -> bool:
         if not self.paths:
             raise JoinError("nothing to join")
         if self._differs:
@@ -259,11 +275,13 @@ class Mp4Joiner:
 
     def discard(self) -> None:
         """Give up: close and delete the unfinished file (the pieces are the caller's)."""
-        if self._out is not None:
-            with contextlib.suppress(av.error.FFmpegError):  # type: ignore[attr-defined]
-                self._out.close()
-            self._out = None
-        self.working.unlink(missing_ok=True)
+        with self._lock:
+            self._discarded = True
+            if self._out is not None:
+                with contextlib.suppress(av.error.FFmpegError):  # type: ignore[attr-defined]
+                    self._out.close()
+                self._out = None
+            self.working.unlink(missing_ok=True)
 
 
 def _reencode_video(containers: Sequence[Any], out: Any) -> None:
