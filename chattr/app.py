@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -15,6 +16,7 @@ from fastapi.responses import FileResponse
 
 from chattr.characters import load_characters
 from chattr.llm import NOT_CONFIGURED_HELP, make_chat_model
+from chattr.media.retention import purge_media
 from chattr.memory import open_memory
 from chattr.retrieval import Retriever
 from chattr.settings import Settings
@@ -105,7 +107,11 @@ def create_app(
         async with AsyncExitStack() as stack:
             for sub_app in mounts.values():
                 await stack.enter_async_context(sub_app.router.lifespan_context(sub_app))
-            yield
+            purging = asyncio.create_task(purge_periodically(media_dir, settings.media_retention_s))
+            try:
+                yield
+            finally:
+                purging.cancel()
         if service.media is not None:
             await service.media.aclose()
         if on_shutdown is not None:
@@ -146,6 +152,16 @@ def create_app(
         footer_links=["api", "gradio", "settings"],
         css=blocks.css,  # type: ignore[attr-defined]
     )
+
+
+async def purge_periodically(media_dir: Path, retention_s: float) -> None:
+    """Delete expired joined media now and then, for as long as the app runs."""
+    while True:
+        try:
+            await asyncio.to_thread(purge_media, media_dir, retention_s)
+        except OSError as exc:
+            log.warning("could not purge expired media in %s: %s", media_dir, exc)
+        await asyncio.sleep(min(60.0, retention_s / 2))
 
 
 def safe_media_path(media_dir: Path, name: str) -> Path | None:

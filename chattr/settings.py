@@ -96,6 +96,12 @@ class Settings(BaseSettings):
         default=2, description="Video requests in flight at once, across all turns."
     )
     video_fps: int = Field(default=25, description="Frames per second of the videos.")
+    media_retention_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Joined replies (audio, video) are deleted this many seconds after they "
+        "are made, like the services' own files.",
+    )
     media_startup_timeout_s: float = Field(
         default=120.0, description="How long to wait for locally started services to be healthy."
     )

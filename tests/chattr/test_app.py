@@ -7,11 +7,13 @@ import time
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 from gradio_client import Client
 
 from chattr.fake_llm import FakeLLMServer
 from chattr.media.local_stack import free_port
+from chattr.media.retention import purge_media
 
 from ..conftest import CURIE_FACT, StartApp
 
@@ -183,3 +185,31 @@ def test_use_via_api_shows_named_parameters(start_app: StartApp) -> None:
     assert "/characters" in api["named_endpoints"]
     # Only the API is public: the page's own events are not listed as endpoints.
     assert set(api["named_endpoints"]) == {"/chat", "/characters"}
+
+
+def test_joined_media_past_retention_is_deleted_and_no_longer_served(
+    start_app: StartApp,
+) -> None:
+    app = start_app(media_retention_s=1.0)
+    media_dir = app.settings.data_dir / "media"
+    name = uuid.uuid4().hex
+    joined = media_dir / f"{name}.mp4"
+    piece = media_dir / f".{name}-0.mp4"  # left by a crash mid-join
+    keep = media_dir / "notes.txt"  # not ours: never touched
+    for path in (joined, piece, keep):
+        path.write_bytes(b"x")
+    assert httpx.get(f"{app.url}/media/{name}.mp4").status_code == 200
+    deadline = time.monotonic() + 10
+    while joined.exists() or piece.exists():
+        assert time.monotonic() < deadline, "expired media still there"
+        time.sleep(0.1)
+    assert httpx.get(f"{app.url}/media/{name}.mp4").status_code == 404
+    assert keep.exists()
+    keep.unlink()
+
+
+def test_purge_keeps_fresh_media(tmp_path: Path) -> None:
+    fresh = tmp_path / f"{uuid.uuid4().hex}.wav"
+    fresh.write_bytes(b"x")
+    assert purge_media(tmp_path, older_than_s=60) == 0
+    assert fresh.exists()
