@@ -42,7 +42,14 @@ def free_port() -> int:
 class LocalService:
     """One service as a child process: `python -m NAME --host 127.0.0.1 --port P`."""
 
-    def __init__(self, name: str, env: dict[str, str], log_dir: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        env: dict[str, str],
+        log_dir: Path,
+        defaults: dict[str, str] | None = None,
+    ) -> None:
+        """`env` is the stack's and always applies; `defaults` yield to the environment's."""
         self.name = name
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -52,7 +59,7 @@ class LocalService:
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", name, "--host", "127.0.0.1", "--port", str(self.port)],
-            env={**os.environ, **env},
+            env={**(defaults or {}), **os.environ, **env},
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C in chattr's terminal is ours to pass on
@@ -111,13 +118,16 @@ class LocalStack:
                     "VOCALIZR_CHARACTERS_DIR": characters,
                     "VOCALIZR_DATA_DIR": str(data_dir / "vocalizr"),
                     "VOCALIZR_ENGINE": "piper",
-                    # visualizr renders beside it on the same cores: one ONNX thread each makes
-                    # the whole reply faster (bench/fanout.py: full reply 0.83 -> 0.78 of baseline)
+                },
+                data_dir / "logs",
+                defaults={
+                    # visualizr renders beside it on the same cores: one ONNX thread each
+                    # makes the whole reply faster (bench/fanout.py: full reply 0.83 -> 0.78
+                    # of the baseline on a busy machine).
                     "VOCALIZR_PIPER_THREADS": "1",
                     # No hand-testing tab: an idle mounted Gradio app costs ~7% of a core here.
                     "VOCALIZR_UI": "false",
                 },
-                data_dir / "logs",
             )
             self.services.append(self.vocalizr)
             vocalizr_url = self.vocalizr.url
@@ -126,11 +136,12 @@ class LocalStack:
                 "VISUALIZR_CHARACTERS_DIR": characters,
                 "VISUALIZR_DATA_DIR": str(data_dir / "visualizr"),
                 "VISUALIZR_ENGINE": "warp",
-                "VISUALIZR_UI": "false",
             }
             if vocalizr_url:
                 env["VISUALIZR_VOCALIZR_URL"] = vocalizr_url
-            self.visualizr = LocalService("visualizr", env, data_dir / "logs")
+            self.visualizr = LocalService(
+                "visualizr", env, data_dir / "logs", defaults={"VISUALIZR_UI": "false"}
+            )
             self.services.append(self.visualizr)
         self._ready = threading.Event()
         self._timeout = startup_timeout_s
