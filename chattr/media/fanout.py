@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chattr.media.clients import ServiceError, VisualizrClient, VocalizrClient
-from chattr.media.joining import JoinError, Mp4Joiner, join_wavs
+from chattr.media.joining import ReplyVideo, join_wavs
 from chattr.media.slots import PrioritySlots
 from chattr.turn import Segment, TurnState
 
@@ -36,59 +36,6 @@ class FanoutOptions:
     video_concurrency: int = 2
     fps: int = 25
     join: bool = True
-
-
-class ReplyVideo:
-    """The reply's whole video, joined piece by piece in sentence order as the pieces arrive."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.name = secrets.token_hex(16)
-        self.joiner = Mp4Joiner(directory / f".{self.name}.mp4.part")
-        self.failure: str | None = None
-        self._arrived: dict[int, Path] = {}
-        self._joined = 0
-        self._lock = asyncio.Lock()
-
-    async def add(self, index: int, data: bytes) -> None:
-        """Sentence `index`'s video; joined now if every earlier one is in."""
-        part = self.directory / f".{self.name}-{index}.mp4"
-        await asyncio.to_thread(part.write_bytes, data)
-        self._arrived[index] = part
-        async with self._lock:
-            while self.failure is None and self._joined in self._arrived:
-                try:
-                    await asyncio.to_thread(self.joiner.add, self._arrived[self._joined])
-                except JoinError as exc:
-                    self.failure = str(exc)
-                self._joined += 1
-
-    def fail(self, reason: str) -> None:
-        self.failure = self.failure or reason
-
-    async def finish(self, count: int) -> str:
-        """The joined file's name, once all `count` pieces are in (JoinError otherwise)."""
-        async with self._lock:
-            try:
-                if self.failure is not None:
-                    raise JoinError(self.failure)
-                missing = [index for index in range(count) if index not in self._arrived]
-                if missing:
-                    raise JoinError(f"{len(missing)} of {count} videos are missing")
-                name = f"{self.name}.mp4"
-                copied = await asyncio.to_thread(self.joiner.finish, self.directory / name)
-                if not copied:
-                    log.info("joined video was re-encoded: the pieces' streams differed")
-                return name
-            finally:
-                self.discard()
-
-    def discard(self) -> None:
-        """Delete the pieces and any unfinished file."""
-        self.joiner.discard()
-        for part in self._arrived.values():
-            part.unlink(missing_ok=True)
-        self._arrived.clear()
 
 
 class MediaFanout:

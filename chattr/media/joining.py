@@ -5,13 +5,17 @@ without re-encoding when the pieces' video streams are compatible, which visuali
 one portrait (otherwise decoded and encoded once more). The sound is decoded, each piece's fitted
 to exactly its own video's length, and encoded once: copying the AAC packets instead kept every
 piece's encoder priming and padding, and the sound fell ~45 ms further behind the lips with each
-sentence (a quarter of a second by the sixth). Encoding 35 s of speech costs about 0.1 s.
+sentence (a quarter of a second by the sixth). Encoding 35 s of speech costs about 0.1 s, so a
+reply's video is joined piece by piece as the pieces arrive (`ReplyVideo`), not all at the end.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
+import logging
+import secrets
 import threading
 import wave
 from collections.abc import Sequence
@@ -21,6 +25,8 @@ from typing import Any
 
 import av
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 class JoinError(ValueError):
@@ -306,3 +312,56 @@ def _reencode_video(containers: Sequence[Any], out: Any) -> None:
         sound.end_piece((frames - first) / fps)
     out.mux(video.encode(None))
     sound.close()
+
+
+class ReplyVideo:
+    """The reply's whole video, joined piece by piece in sentence order as the pieces arrive."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.name = secrets.token_hex(16)
+        self.joiner = Mp4Joiner(directory / f".{self.name}.mp4.part")
+        self.failure: str | None = None
+        self._arrived: dict[int, Path] = {}
+        self._joined = 0
+        self._lock = asyncio.Lock()
+
+    async def add(self, index: int, data: bytes) -> None:
+        """Sentence `index`'s video; joined now if every earlier one is in."""
+        part = self.directory / f".{self.name}-{index}.mp4"
+        await asyncio.to_thread(part.write_bytes, data)
+        self._arrived[index] = part
+        async with self._lock:
+            while self.failure is None and self._joined in self._arrived:
+                try:
+                    await asyncio.to_thread(self.joiner.add, self._arrived[self._joined])
+                except JoinError as exc:
+                    self.failure = str(exc)
+                self._joined += 1
+
+    def fail(self, reason: str) -> None:
+        self.failure = self.failure or reason
+
+    async def finish(self, count: int) -> str:
+        """The joined file's name, once all `count` pieces are in (JoinError otherwise)."""
+        async with self._lock:
+            try:
+                if self.failure is not None:
+                    raise JoinError(self.failure)
+                missing = [index for index in range(count) if index not in self._arrived]
+                if missing:
+                    raise JoinError(f"{len(missing)} of {count} videos are missing")
+                name = f"{self.name}.mp4"
+                copied = await asyncio.to_thread(self.joiner.finish, self.directory / name)
+                if not copied:
+                    log.info("joined video was re-encoded: the pieces' streams differed")
+                return name
+            finally:
+                self.discard()
+
+    def discard(self) -> None:
+        """Delete the pieces and any unfinished file."""
+        self.joiner.discard()
+        for part in self._arrived.values():
+            part.unlink(missing_ok=True)
+        self._arrived.clear()

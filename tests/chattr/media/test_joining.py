@@ -12,8 +12,7 @@ import av
 import numpy as np
 import pytest
 
-from chattr.media.fanout import ReplyVideo
-from chattr.media.joining import JoinError, Mp4Joiner, join_mp4s, join_wavs
+from chattr.media.joining import JoinError, Mp4Joiner, ReplyVideo, join_mp4s, join_wavs
 
 
 def make_wav(seconds: float, rate: int = 22050, channels: int = 1) -> bytes:
