@@ -110,13 +110,6 @@ class MediaJob:
             self._tasks.append(asyncio.create_task(self._produce(segment, priority)))
 
     async def _produce(self, segment: Segment, priority: tuple[int, float]) -> None:
-        try:
-            await self._make_media(segment, priority)
-        finally:
-            if self._video is not None and segment.video_url is None:
-                self._video.fail("a sentence has no video")
-
-    async def _make_media(self, segment: Segment, priority: tuple[int, float]) -> None:
         speech_slots, video_slots = self.fanout._slots()
         vocalizr, visualizr = self.fanout.vocalizr, self.fanout.visualizr
         assert vocalizr is not None

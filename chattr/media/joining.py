@@ -150,31 +150,14 @@ def join_mp4s(paths: Sequence[Path], destination: Path) -> bool:
 
     Each piece's sound starts with its own first frame, whatever the pieces' lengths.
     """
-    if not paths:
-        raise JoinError("nothing to join")
-    containers = []
+    joiner = Mp4Joiner(destination.with_name(destination.name + ".part"))
     try:
         for path in paths:
-            containers.append(_open(path))
-        if len({_video_signature(c) for c in containers}) == 1:
-            joiner = Mp4Joiner(destination.with_name(destination.name + ".part"))
-            try:
-                for path in paths:
-                    joiner.add(path)
-            except BaseException:
-                joiner.discard()
-                raise
-            return joiner.finish(destination)
-        with av.open(
-            str(destination), "w", format="mp4", options={"movflags": "+faststart"}
-        ) as out:
-            _reencode_video(containers, out)
-        return False
-    except av.error.FFmpegError as exc:  # type: ignore[attr-defined]
-        raise JoinError(f"a video does not decode: {exc}") from exc
-    finally:
-        for c in containers:
-            c.close()
+            joiner.add(path)
+        return joiner.finish(destination)
+    except BaseException:
+        joiner.discard()
+        raise
 
 
 class Mp4Joiner:
@@ -267,7 +250,8 @@ class Mp4Joiner:
             raise JoinError("nothing to join")
         if self._differs:
             self.discard()
-            return join_mp4s(self.paths, destination)
+            _reencode_files(self.paths, destination)
+            return False
         assert self._sound is not None
         try:
             self._sound.close()
@@ -290,13 +274,30 @@ class Mp4Joiner:
             self.working.unlink(missing_ok=True)
 
 
+def _reencode_files(paths: Sequence[Path], destination: Path) -> None:
+    """Decode every piece and encode them once more as one file (pieces that differ)."""
+    containers = []
+    try:
+        for path in paths:
+            containers.append(_open(path))
+        with av.open(
+            str(destination), "w", format="mp4", options={"movflags": "+faststart"}
+        ) as out:
+            _reencode_video(containers, out)
+    except av.error.FFmpegError as exc:  # type: ignore[attr-defined]
+        raise JoinError(f"a video does not decode: {exc}") from exc
+    finally:
+        for container in containers:
+            container.close()
+
+
 def _reencode_video(containers: Sequence[Any], out: Any) -> None:
     first_video = containers[0].streams.video[0]
     width, height = first_video.codec_context.width, first_video.codec_context.height
     fps = Fraction(first_video.average_rate or 25)
     video = out.add_stream("libx264", rate=fps, options={"preset": "veryfast"})
     video.width, video.height, video.pix_fmt = width, height, "yuv420p"
-    sound = _SoundTrack(out, 44_100)
+    sound = _SoundTrack(out, _audio_rate(containers[0]))
     frames = 0
     for container in containers:
         first = frames
