@@ -3,13 +3,16 @@
 SHELL := /bin/bash
 PY ?= 3.11
 VENV := .venv
-# uv from PATH, else as a module of the system Python (installed there by `uv-installed`).
-UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
+# uv from PATH, else from a small venv of its own in .uv/ (made by `uv-installed`: Debian's
+# Python refuses `pip install` into the system, PEP 668).
+UV_VERSION := 0.13.9
+UV := $(shell command -v uv 2>/dev/null || echo .uv/bin/uv)
 
 .PHONY: setup run test lint typecheck check bench lock browser-deps uv-installed
 
 uv-installed:
-	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	@command -v uv >/dev/null 2>&1 || test -x .uv/bin/uv || \
+		{ python3 -m venv .uv && .uv/bin/pip install --quiet uv==$(UV_VERSION); }
 
 setup: uv-installed
 	$(UV) venv --allow-existing --python $(PY) $(VENV) -q
