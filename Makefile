@@ -8,7 +8,7 @@ VENV := .venv
 UV_VERSION := 0.13.9
 UV := $(shell command -v uv 2>/dev/null || echo .uv/bin/uv)
 
-.PHONY: setup run test lint typecheck check bench lock browser-deps uv-installed
+.PHONY: setup run test lint typecheck check bench lock browser-deps redis-deps uv-installed
 
 uv-installed:
 	@command -v uv >/dev/null 2>&1 || test -x .uv/bin/uv || \
@@ -22,7 +22,7 @@ setup: uv-installed
 run: setup
 	$(VENV)/bin/chattr
 
-test: setup browser-deps
+test: setup browser-deps redis-deps
 	$(VENV)/bin/pytest
 
 lint: setup
@@ -40,6 +40,12 @@ bench: setup
 # Chromium for the browser test, from Debian's packages (browser downloads fail offline).
 browser-deps:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# Redis for the tests (database 13 at 127.0.0.1:6379; one test runs redis-server itself), from
+# Debian's packages; when nothing answers on 6379 one is started there, without persistence.
+redis-deps:
+	@command -v redis-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+	@(exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null || redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no --dir /tmp --logfile /tmp/redis-make-test.log
 
 # Re-resolve after changing pyproject.toml, then commit requirements.lock.
 lock: uv-installed
