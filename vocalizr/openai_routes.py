@@ -2,14 +2,15 @@
 
 `POST /v1/audio/transcriptions` is speech to text; `POST /v1/audio/speech` speaks in a vocalizr
 voice. Errors come in OpenAI's shape, `{"error": {"message", "type", "code"}}`, which OpenAI
-clients show to the person, with vocalizr's statuses and codes.
+clients show to the person, with vocalizr's statuses and codes (and `detail`, as every vocalizr
+error has).
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
@@ -91,7 +92,11 @@ ERROR_STATUSES = (400, 404, 413, 415, 422, 503)
 
 def openai_error(status: int, code: str, message: str) -> JSONResponse:
     kind = "server_error" if status >= 500 else "invalid_request_error"
-    body = {"error": {"message": message, "type": kind, "code": code, "param": None}}
+    # `detail` too: every vocalizr error carries one, whatever the route.
+    body = {
+        "error": {"message": message, "type": kind, "code": code, "param": None},
+        "detail": message,
+    }
     headers = {"Retry-After": "1"} if status == 503 else None
     return JSONResponse(body, status_code=status, headers=headers)
 
@@ -99,7 +104,7 @@ def openai_error(status: int, code: str, message: str) -> JSONResponse:
 class OpenAIErrorRoute(APIRoute):
     """A route whose refusals (vocalizr's errors, invalid fields) read as OpenAI's errors."""
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def route(request: Request) -> Response:
