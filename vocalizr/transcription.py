@@ -102,7 +102,8 @@ class FasterWhisperEngine(SpeechToText):
     name = "faster-whisper"
 
     def __init__(self, settings: Settings) -> None:
-        self.model_name = settings.stt_model or "tiny.en"
+        # Shown in answers: a folder's own name, never where it lies on the server.
+        self.model_name = Path(settings.stt_model).name if settings.stt_model else "tiny.en"
         self._model_source = settings.stt_model
         self.device = settings.stt_device
         self.compute_type = settings.stt_compute_type or (
