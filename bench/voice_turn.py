@@ -49,6 +49,7 @@ TOKENS_PER_S = 300.0
 TARGETS = {"vad_wait": 0.6, "first_audio": 1.2, "first_video": 1.8}
 BEFORE_S, AFTER_S = 0.5, 1.5  # silence around the speech
 CHUNK_S = 0.1  # what a browser's microphone stream sends at a time
+PRE_ROLL_S = 0.3
 STARTUP_TIMEOUT_S = 180.0
 KNOWLEDGE_TIMEOUT_S = 900.0
 TURN_TIMEOUT_S = 180.0
@@ -100,7 +101,10 @@ def listen(audio: np.ndarray, rate: int, speech_end_s: float) -> tuple[np.ndarra
                 start_s = event.at_s
             elif event.kind == "end" and start_s is not None and event.at_s > speech_end_s - 0.5:
                 fed_s = (offset + chunk) / rate
-                utterance = audio[int(start_s * rate) : int(event.at_s * rate)]
+                # Pre-roll: the detector is sure of speech a window or two after a soft onset
+                # ("The ..."), so the utterance starts a little before it.
+                begin = max(0, int((start_s - PRE_ROLL_S) * rate))
+                utterance = audio[begin : int((event.at_s + 0.1) * rate)]
                 return utterance, fed_s - speech_end_s + scoring_s
     raise RuntimeError("voice activity never ended the utterance")
 
