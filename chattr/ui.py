@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import gradio as gr
+from gradio.data_classes import FileData
 
 from chattr.characters import Character
 from chattr.settings import Settings
 from chattr.turn import ChatService, TurnFailed, TurnRejected, TurnState
 from chattr.uploads import UploadError, import_upload
+from chattr.voice.speech_in import transcribe_recording
 
 log = logging.getLogger(__name__)
 
@@ -339,7 +341,11 @@ def build_blocks(
         # --- the API scripts use (gradio_client): named endpoints with named parameters ---
 
         async def chat(
-            message: str, character: str, session_id: str = "", media: bool = True
+            message: str = "",
+            character: str = "",
+            session_id: str = "",
+            media: bool = True,
+            audio: FileData | None = None,
         ) -> AsyncIterator[dict[str, Any]]:
             """One chat turn. Streams partial results; the last one is complete.
 
@@ -348,13 +354,21 @@ def build_blocks(
                 character: the character's id (see the `characters` endpoint).
                 session_id: the conversation's id; empty starts a new conversation.
                 media: make speech and video of the reply (when the services are available).
+                audio: a recording (handle_file) said in place of `message`; vocalizr
+                    transcribes it and the result adds `transcript`.
             Returns:
                 {text, session_id, character, audio_url, video_url, segments, errors}
             """
             session_id = session_id or new_session_id()
             try:
+                transcript = None
+                if audio is not None:
+                    if message.strip():
+                        raise TurnRejected("Send `message` or `audio`, not both.")
+                    message = transcript = await transcribe_recording(service, audio, character)
                 async for state in service.run(message, character, session_id, media=media):
-                    yield state.to_api()
+                    result = state.to_api()
+                    yield result if transcript is None else {**result, "transcript": transcript}
             except (TurnRejected, TurnFailed) as exc:
                 raise gr.Error(str(exc)) from exc
 

@@ -22,8 +22,10 @@ from vocalizr.errors import EngineNotReady, UploadTooLarge, VocalizrError
 from vocalizr.files import FileStore
 from vocalizr.jobs import JobQueue
 from vocalizr.metrics import Metrics
+from vocalizr.openai_routes import create_openai_router
 from vocalizr.service import SpeechRequest, SpeechService
 from vocalizr.settings import Settings
+from vocalizr.transcription import TranscriptionService, create_transcriber
 from vocalizr.voices import Voice, VoiceRegistry
 
 log = logging.getLogger(__name__)
@@ -86,6 +88,7 @@ def create_app(settings: Settings) -> FastAPI:
         settings.max_reference_s,
     )
     service = SpeechService(engine, voices, files, jobs, metrics, settings.max_text_chars)
+    transcription = TranscriptionService(create_transcriber(settings), jobs, settings.stt_max_s)
 
     def start_engine() -> None:
         try:
@@ -242,6 +245,9 @@ def create_app(settings: Settings) -> FastAPI:
             return FileResponse(files.path_of(file_id), media_type="audio/wav")
         path = await anyio.to_thread.run_sync(files.encoded, file_id, audio_format)
         return FileResponse(path, media_type=ENCODINGS[audio_format][3])
+
+    app.include_router(create_openai_router(settings, service, transcription))
+    app.state.transcription = transcription
 
     if settings.ui:
         from vocalizr.ui import mount_ui

