@@ -115,7 +115,7 @@ def one_run(llm_url: str, work: Path, index: int) -> Run:
     try:
         wait_for_page(process, url, 120)
         run.page_s = time.monotonic() - started
-        client = Client(url, verbose=False)
+        client = Client(url, verbose=False, httpx_kwargs={"timeout": 120})
         job = client.submit(MESSAGE, CHARACTER, "", True, api_name="/chat")
         last: dict | None = None
         for update in job:

@@ -128,7 +128,7 @@ def test_a_cold_start_answers_the_first_message_at_once(
         # Generous: on a 2-core machine shared with other test runs, imports alone can take minutes.
         wait_for_page(process, url, 300)
         started = time.monotonic()
-        job = Client(url, verbose=False).submit(
+        job = Client(url, verbose=False, httpx_kwargs={"timeout": 120}).submit(
             "Hello there!", "napoleon", "", True, api_name="/chat"
         )
         first_text_s, knowledge_then, result = None, "", {}
