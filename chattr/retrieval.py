@@ -1,7 +1,9 @@
 """Context for a turn: the embedder and the knowledge store, loaded in the background.
 
-Importing torch and loading MiniLM takes seconds; the page must open before that, so loading runs
-in a thread and turns wait for it (the page shows the status meanwhile).
+Loading MiniLM and indexing the characters' knowledge takes seconds on a first start (a restart
+embeds nothing: the index is on disk, tagged with its documents' hash); the page must open before
+that, so loading runs in a thread. A turn waits for it about a second at most, then answers
+without knowledge and says so (the page shows the status meanwhile).
 """
 
 from __future__ import annotations
@@ -113,7 +115,7 @@ class Retriever:
     def wait(self, timeout: float) -> None:
         """Block until loaded; raise RetrievalUnavailable when it failed or took too long."""
         if not self._ready.wait(timeout):
-            raise RetrievalUnavailable(f"knowledge is still loading ({self.status})")
+            raise RetrievalUnavailable(f"still loading ({self.status})")
         if self.error is not None:
             raise RetrievalUnavailable(self.error)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import uvicorn
 
@@ -20,7 +20,7 @@ def make_fanout(
     settings: Settings,
     vocalizr_url: str | None,
     visualizr_url: str | None,
-    wait_started: Callable[[float], bool] | None = None,
+    wait_started: Callable[[float], Collection[str]] | None = None,
 ) -> MediaFanout:
     """The media fan-out over the given service URLs (either may be None: that medium is off)."""
 
@@ -69,7 +69,7 @@ def start_media(settings: Settings) -> tuple[MediaFanout, LocalStack | None]:
         if stack.visualizr is not None:
             visualizr_url = stack.visualizr.url
         log.info("started local media services: %s", ", ".join(s.url for s in stack.services))
-    wait = stack.wait_ready if stack else None
+    wait = stack.wait_started if stack else None
     return make_fanout(settings, vocalizr_url, visualizr_url, wait), stack
 
 

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,8 +26,11 @@ from chattr.turn import Segment, TurnState
 
 log = logging.getLogger(__name__)
 
-# How long a turn waits for locally started services that are still loading their engines.
-STARTUP_WAIT_S = 60.0
+# How long a sentence waits for locally started services that are still loading their engines.
+# Sentences completed while a service is still starting go without its medium (the turn's errors
+# say so); those completed once it is up get it, so a reply may gain media as it goes.
+STARTUP_WAIT_S = 1.0
+STILL_STARTING = "still starting: sentences before it was ready have no {medium}"
 
 
 @dataclass(frozen=True)
@@ -49,10 +52,11 @@ class MediaFanout:
         media_dir: Path,
         public_url: str,
         options: FanoutOptions | None = None,
-        wait_started: Callable[[float], bool] | None = None,
+        wait_started: Callable[[float], Collection[str]] | None = None,
     ) -> None:
         self.vocalizr = vocalizr
-        # For services chattr started itself: block until they answer /healthz (or give up).
+        # For services chattr started itself: wait up to N s for them to answer /healthz (or
+        # give up); the names of those still starting.
         self.wait_started = wait_started
         self.visualizr = visualizr
         self.media_dir = media_dir
@@ -113,8 +117,9 @@ class MediaJob:
         speech_slots, video_slots = self.fanout._slots()
         vocalizr, visualizr = self.fanout.vocalizr, self.fanout.visualizr
         assert vocalizr is not None
-        if self.fanout.wait_started is not None:
-            await asyncio.to_thread(self.fanout.wait_started, STARTUP_WAIT_S)
+        if "vocalizr" in await self._starting(STARTUP_WAIT_S):
+            self._still_starting("vocalizr", "speech or video")
+            return
         try:
             async with speech_slots.slot(priority):
                 speech = await vocalizr.synthesize(segment.text, self.voice, self.language)
@@ -125,6 +130,9 @@ class MediaJob:
         segment.audio_duration_s = speech.duration_s
         self._mark("first_audio_s")
         if visualizr is None:
+            return
+        if "visualizr" in await self._starting(0.0):
+            self._still_starting("visualizr", "video")
             return
         try:
             async with video_slots.slot(priority):
@@ -142,6 +150,16 @@ class MediaJob:
                 await self._video.add(priority[0], await visualizr.download(video.url))
             except Exception as exc:  # the reply's whole video is lost, not the sentence's
                 self._video.fail(f"could not fetch a video to join: {exc}")
+
+    async def _starting(self, timeout: float) -> Collection[str]:
+        if self.fanout.wait_started is None:
+            return ()
+        return await asyncio.to_thread(self.fanout.wait_started, timeout)
+
+    def _still_starting(self, service: str, medium: str) -> None:
+        # The reply's whole video and audio are joined only when every sentence has them.
+        self.state.add_error(service, STILL_STARTING.format(medium=medium))
+        self._changed.set()
 
     def _mark(self, timing: str) -> None:
         self.state.timings.setdefault(timing, time.perf_counter() - self.started)

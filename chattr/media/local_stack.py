@@ -163,6 +163,16 @@ class LocalStack:
     def wait_ready(self, timeout: float) -> bool:
         return self._ready.wait(timeout)
 
+    def wait_started(self, timeout: float) -> list[str]:
+        """Wait up to `timeout` for every service to settle; the names of those still starting."""
+        deadline = time.monotonic() + timeout
+        while True:
+            starting = [s.name for s in self.services if s.status == "starting"]
+            remaining = deadline - time.monotonic()
+            if not starting or remaining <= 0:
+                return starting
+            self._ready.wait(min(0.1, remaining))
+
     def status_lines(self) -> list[str]:
         return [f"{s.name}: {s.status}" for s in self.services if s.status != "ready"]
 

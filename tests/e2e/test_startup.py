@@ -104,3 +104,110 @@ def test_chattr_starts_local_media_services_and_stops_them_on_exit(
         process.wait(60)
     _, alive = psutil.wait_procs(children, timeout=15)
     assert not alive, f"left running: {[p.pid for p in alive]}"
+
+
+TORCH_LIBRARIES = ("libtorch", "libc10")
+
+
+def loaded_libraries(pid: int) -> set[str]:
+    """File names of the shared libraries mapped into a process."""
+    with open(f"/proc/{pid}/maps") as maps:
+        return {line.rsplit("/", 1)[-1].strip() for line in maps if ".so" in line}
+
+
+def test_a_cold_start_answers_the_first_message_at_once(
+    tmp_path: Path, characters_dir: Path, llm: FakeLLMServer
+) -> None:
+    """Empty data folder, local services: the first message, sent the moment the page answers,
+    gets its reply without waiting on what still loads, and `errors` names what was missing."""
+    import psutil
+    from gradio_client import Client
+
+    process, url = launch(tmp_path, characters_dir, llm.url)
+    try:
+        # Generous: on a 2-core machine shared with other test runs, imports alone can take minutes.
+        wait_for_page(process, url, 300)
+        started = time.monotonic()
+        job = Client(url, verbose=False, httpx_kwargs={"timeout": 120}).submit(
+            "Hello there!", "napoleon", "", True, api_name="/chat"
+        )
+        first_text_s, knowledge_then, result = None, "", {}
+        for update in job:
+            result = update
+            if first_text_s is None and update.get("text"):
+                first_text_s = time.monotonic() - started
+                knowledge_then = httpx.get(url + "/healthz").json()["knowledge"]
+        seconds = time.monotonic() - started
+        errors = {e["service"]: e["detail"] for e in result["errors"]}
+        print(
+            f"first text after {first_text_s} s, turn done after {seconds:.1f} s; knowledge "
+            f"was {knowledge_then!r} at the first text; errors {errors}"
+        )
+        assert result["text"] and first_text_s is not None, result
+        # Before, the first turn waited up to 60 s for knowledge; now about a second at most
+        # (the fake LLM answers at once; the rest is the LLM client's first use and the load of
+        # a shared 2-core machine).
+        assert first_text_s < 20, f"the reply's text came after {first_text_s:.1f} s"
+        if not knowledge_then.startswith("ready"):
+            assert errors.get("knowledge", "").startswith("still loading"), errors
+        for service in ("vocalizr", "visualizr"):
+            if service in errors and "still starting" not in errors[service]:
+                raise AssertionError(f"{service} failed after start: {errors[service]}")
+        # Media still starting no longer hold the turn for a minute either.
+        assert seconds < 90, f"the first turn took {seconds:.1f} s"
+
+        # After a turn, chattr has not loaded torch, nor have the services with their CPU engines.
+        processes = [psutil.Process(process.pid), *psutil.Process(process.pid).children(True)]
+        for proc in processes:
+            torch = [lib for lib in loaded_libraries(proc.pid) if lib.startswith(TORCH_LIBRARIES)]
+            assert not torch, f"{' '.join(proc.cmdline())} loaded {torch}"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(60)
+
+
+SERVICE_IMPORTS = {
+    # service: (environment, how to load its engine as the service does, modules it must not load)
+    "vocalizr": (
+        {"VOCALIZR_ENGINE": "piper"},
+        "from vocalizr.engines import create_engine; create_engine(s).load()",
+        ("torch", "TTS", "transformers"),
+    ),
+    "visualizr": (
+        {"VISUALIZR_ENGINE": "warp"},
+        "from visualizr.engines import load_engine; load_engine(s)",
+        ("torch", "diffusers", "transformers"),
+    ),
+}
+
+
+@pytest.mark.parametrize("service", sorted(SERVICE_IMPORTS))
+def test_services_import_only_what_their_cpu_engine_needs(
+    service: str, tmp_path: Path, characters_dir: Path
+) -> None:
+    env, load, forbidden = SERVICE_IMPORTS[service]
+    prefix = service.upper()
+    code = (
+        "import sys\n"
+        f"from {service}.settings import Settings\n"
+        f"from {service}.api import create_app\n"
+        "s = Settings()\n"
+        "create_app(s)\n"
+        f"{load}\n"
+        f"print(sorted(m for m in {forbidden!r} if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={
+            **os.environ,
+            **env,
+            f"{prefix}_UI": "false",
+            f"{prefix}_DATA_DIR": str(tmp_path / "data"),
+            f"{prefix}_CHARACTERS_DIR": str(characters_dir),
+        },
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout

@@ -1,0 +1,220 @@
+"""A cold start as a new user meets it: `chattr` on an empty data folder, with its local services.
+
+Each run starts `.venv/bin/chattr` as `make run` does (a subprocess, vocalizr and visualizr started
+by it on the CPU engines, a fresh CHATTR_DATA_DIR, no Redis), with the LLM played by
+chattr/fake_llm.py at a hosted model's pace. The first message goes out through gradio_client the
+moment the page answers, and the bench times, from the start of the process: the page, that
+reply's first text, its first audio and its first video; then the resident memory of each
+process after the turn. Targets: page <= 10 s, text <= 15 s, first video <= 20 s, the stack
+<= 1.2 GB resident. For scale, the time of `python -c "import gradio"` on the same machine: the
+floor of any Gradio app here. The machine's load average is printed: figures on a shared
+machine are pessimistic.
+
+    .venv/bin/python bench/startup.py [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from chattr.fake_llm import FakeLLMServer  # noqa: E402
+from chattr.media.local_stack import free_port  # noqa: E402
+
+TARGETS_S = {"page": 10.0, "text": 15.0, "video": 20.0}
+TARGET_STACK_MB = 1200.0
+MESSAGE = "Tell me about the battle you are proudest of."
+CHARACTER = "napoleon"
+# A hosted model's pace (Groq answers faster still): first token after 0.3 s, 60 tokens a second.
+FIRST_TOKEN_S = 0.3
+TOKENS_PER_S = 60.0
+
+
+@dataclass
+class Run:
+    page_s: float = float("nan")
+    text_s: float = float("nan")
+    audio_s: float = float("nan")
+    video_s: float = float("nan")
+    done_s: float = float("nan")
+    errors: list[str] = field(default_factory=list)
+    rss_mb: dict[str, float] = field(default_factory=dict)
+
+
+def chattr_command() -> list[str]:
+    script = Path(sys.executable).with_name("chattr")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "chattr"]
+
+
+def wait_for_page(process: subprocess.Popen[bytes], url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"chattr exited with code {process.returncode}")
+        try:
+            if (
+                httpx.get(url + "/", timeout=1).status_code == 200
+                and httpx.get(url + "/config", timeout=2).status_code == 200
+            ):
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"the page was not up within {timeout:.0f} s")
+
+
+def resident_mb(process: subprocess.Popen[bytes]) -> dict[str, float]:
+    """RSS of chattr and each process it started, by name."""
+    parent = psutil.Process(process.pid)
+    found = {"chattr": parent.memory_info().rss / 2**20}
+    for child in parent.children(recursive=True):
+        command = " ".join(child.cmdline())
+        name = next((n for n in ("vocalizr", "visualizr") if f"-m {n}" in command), child.name())
+        found[name] = found.get(name, 0.0) + child.memory_info().rss / 2**20
+    return found
+
+
+def one_run(llm_url: str, work: Path, index: int) -> Run:
+    from gradio_client import Client
+
+    run = Run()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "CHATTR_LLM_BASE_URL": llm_url,
+        "CHATTR_DATA_DIR": str(work / f"data-{index}"),  # empty: nothing indexed, nothing cached
+        "CHATTR_CHARACTERS_DIR": str(REPO / "characters"),
+    }
+    for name in ("CHATTR_REDIS_URL", "CHATTR_VOCALIZR_URL", "CHATTR_VISUALIZR_URL"):
+        env.pop(name, None)
+    log = (work / f"chattr-{index}.log").open("wb")
+    started = time.monotonic()
+    process = subprocess.Popen(
+        [*chattr_command(), "--port", str(port)],
+        env=env,
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_page(process, url, 120)
+        run.page_s = time.monotonic() - started
+        client = Client(url, verbose=False, httpx_kwargs={"timeout": 120})
+        job = client.submit(MESSAGE, CHARACTER, "", True, api_name="/chat")
+        last: dict | None = None
+        for update in job:
+            now = time.monotonic() - started
+            last = update
+            if update.get("text") and run.text_s != run.text_s:  # first time (nan != nan)
+                run.text_s = now
+            segments = update.get("segments") or []
+            if any(s.get("audio_url") for s in segments) and run.audio_s != run.audio_s:
+                run.audio_s = now
+            if any(s.get("video_url") for s in segments) and run.video_s != run.video_s:
+                run.video_s = now
+        run.done_s = time.monotonic() - started
+        final = job.outputs()[-1] if job.outputs() else last
+        run.errors = [f"{e['service']}: {e['detail']}" for e in (final or {}).get("errors", [])]
+        time.sleep(1.0)  # let the services settle after the turn (files written, buffers freed)
+        run.rss_mb = resident_mb(process)
+    finally:
+        children = psutil.Process(process.pid).children(recursive=True)
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        psutil.wait_procs(children, timeout=15)
+        log.close()
+    return run
+
+
+def import_gradio_s() -> float:
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-c", "import gradio"], check=True)
+    return time.monotonic() - started
+
+
+def median(values: Sequence[float]) -> float:
+    present = [v for v in values if v == v]
+    return statistics.median(present) if present else float("nan")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args(argv)
+    print(
+        f"load before: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} on {os.cpu_count()} cpus"
+    )
+    llm = FakeLLMServer(first_token_s=FIRST_TOKEN_S, tokens_per_s=TOKENS_PER_S).start()
+    runs: list[Run] = []
+    gradio: list[float] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="chattr-startup-") as tmp:
+            for index in range(args.runs):
+                gradio.append(import_gradio_s())
+                run = one_run(llm.url, Path(tmp), index)
+                runs.append(run)
+                memory = "  ".join(f"{k} {v:.0f}" for k, v in sorted(run.rss_mb.items()))
+                print(
+                    f"run {index + 1}: page {run.page_s:.1f} s  text {run.text_s:.1f} s  "
+                    f"audio {run.audio_s:.1f} s  video {run.video_s:.1f} s  "
+                    f"done {run.done_s:.1f} s  | RSS MB {memory} (total "
+                    f"{sum(run.rss_mb.values()):.0f})  | import gradio {gradio[-1]:.1f} s",
+                    flush=True,
+                )
+                for error in run.errors:
+                    print(f"    error: {error}")
+    finally:
+        llm.stop()
+
+    print(f"\nmedians of {len(runs)} cold starts (seconds from the process start):")
+    rows = [
+        ("page", [r.page_s for r in runs], TARGETS_S["page"]),
+        ("first text", [r.text_s for r in runs], TARGETS_S["text"]),
+        ("first audio", [r.audio_s for r in runs], None),
+        ("first video", [r.video_s for r in runs], TARGETS_S["video"]),
+        ("turn done", [r.done_s for r in runs], None),
+    ]
+    floor = median(gradio)
+    for name, values, target in rows:
+        value = median(values)
+        verdict = (
+            ""
+            if target is None
+            else f"target <= {target:.0f} s: " + ("met" if value <= target else "MISSED")
+        )
+        print(f"  {name:<12} {value:6.1f} s   ({value / floor:4.1f} x import gradio)  {verdict}")
+    print(f"  {'import gradio':<12} {floor:6.1f} s   (python -c 'import gradio', the floor)")
+    names = sorted({name for r in runs for name in r.rss_mb})
+    print("\nresident memory after the turn (median RSS, MB):")
+    for name in names:
+        print(f"  {name:<12} {median([r.rss_mb.get(name, float('nan')) for r in runs]):7.0f}")
+    total = median([sum(r.rss_mb.values()) for r in runs])
+    print(
+        f"  {'stack':<12} {total:7.0f}   target <= {TARGET_STACK_MB:.0f} MB: "
+        f"{'met' if total <= TARGET_STACK_MB else 'MISSED'} (RSS counts shared pages in each)"
+    )
+    print(f"\nload after: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} (uptime's 1/5 min)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
