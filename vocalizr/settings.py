@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -85,3 +85,15 @@ class Settings(BaseSettings):
     )
     xtts_fp16: bool = Field(default=True, description="xtts: fp16 autocast when running on CUDA.")
     ui: bool = Field(default=True, description="Mount the Gradio tab at `/ui`.")
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="Bearer key(s), comma-separated: when set, every route but `/healthz` and "
+        "`/files/<id>` needs `Authorization: Bearer <key>`; uploaded voices belong to the key "
+        "that made them.",
+    )
+    voice_retention_s: float = Field(
+        default=7 * 24 * 3600.0,
+        gt=0,
+        description="Uploaded voices (POST /v1/voices) are forgotten and deleted after this many "
+        "seconds.",
+    )
