@@ -16,8 +16,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).parent))
 
 from visualizr_testkit import (
-    PAINTING,
     AUDIO_HOST_PORT,
+    PAINTING,
     PHOTO,
     AudioHost,
     drawing_without_face,
