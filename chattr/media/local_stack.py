@@ -49,14 +49,15 @@ class LocalService:
         env: dict[str, str],
         log_dir: Path,
         defaults: dict[str, str] | None = None,
+        api_key: str | None = None,
     ) -> None:
         """`env` is the stack's and always applies; `defaults` yield to the environment's.
 
         The service gets a fresh random bearer key each start (`api_key`): a local service is
-        guarded like a public one, and only this chattr knows the key.
+        guarded like a public one, and only this chattr knows the key (unless one is given).
         """
         self.name = name
-        self.api_key = secrets.token_urlsafe(32)
+        self.api_key = api_key or secrets.token_urlsafe(32)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.status = "starting"
