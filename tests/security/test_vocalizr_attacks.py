@@ -233,3 +233,29 @@ def test_bad_input_is_a_clear_4xx_without_server_paths(
     assert set(body) == {"error", "detail"} and body["detail"]
     for leak in (str(workdir), "/tmp", "/proc", "/work", str(Path.home())):
         assert leak not in body["detail"], body["detail"]
+
+
+async def test_chattr_sends_the_key_it_is_given(
+    vocalizr: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chattr.media.clients import ServiceError, VocalizrClient
+    from chattr.server import make_fanout
+    from chattr.settings import Settings
+
+    monkeypatch.setenv("VOCALIZR_API_KEY", KEYS[0])  # the service's own name works for chattr
+    settings = Settings()
+    assert settings.vocalizr_api_key is not None
+    fanout = make_fanout(settings, vocalizr.url, None)
+    client = fanout.vocalizr
+    assert isinstance(client, VocalizrClient)
+    try:
+        spoken = await client.synthesize("With the key.", "ada")
+        assert spoken.url.startswith(vocalizr.url) and spoken.duration_s > 0
+    finally:
+        await client.aclose()
+    keyless = VocalizrClient(vocalizr.url)
+    try:
+        with pytest.raises(ServiceError, match="Authorization: Bearer"):
+            await keyless.synthesize("Without it.", "ada")
+    finally:
+        await keyless.aclose()
