@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable, Collection
 
 import uvicorn
+from pydantic import SecretStr
 
 from chattr.app import create_app, create_service
 from chattr.media.clients import ClientOptions, VisualizrClient, VocalizrClient
@@ -21,8 +22,16 @@ def make_fanout(
     vocalizr_url: str | None,
     visualizr_url: str | None,
     wait_started: Callable[[float], Collection[str]] | None = None,
+    *,
+    vocalizr_key: str | None = None,
+    visualizr_key: str | None = None,
 ) -> MediaFanout:
-    """The media fan-out over the given service URLs (either may be None: that medium is off)."""
+    """The media fan-out over the given service URLs (either may be None: that medium is off).
+
+    The bearer keys default to the settings' (CHATTR_VOCALIZR_API_KEY, CHATTR_VISUALIZR_API_KEY).
+    """
+    vocalizr_key = vocalizr_key or _secret(settings.vocalizr_api_key)
+    visualizr_key = visualizr_key or _secret(settings.visualizr_api_key)
 
     def options(read_timeout_s: float) -> ClientOptions:
         return ClientOptions(
@@ -34,10 +43,10 @@ def make_fanout(
         )
 
     return MediaFanout(
-        VocalizrClient(vocalizr_url, options(settings.vocalizr_timeout_s))
+        VocalizrClient(vocalizr_url, options(settings.vocalizr_timeout_s), vocalizr_key)
         if vocalizr_url
         else None,
-        VisualizrClient(visualizr_url, options(settings.visualizr_timeout_s))
+        VisualizrClient(visualizr_url, options(settings.visualizr_timeout_s), visualizr_key)
         if visualizr_url
         else None,
         media_dir=settings.data_dir / "media",
@@ -62,6 +71,7 @@ def start_media(settings: Settings) -> tuple[MediaFanout, LocalStack | None]:
             vocalizr=not vocalizr_url,
             visualizr=not visualizr_url,
             vocalizr_url=vocalizr_url,
+            vocalizr_key=_secret(settings.vocalizr_api_key),
             startup_timeout_s=settings.media_startup_timeout_s,
         )
         if stack.vocalizr is not None:
@@ -70,7 +80,15 @@ def start_media(settings: Settings) -> tuple[MediaFanout, LocalStack | None]:
             visualizr_url = stack.visualizr.url
         log.info("started local media services: %s", ", ".join(s.url for s in stack.services))
     wait = stack.wait_started if stack else None
-    return make_fanout(settings, vocalizr_url, visualizr_url, wait), stack
+    keys: dict[str, str | None] = {}
+    if stack is not None:
+        keys["vocalizr_key"] = stack.vocalizr.api_key if stack.vocalizr else None
+        keys["visualizr_key"] = stack.visualizr.api_key if stack.visualizr else None
+    return make_fanout(settings, vocalizr_url, visualizr_url, wait, **keys), stack
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
 
 
 def serve(settings: Settings, *, media: bool = True) -> None:

@@ -70,6 +70,18 @@ class Settings(BaseSettings):
     visualizr_url: str | None = Field(
         default=None, description="visualizr service URL; unset: started locally (CPU engine)."
     )
+    vocalizr_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CHATTR_VOCALIZR_API_KEY", "VOCALIZR_API_KEY"),
+        description="Bearer key sent to vocalizr (its VOCALIZR_API_KEY); services chattr starts "
+        "itself get a random key each start.",
+    )
+    visualizr_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CHATTR_VISUALIZR_API_KEY", "VISUALIZR_API_KEY"),
+        description="Bearer key sent to visualizr (its VISUALIZR_API_KEY); services chattr starts "
+        "itself get a random key each start.",
+    )
 
     media_connect_timeout_s: float = Field(
         default=2.0, description="Connect timeout for the media services, seconds."

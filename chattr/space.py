@@ -5,15 +5,19 @@
 - Everything in the Space: with no service URLs, both services run inside this process, mounted
   at `/vocalizr` and `/visualizr`, with the engines their settings name (`VOCALIZR_ENGINE=xtts`,
   `VISUALIZR_ENGINE=musetalk` on a GPU Space); on ZeroGPU hardware their model calls run under
-  `spaces.GPU`.
+  `spaces.GPU`. The mounted services are public with the Space, so each is guarded by a bearer
+  key: the configured one (CHATTR_VOCALIZR_API_KEY, CHATTR_VISUALIZR_API_KEY), else a random key
+  each start that only this process knows. Their `/files/<id>` stay open: browsers play them.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 from typing import Any
 
 from fastapi import FastAPI
+from pydantic import SecretStr
 
 from chattr.app import create_app, create_service
 from chattr.server import make_fanout
@@ -52,8 +56,11 @@ def build_space_app(settings: Settings) -> FastAPI:
 
     enable_zero_gpu()
     base = settings.own_url
+    vocalizr_key = _key(settings.vocalizr_api_key)
+    visualizr_key = _key(settings.visualizr_api_key)
     vocalizr = create_vocalizr(
         VocalizrSettings(
+            api_key=SecretStr(vocalizr_key),
             public_url=f"{base}/vocalizr",
             characters_dir=settings.characters_dir,
             data_dir=settings.data_dir / "vocalizr",
@@ -62,6 +69,8 @@ def build_space_app(settings: Settings) -> FastAPI:
     )
     visualizr = create_visualizr(
         VisualizrSettings(
+            api_key=SecretStr(visualizr_key),
+            vocalizr_api_key=SecretStr(vocalizr_key),
             public_url=f"{base}/visualizr",
             vocalizr_url=f"{base}/vocalizr",
             characters_dir=settings.characters_dir,
@@ -70,6 +79,17 @@ def build_space_app(settings: Settings) -> FastAPI:
         )
     )
     log.info("media: vocalizr and visualizr in-process at %s/vocalizr, %s/visualizr", base, base)
-    fanout = make_fanout(settings, f"{base}/vocalizr", f"{base}/visualizr")
+    fanout = make_fanout(
+        settings,
+        f"{base}/vocalizr",
+        f"{base}/visualizr",
+        vocalizr_key=vocalizr_key,
+        visualizr_key=visualizr_key,
+    )
     service = create_service(settings, media=fanout, start_retrieval=False)
     return create_app(settings, service, mounts={"/vocalizr": vocalizr, "/visualizr": visualizr})
+
+
+def _key(configured: SecretStr | None) -> str:
+    """The configured bearer key of a mounted service, else a random one for this start."""
+    return configured.get_secret_value() if configured is not None else secrets.token_urlsafe(32)

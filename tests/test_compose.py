@@ -96,6 +96,9 @@ def test_ports_agree_between_command_publishing_health_check_and_peers(program: 
     assert command[command.index("--host") + 1] == "0.0.0.0"
     published = [p.rsplit(":", 1)[-1] for p in service["ports"]]
     assert port in published
+    if program != "chattr":  # the media services: this host's loopback only
+        for mapping in service["ports"]:
+            assert str(mapping).startswith("127.0.0.1:"), f"{program} published on {mapping}"
     assert f":{port}/healthz" in " ".join(service["healthcheck"]["test"])
     # Other services reach it by its compose name and that port.
     for other in SERVICES.values():
@@ -151,3 +154,27 @@ def test_dockerfile_copies_what_exists() -> None:
         if line.startswith("COPY "):
             for source in line.split()[1:-1]:
                 assert (REPO / source).exists(), f"Dockerfile copies missing {source}"
+
+
+def test_media_services_get_their_keys_and_peers_send_them() -> None:
+    """One .env variable per key: the service guards with it, chattr and visualizr send it."""
+    import chattr.settings
+    import visualizr.settings
+    import vocalizr.settings
+
+    environment = {name: SERVICES[name].get("environment", {}) for name in OURS}
+    for program, key in (("vocalizr", "VOCALIZR_API_KEY"), ("visualizr", "VISUALIZR_API_KEY")):
+        assert environment[program][key] == f"${{{key}:-}}"
+        assert environment["chattr"][f"CHATTR_{key}"] == f"${{{key}:-}}"
+    assert environment["visualizr"]["VISUALIZR_VOCALIZR_API_KEY"] == "${VOCALIZR_API_KEY:-}"
+    # and each name is read as a secret by the program it is given to
+    assert "api_key" in vocalizr.settings.Settings.model_fields
+    assert "api_key" in visualizr.settings.Settings.model_fields
+    assert "vocalizr_api_key" in visualizr.settings.Settings.model_fields
+    for field in ("vocalizr_api_key", "visualizr_api_key"):
+        assert field in chattr.settings.Settings.model_fields
+    # visualizr may fetch audio from vocalizr's compose address (its allow-list default)
+    vocalizr_url = environment["visualizr"]["VISUALIZR_VOCALIZR_URL"]
+    assert visualizr.settings.Settings(vocalizr_url=vocalizr_url).audio_addresses() == {
+        ("vocalizr", 8001)
+    }

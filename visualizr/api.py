@@ -11,18 +11,28 @@ from typing import Any
 
 import anyio
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field, ValidationError
 from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from chatacter_common.service import (
+    BearerAuth,
+    BodyLimit,
+    UploadTooLarge,
+    install_error_handlers,
+    parse_keys,
+    redact_paths,
+)
+from chatacter_common.service.errors import error_response, validation_detail
+from chatacter_common.service.limits import BodyTooLarge
 from visualizr.errors import VisualizrError
 from visualizr.service import VideoJob, VideoService
 from visualizr.settings import Settings
 
 RETRY_AFTER_S = 2
+# Room for multipart boundaries and form fields around the two files of a request.
+FORM_OVERHEAD = 65536
 log = logging.getLogger(__name__)
 
 
@@ -88,33 +98,22 @@ MULTIPART_SCHEMA: dict[str, Any] = {
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": text}
     for status, text in {
-        400: "Bad request (disallowed audio_url host, missing fields).",
+        400: "Bad request (audio_url not allowed, missing fields).",
+        401: "A bearer key is set (VISUALIZR_API_KEY) and the request has not got it.",
         404: "Unknown character.",
-        413: "Upload or image too large.",
+        413: "Upload, fetched file or image too large.",
         415: "Neither JSON nor multipart.",
-        422: "Audio that does not decode, silent or too long; image without a face.",
-        503: "Busy past the queue bound or still loading (Retry-After).",
+        422: "Audio that does not decode, silent or too long; image without a face; a fetch "
+        "that failed or passed its deadline.",
+        503: "Busy past the queue bound (`queue_full`) or still loading (Retry-After).",
     }.items()
 }
-
-
-def _error(status: int, code: str, detail: str) -> JSONResponse:
-    headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
-    return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
-
-
-def _validation_detail(errors: Any) -> str:
-    parts = []
-    for item in errors:
-        where = ".".join(str(p) for p in item.get("loc", ()) if p != "body")
-        parts.append(f"{where or 'body'}: {item.get('msg', 'invalid')}")
-    return "; ".join(parts) or "invalid request"
 
 
 async def _read_upload(upload: UploadFile, limit: int, what: str) -> bytes:
     data = await upload.read(limit + 1)
     if len(data) > limit:
-        raise VisualizrError(f"{what} is larger than {limit} bytes", code="too_large", status=413)
+        raise UploadTooLarge(f"{what} is larger than {limit} bytes (VISUALIZR_MAX_UPLOAD_BYTES)")
     return data
 
 
@@ -122,16 +121,13 @@ async def parse_video_request(request: Request, service: VideoService) -> VideoJ
     """Turn a JSON or multipart request into a job, fetching URLs from allowed hosts."""
     settings = service.settings
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > 2 * settings.max_upload_bytes + 65536:
-        raise VisualizrError("the request body is too large", code="too_large", status=413)
     audio: bytes | None = None
     portrait_file: bytes | None = None
     fields: dict[str, Any] = {}
     if content_type == "application/json":
         try:
             body = json.loads(await request.body())
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise VisualizrError("the body is not valid JSON", code="bad_json") from None
         if not isinstance(body, dict):
             raise VisualizrError("the JSON body must be an object", code="bad_json")
@@ -140,6 +136,8 @@ async def parse_video_request(request: Request, service: VideoService) -> VideoJ
         try:
             form = await request.form(max_files=4, max_fields=16)
         except Exception as error:  # starlette raises several types for broken multipart
+            if isinstance(error, BodyTooLarge):
+                raise  # the body limit answers this one (413)
             raise VisualizrError(
                 f"the multipart body does not parse: {error}", code="bad_form"
             ) from None
@@ -165,7 +163,7 @@ async def parse_video_request(request: Request, service: VideoService) -> VideoJ
         parsed = VideoRequest.model_validate(fields)
     except ValidationError as error:
         raise VisualizrError(
-            _validation_detail(error.errors()), code="invalid_request", status=422
+            validation_detail(error.errors()), code="invalid_request", status=422
         ) from None
     portrait: Any
     if portrait_file is not None:
@@ -219,25 +217,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.service = service
 
-    @app.exception_handler(VisualizrError)
-    async def visualizr_error(request: Request, error: VisualizrError) -> JSONResponse:
-        return _error(error.status, error.code, error.detail)
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
-        return _error(422, "invalid_request", _validation_detail(error.errors()))
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        codes = {404: "not_found", 405: "method_not_allowed"}
-        return _error(
-            error.status_code, codes.get(error.status_code, "http_error"), str(error.detail)
-        )
-
-    @app.exception_handler(Exception)
-    async def unexpected_error(request: Request, error: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s", request.url.path)
-        return _error(500, "internal", f"{type(error).__name__}: {error}")
+    install_error_handlers(app, retry_after_s=service.jobs.retry_after_s)
 
     @app.post(
         "/v1/videos",
@@ -261,8 +241,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         same codec parameters, so they join by stream copy.
         """
         service.ready_renderer()
-        job = await parse_video_request(request, service)
-        result = await service.make_video(job)
+        async with service.admitted():  # fetching the inputs counts against the queue bound
+            job = await parse_video_request(request, service)
+            result = await service.render(job)
         file_id = result.path.name
         return VideoResponse(
             id=file_id,
@@ -283,7 +264,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Serve a produced MP4 (supports Range requests, for seeking in a browser)."""
         path = service.files.find(file_id)
         if path is None:
-            return _error(404, "not_found", f"no file {file_id!r}; files expire after retention")
+            return error_response(
+                404, "not_found", f"no file {file_id!r}; files expire after retention"
+            )
         return FileResponse(path, media_type="video/mp4")
 
     @app.get("/v1/characters")
@@ -299,7 +282,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return JSONResponse({"status": "ok", "engine": engine.name, "device": engine.device})
         if service.load_error is not None:
             return JSONResponse(
-                {"status": "error", "error": "engine_unavailable", "detail": service.load_error},
+                {
+                    "status": "error",
+                    "error": "engine_unavailable",
+                    "detail": redact_paths(service.load_error),
+                },
                 status_code=503,
             )
         return JSONResponse(
@@ -315,4 +302,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         from visualizr.ui import mount_ui
 
         mount_ui(app, service)
+    # Outermost first: a caller without the key is refused before its body is read at all.
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=2 * settings.max_upload_bytes + FORM_OVERHEAD,
+        setting="VISUALIZR_MAX_UPLOAD_BYTES",
+    )
+    app.add_middleware(BearerAuth, keys=parse_keys(settings.api_key), setting="VISUALIZR_API_KEY")
     return app

@@ -1,25 +1,35 @@
-"""Errors the service turns into JSON `{error, detail}` responses."""
+"""Errors the service turns into JSON `{error, detail}` responses.
+
+The codes both services share (queue full, upload too large, undecodable audio, unauthorized)
+come from the service kit, so vocalizr and visualizr answer them alike.
+"""
 
 from __future__ import annotations
 
+from chatacter_common.service.errors import (
+    AudioTooLong,
+    QueueFull,
+    ServiceError,
+    Unauthorized,
+    UndecodableAudio,
+    UploadTooLarge,
+)
 
-class VisualizrError(Exception):
-    """A failure with a short machine code, an HTTP status and a detail that says what to do."""
+# A failure with a short machine code, an HTTP status and a detail that says what to do.
+VisualizrError = ServiceError
 
-    code = "error"
-    status = 400
-
-    def __init__(self, detail: str, *, code: str | None = None, status: int | None = None) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        if code is not None:
-            self.code = code
-        if status is not None:
-            self.status = status
+__all__ = [
+    "AudioTooLong",
+    "QueueFull",
+    "Unauthorized",
+    "UndecodableAudio",
+    "UploadTooLarge",
+    "VisualizrError",
+]
 
 
 class BadAudio(VisualizrError):
-    """Audio that does not decode, is silent, or is too long."""
+    """Audio that decodes but cannot be animated (silent, too short)."""
 
     code = "bad_audio"
     status = 422
@@ -47,7 +57,7 @@ class CharacterNotFound(VisualizrError):
 
 
 class HostNotAllowed(VisualizrError):
-    """An `audio_url` whose host is not in the allow-list."""
+    """An `audio_url` whose host and port are not in the allow-list."""
 
     code = "host_not_allowed"
     status = 400
@@ -58,13 +68,6 @@ class FetchFailed(VisualizrError):
 
     code = "fetch_failed"
     status = 422
-
-
-class QueueFull(VisualizrError):
-    """More requests than the queue bound allows."""
-
-    code = "busy"
-    status = 503
 
 
 class EngineUnavailable(VisualizrError):

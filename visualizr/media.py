@@ -18,7 +18,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
-from visualizr.errors import BadAudio, BadImage
+from chatacter_common.service.audio import decode_audio as bounded_decode
+from visualizr.errors import AudioTooLong, BadAudio, BadImage
 
 AUDIO_RATE = 44100
 AUDIO_BITRATE = 96_000
@@ -27,40 +28,19 @@ SILENCE_PEAK = 5e-4
 
 
 def decode_audio(data: bytes, *, max_seconds: float) -> np.ndarray:
-    """Decode any audio PyAV reads to mono float32 at AUDIO_RATE; refuse silent or long clips."""
-    if not data:
-        raise BadAudio("the audio is empty; send a WAV, MP3, OGG or FLAC file")
-    chunks: list[np.ndarray] = []
-    total = 0
-    limit = int(max_seconds * AUDIO_RATE) + AUDIO_RATE // 10
-    try:
-        with av.open(io.BytesIO(data), mode="r") as container:
-            if not container.streams.audio:
-                raise BadAudio("the file has no audio stream; send a WAV, MP3, OGG or FLAC file")
-            resampler = av.AudioResampler(format="flt", layout="mono", rate=AUDIO_RATE)
-            for frame in container.decode(audio=0):
-                for out in resampler.resample(frame):
-                    chunk = out.to_ndarray().reshape(-1)
-                    chunks.append(chunk)
-                    total += chunk.size
-                if total > limit:
-                    raise BadAudio(
-                        f"the audio is longer than {max_seconds:g} s; split it into shorter clips"
-                    )
-            for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().reshape(-1))
-    except BadAudio:
-        raise
-    except (av.FFmpegError, ValueError, IndexError, EOFError) as error:
-        raise BadAudio(
-            f"the audio does not decode ({error}); send a WAV, MP3, OGG or FLAC file"
-        ) from None
-    audio = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+    """Decode any audio PyAV reads to mono float32 at AUDIO_RATE; refuse silent or long clips.
+
+    The length is checked from the header before decoding, and the decode is capped (see the
+    service kit), so a small file claiming hours of audio costs no memory.
+    """
+    audio = bounded_decode(data, max_seconds=max_seconds, rate=AUDIO_RATE).samples
     if audio.size < AUDIO_RATE // 20:
-        raise BadAudio("the audio is shorter than 50 ms or empty; send the speech to animate")
+        raise BadAudio("the audio is shorter than 50 ms; send the speech to animate")
     if audio.size > max_seconds * AUDIO_RATE + 1:
-        raise BadAudio(f"the audio is longer than {max_seconds:g} s; split it into shorter clips")
-    if not np.isfinite(audio).all() or float(np.abs(audio).max()) < SILENCE_PEAK:
+        raise AudioTooLong(
+            f"the audio is longer than {max_seconds:g} s; split it into shorter clips"
+        )
+    if float(np.abs(audio).max()) < SILENCE_PEAK:
         raise BadAudio("the audio is silent; send speech to animate", code="silent_audio")
     return audio
 

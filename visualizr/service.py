@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import threading
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from functools import partial
 
 import anyio
-import httpx
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from chatacter_common.service import JobQueue
 from visualizr.engines import load_engine
 from visualizr.errors import (
     CharacterNotFound,
     EngineUnavailable,
-    FetchFailed,
-    HostNotAllowed,
     QueueFull,
     VisualizrError,
 )
+from visualizr.fetch import fetch
 from visualizr.files import FileStore
 from visualizr.geometry import FaceLocator
 from visualizr.media import decode_audio
@@ -76,9 +76,8 @@ class VideoService:
         )
         self.renderer: Renderer | None = None
         self.load_error: str | None = None
-        self._limiter = anyio.CapacityLimiter(settings.workers)
-        self._pending = 0
-        self._pending_lock = threading.Lock()
+        self.jobs = JobQueue(settings.max_queue, settings.workers, "videos")
+        self.metrics.queue.set_function(lambda: self.jobs.depth)
 
     def load(self) -> None:
         """Load the engine and the characters (blocking; run in a thread at start-up)."""
@@ -110,63 +109,38 @@ class VideoService:
             return await anyio.to_thread.run_sync(self.characters.find, character)
 
     async def fetch(self, url: str, what: str) -> bytes:
-        """GET a URL from an allow-listed host, bounded in size and time."""
-        parts = urlsplit(url)
-        host = (parts.hostname or "").lower()
-        if parts.scheme not in ("http", "https") or not host:
-            raise HostNotAllowed(f"{what} must be an http(s) URL, got {url!r}", code="bad_url")
-        allowed = self.settings.audio_hosts()
-        if host not in allowed:
-            raise HostNotAllowed(
-                f"{what} host {host!r} is not allowed; allowed: {', '.join(sorted(allowed))} "
-                "(set VISUALIZR_ALLOWED_AUDIO_HOSTS), or upload the file instead"
-            )
-        limit = self.settings.max_upload_bytes
+        """GET a URL from an allow-listed address, bounded in decoded size and in time."""
+        return await fetch(url, what, self.settings)
+
+    @contextlib.asynccontextmanager
+    async def admitted(self) -> AsyncIterator[None]:
+        """A place in the queue for one request, from its first fetched byte to its video.
+
+        Fetching counts: slow `audio_url` bodies hold places too, so they meet the bound (503).
+        """
         try:
-            async with (
-                httpx.AsyncClient(
-                    timeout=self.settings.fetch_timeout_s, follow_redirects=False
-                ) as client,
-                client.stream("GET", url) as response,
-            ):
-                if response.status_code != 200:
-                    raise FetchFailed(f"fetching {what} {url} answered HTTP {response.status_code}")
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if size > limit:
-                        raise FetchFailed(
-                            f"{what} is larger than {limit} bytes", code="too_large", status=413
-                        )
-                    chunks.append(chunk)
-                return b"".join(chunks)
-        except (httpx.HTTPError, ValueError) as error:
-            raise FetchFailed(f"could not fetch {what} {url}: {error}") from None
+            release = self.jobs.acquire()
+        except QueueFull:
+            self.metrics.requests.labels("busy").inc()
+            raise
+        try:
+            yield
+        finally:
+            release()
 
     async def make_video(self, job: VideoJob) -> VideoResult:
         """Run one job in a worker thread, refusing it when the queue is full."""
+        async with self.admitted():
+            return await self.render(job)
+
+    async def render(self, job: VideoJob) -> VideoResult:
+        """Run one admitted job in a worker thread (the caller holds its queue place)."""
         renderer = self.ready_renderer()
-        with self._pending_lock:
-            if self._pending >= self.settings.max_queue:
-                self.metrics.requests.labels("busy").inc()
-                raise QueueFull(
-                    f"{self._pending} videos are queued or rendering (limit "
-                    f"{self.settings.max_queue}); retry shortly"
-                )
-            self._pending += 1
-            self.metrics.queue.set(self._pending)
         try:
-            result = await anyio.to_thread.run_sync(
-                self._render, renderer, job, limiter=self._limiter
-            )
+            result = await self.jobs.run(partial(self._render, renderer, job))
         except VisualizrError:
             self.metrics.requests.labels("rejected").inc()
             raise
-        finally:
-            with self._pending_lock:
-                self._pending -= 1
-                self.metrics.queue.set(self._pending)
         self.metrics.requests.labels("ok").inc()
         self.metrics.render_seconds.observe(result.render_s)
         self.metrics.video_seconds.inc(result.duration_s)

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -48,14 +48,21 @@ class Settings(BaseSettings):
         default=None,
         description="Base of the returned file URLs; default http://{host}:{port} of this server.",
     )
-    vocalizr_url: str | None = Field(
+    vocalizr_url: str = Field(
+        default="http://127.0.0.1:8001",
+        description="vocalizr's base URL (default: vocalizr's own default address); its host "
+        "and port are where `audio_url` may point unless VISUALIZR_ALLOWED_AUDIO_HOSTS says else.",
+    )
+    vocalizr_api_key: SecretStr | None = Field(
         default=None,
-        description="vocalizr's base URL; its host is allowed for `audio_url` fetches.",
+        description="vocalizr's bearer key (its VOCALIZR_API_KEY), sent when fetching audio from "
+        "VISUALIZR_VOCALIZR_URL; never sent to other hosts.",
     )
     allowed_audio_hosts: Annotated[list[str] | None, NoDecode] = Field(
         default=None,
-        description="Hosts `audio_url` may point at (JSON list or comma-separated); "
-        "default localhost, 127.0.0.1, ::1 and the host of VISUALIZR_VOCALIZR_URL.",
+        description="`host:port` pairs that `audio_url` and portrait URLs may point at (JSON list "
+        "or comma-separated, e.g. `vocalizr:8001`); default: the host and port of "
+        "VISUALIZR_VOCALIZR_URL (with 127.0.0.1, localhost and ::1 alike when it is local).",
     )
     default_fps: int = Field(
         default=25, ge=1, le=60, description="Frame rate when a request names none."
@@ -95,9 +102,17 @@ class Settings(BaseSettings):
         description="Produced videos are deleted this many seconds after creation.",
     )
     fetch_timeout_s: float = Field(
-        default=10.0, gt=0, description="Timeout for fetching `audio_url`."
+        default=10.0,
+        gt=0,
+        description="Deadline for fetching `audio_url` (or a portrait URL), the whole body "
+        "included: a slow body is cut off at it.",
     )
     ui: bool = Field(default=True, description="Mount the Gradio tab at /ui.")
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="Bearer key(s), comma-separated: when set, every route but `/healthz` and "
+        "`/files/<id>` needs `Authorization: Bearer <key>`.",
+    )
 
     @field_validator("allowed_audio_hosts", mode="before")
     @classmethod
@@ -112,16 +127,36 @@ class Settings(BaseSettings):
             return [host.strip() for host in text.split(",") if host.strip()]
         return value
 
-    def audio_hosts(self) -> frozenset[str]:
-        """Hosts that `audio_url` may name."""
+    @field_validator("allowed_audio_hosts")
+    @classmethod
+    def _need_ports(cls, value: list[str] | None) -> list[str] | None:
+        for entry in value or []:
+            if split_address(entry) is None:
+                raise ValueError(
+                    f"{entry!r} is not host:port; name the port too, e.g. vocalizr:8001"
+                )
+        return value
+
+    def audio_addresses(self) -> frozenset[tuple[str, int]]:
+        """The (host, port) pairs that `audio_url` may name."""
         if self.allowed_audio_hosts is not None:
-            return frozenset(host.lower().strip("[]") for host in self.allowed_audio_hosts)
-        hosts = {"localhost", "127.0.0.1", "::1"}
-        if self.vocalizr_url:
-            vocalizr_host = urlsplit(self.vocalizr_url).hostname
-            if vocalizr_host:
-                hosts.add(vocalizr_host.lower())
-        return frozenset(hosts)
+            pairs = (split_address(entry) for entry in self.allowed_audio_hosts)
+            return frozenset(pair for pair in pairs if pair is not None)
+        return self.vocalizr_addresses()
+
+    def vocalizr_addresses(self) -> frozenset[tuple[str, int]]:
+        """vocalizr's own (host, port), with every loopback name alike when it is local."""
+        address = url_address(self.vocalizr_url)
+        if address is None:
+            return frozenset()
+        host, port = address
+        if host in LOOPBACK:
+            return frozenset((name, port) for name in LOOPBACK)
+        return frozenset({address})
+
+    def is_vocalizr(self, url: str) -> bool:
+        """Whether `url` is on vocalizr's own address (the only place its key is sent)."""
+        return url_address(url) in self.vocalizr_addresses()
 
     def base_url(self) -> str:
         """The absolute base for file URLs."""
@@ -131,3 +166,31 @@ class Settings(BaseSettings):
         if ":" in host:
             host = f"[{host}]"
         return f"http://{host}:{self.port}"
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def split_address(entry: str) -> tuple[str, int] | None:
+    """`host:port` or `[v6]:port` as (lowercase host, port); None without a valid port."""
+    parts = urlsplit(f"//{entry.strip()}")
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    if not parts.hostname or port is None:
+        return None
+    return parts.hostname.lower(), port
+
+
+def url_address(url: str) -> tuple[str, int] | None:
+    """An http(s) URL's (host, port), the scheme's default port when it names none."""
+    parts = urlsplit(url)
+    if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
+        return None
+    try:
+        port = parts.port or DEFAULT_PORTS[parts.scheme]
+    except ValueError:
+        return None
+    return parts.hostname.lower(), port

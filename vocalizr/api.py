@@ -10,15 +10,21 @@ from typing import Annotated, Any, Literal
 import anyio
 import anyio.to_thread
 from fastapi import FastAPI, File, Query, Request, UploadFile
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
+from chatacter_common.service import (
+    BearerAuth,
+    BodyLimit,
+    caller_id,
+    install_error_handlers,
+    parse_keys,
+    redact_paths,
+)
 from vocalizr.audio import ENCODINGS
 from vocalizr.engines import create_engine
-from vocalizr.errors import EngineNotReady, UploadTooLarge, VocalizrError
+from vocalizr.errors import EngineNotReady, UploadTooLarge
 from vocalizr.files import FileStore
 from vocalizr.jobs import JobQueue
 from vocalizr.metrics import Metrics
@@ -70,14 +76,14 @@ class ErrorAnswer(BaseModel):
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorAnswer} for status in (400, 404, 413, 415, 422, 503)
+    status: {"model": ErrorAnswer} for status in (400, 401, 404, 413, 422, 503)
 }
 
 
 def create_app(settings: Settings) -> FastAPI:
     """Build the app; the engine loads in the background once it starts (see /healthz)."""
     engine = create_engine(settings)
-    jobs = JobQueue(settings.max_queue, settings.workers)
+    jobs = JobQueue(settings.max_queue, settings.workers, "speech jobs")
     metrics = Metrics(queue_depth=lambda: jobs.depth)
     files = FileStore(settings.data_dir / "files")
     voices = VoiceRegistry(
@@ -86,6 +92,7 @@ def create_app(settings: Settings) -> FastAPI:
         settings.data_dir / "voices",
         settings.min_reference_s,
         settings.max_reference_s,
+        settings.voice_retention_s,
     )
     service = SpeechService(engine, voices, files, jobs, metrics, settings.max_text_chars)
     transcription = TranscriptionService(create_transcriber(settings), jobs, settings.stt_max_s)
@@ -99,12 +106,13 @@ def create_app(settings: Settings) -> FastAPI:
             log.info("vocalizr ready: engine %s, %d voices", engine.name, len(voices.all()))
         except Exception as error:
             log.exception("the %s engine failed to load", engine.name)
-            service.load_error = f"the {engine.name} engine failed to load: {error}"
+            service.load_error = redact_paths(f"the {engine.name} engine failed to load: {error}")
 
     async def purge_expired() -> None:
         while True:
             await anyio.to_thread.run_sync(files.purge, settings.retention_s)
-            await anyio.sleep(min(60.0, settings.retention_s / 2))
+            await anyio.to_thread.run_sync(voices.purge_uploads)
+            await anyio.sleep(min(60.0, settings.retention_s / 2, settings.voice_retention_s / 2))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -131,41 +139,15 @@ def create_app(settings: Settings) -> FastAPI:
         host = f"[{settings.host}]" if ":" in settings.host else settings.host
         return f"http://{host}:{settings.port}"
 
-    def error_response(status: int, code: str, detail: str) -> JSONResponse:
-        metrics.errors.labels(code).inc()
-        headers = {"Retry-After": str(jobs.retry_after_s())} if status == 503 else None
-        return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
-
-    @app.exception_handler(VocalizrError)
-    async def on_vocalizr_error(request: Request, error: VocalizrError) -> JSONResponse:
-        return error_response(error.status, error.code, error.detail)
-
-    @app.exception_handler(RequestValidationError)
-    async def on_invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in problem.get('loc', ()))}: {problem.get('msg', '')}"
-            for problem in error.errors()
-        )
-        return error_response(422, "invalid_request", problems or "the request is malformed")
-
-    @app.exception_handler(StarletteHTTPException)
-    async def on_http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        code = "not_found" if error.status_code == 404 else f"http_{error.status_code}"
-        return error_response(error.status_code, code, str(error.detail))
+    install_error_handlers(
+        app,
+        retry_after_s=jobs.retry_after_s,
+        on_error=lambda code: metrics.errors.labels(code).inc(),
+    )
 
     @app.middleware("http")
     async def count_requests(request: Request, call_next: Any) -> Response:
-        declared = request.headers.get("content-length", "")
-        # Refuse a huge upload from its header, before the multipart parser spools it to disk.
-        if declared.isdigit() and int(declared) > settings.max_upload_bytes + UPLOAD_OVERHEAD:
-            response: Response = error_response(
-                413,
-                "upload_too_large",
-                f"request body is {declared} bytes; uploads are limited to "
-                f"{settings.max_upload_bytes} bytes (VOCALIZR_MAX_UPLOAD_BYTES)",
-            )
-        else:
-            response = await call_next(request)
+        response: Response = await call_next(request)
         route = request.scope.get("route")
         label = getattr(route, "path", "unmatched")
         metrics.requests.labels(label, str(response.status_code)).inc()
@@ -190,7 +172,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def speech(body: SpeechBody, request: Request) -> SpeechAnswer:
         """Speak `text` in `voice`; the answer's `url` serves the WAV."""
         result = await service.speak(
-            SpeechRequest(body.text, body.voice, body.language, body.speed)
+            SpeechRequest(body.text, body.voice, body.language, body.speed, caller_id(request))
         )
         return SpeechAnswer(
             id=result.id,
@@ -205,26 +187,33 @@ def create_app(settings: Settings) -> FastAPI:
         responses={**ERRORS, 200: {"content": {"audio/wav": {}}}},
         response_class=StreamingResponse,
     )
-    async def speech_stream(body: SpeechBody) -> StreamingResponse:
+    async def speech_stream(body: SpeechBody, http: Request) -> StreamingResponse:
         """The same speech as a WAV stream: audio starts before the whole text is synthesized."""
-        request = SpeechRequest(body.text, body.voice, body.language, body.speed)
+        request = SpeechRequest(body.text, body.voice, body.language, body.speed, caller_id(http))
         stream = await service.stream(request)
         return ReleasingStreamingResponse(stream.body, stream.release, media_type="audio/wav")
 
     @app.post("/v1/voices", responses=ERRORS)
-    async def upload_voice(file: Annotated[UploadFile, File()]) -> VoiceAnswer:
-        """Register a reference clip (3–30 s of speech, any common format) as a new voice."""
+    async def upload_voice(file: Annotated[UploadFile, File()], request: Request) -> VoiceAnswer:
+        """Register a reference clip (3–30 s of speech, any common format) as a new voice.
+
+        The voice is the uploader's own (listed and spoken for them only) and expires after
+        VOCALIZR_VOICE_RETENTION_S.
+        """
         if not service.ready:
             raise EngineNotReady(f"the {engine.name} engine is still loading; retry shortly")
         data = await read_limited(file, settings.max_upload_bytes)
+        owner = caller_id(request)
         async with jobs.slot():
-            voice = await jobs.run(lambda: voices.add_upload(data))
+            voice = await jobs.run(lambda: voices.add_upload(data, owner))
         return voice_answer(voice)
 
     @app.get("/v1/voices")
-    async def list_voices() -> VoicesAnswer:
-        """Every voice that `POST /v1/speech` accepts."""
-        return VoicesAnswer(voices=[voice_answer(voice) for voice in voices.all()])
+    async def list_voices(request: Request) -> VoicesAnswer:
+        """Every voice that `POST /v1/speech` accepts from this caller: the characters' voices
+        and the caller's own uploads."""
+        caller = caller_id(request)
+        return VoicesAnswer(voices=[voice_answer(voice) for voice in voices.all(caller)])
 
     @app.get(
         "/files/{file_id}",
@@ -253,6 +242,13 @@ def create_app(settings: Settings) -> FastAPI:
         from vocalizr.ui import mount_ui
 
         app = mount_ui(app, service)
+    # Outermost first: a caller without the key is refused before its body is read at all.
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_upload_bytes + UPLOAD_OVERHEAD,
+        setting="VOCALIZR_MAX_UPLOAD_BYTES",
+    )
+    app.add_middleware(BearerAuth, keys=parse_keys(settings.api_key), setting="VOCALIZR_API_KEY")
     return app
 
 

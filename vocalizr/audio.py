@@ -11,7 +11,8 @@ import av
 import numpy as np
 import soundfile as sf
 
-from vocalizr.errors import BadReference, UndecodableAudio
+from chatacter_common.service import audio as common_audio
+from vocalizr.errors import AudioTooLong, BadReference
 
 # Below this RMS (about -60 dBFS) a clip carries no voice to clone.
 SILENCE_RMS = 1e-3
@@ -36,43 +37,17 @@ class Clip:
         return digest.hexdigest()
 
 
-def decode_audio(data: bytes) -> Clip:
-    """Decode any common audio format to mono: soundfile first, PyAV's FFmpeg for the rest."""
+def decode_audio(data: bytes, max_seconds: float) -> Clip:
+    """Decode any common audio format to mono, refusing clips over `max_seconds` before they
+    are decoded (header length first, then a capped streaming decode: see the service kit)."""
     try:
-        samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
-        return _finite(Clip(samples.mean(axis=1), int(rate)))
-    except Exception:
-        pass
-    try:
-        return _finite(_decode_with_av(data))
-    except Exception as error:
-        raise UndecodableAudio(
-            f"the clip does not decode as audio ({type(error).__name__}); "
-            "send WAV, FLAC, OGG, MP3 or M4A"
+        decoded = common_audio.decode_audio(data, max_seconds=max_seconds)
+    except AudioTooLong as error:
+        said = f"{error.seconds:.1f} s" if error.seconds is not None else f"over {max_seconds:g} s"
+        raise BadReference(
+            f"reference clip is {said}; send at most {max_seconds:g} s of speech (trim it)"
         ) from None
-
-
-def _decode_with_av(data: bytes) -> Clip:
-    chunks: list[np.ndarray] = []
-    with av.open(io.BytesIO(data), mode="r") as container:
-        stream = container.streams.audio[0]
-        rate = int(stream.codec_context.sample_rate or stream.rate or 0)
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
-        for frame in container.decode(stream):
-            for out in resampler.resample(frame):
-                chunks.append(out.to_ndarray().reshape(-1))
-        for out in resampler.resample(None):
-            chunks.append(out.to_ndarray().reshape(-1))
-    if not chunks or rate <= 0:
-        raise ValueError("no audio samples")
-    return Clip(np.concatenate(chunks).astype(np.float32), rate)
-
-
-def _finite(clip: Clip) -> Clip:
-    if clip.sample_rate <= 0 or clip.samples.size == 0:
-        raise ValueError("empty audio")
-    samples = np.nan_to_num(clip.samples, nan=0.0, posinf=0.0, neginf=0.0)
-    return Clip(np.clip(samples, -1.0, 1.0).astype(np.float32), clip.sample_rate)
+    return Clip(decoded.samples, decoded.sample_rate)
 
 
 def check_reference(clip: Clip, min_s: float, max_s: float) -> None:

@@ -1,17 +1,30 @@
-"""Errors the caller can act on: each maps to an HTTP status and a short code."""
+"""Errors the caller can act on: each maps to an HTTP status and a short code.
+
+The codes both services share (queue full, upload too large, undecodable audio, unauthorized)
+come from the service kit, so vocalizr and visualizr answer them alike.
+"""
 
 from __future__ import annotations
 
+from chatacter_common.service.errors import (
+    AudioTooLong,
+    QueueFull,
+    ServiceError,
+    Unauthorized,
+    UndecodableAudio,
+    UploadTooLarge,
+)
 
-class VocalizrError(Exception):
-    """Base: `code` goes in the JSON body, `status` is the HTTP status."""
+VocalizrError = ServiceError
 
-    status = 400
-    code = "bad_request"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
+__all__ = [
+    "AudioTooLong",
+    "QueueFull",
+    "Unauthorized",
+    "UndecodableAudio",
+    "UploadTooLarge",
+    "VocalizrError",
+]
 
 
 class EmptyText(VocalizrError):
@@ -34,11 +47,6 @@ class UnsupportedLanguage(VocalizrError):
     code = "unsupported_language"
 
 
-class UndecodableAudio(VocalizrError):
-    status = 415
-    code = "undecodable_audio"
-
-
 class BadReference(VocalizrError):
     """A reference clip that decodes but cannot clone a voice (silent, too short, too long)."""
 
@@ -46,19 +54,9 @@ class BadReference(VocalizrError):
     code = "bad_reference"
 
 
-class UploadTooLarge(VocalizrError):
-    status = 413
-    code = "upload_too_large"
-
-
 class FileNotFound(VocalizrError):
     status = 404
     code = "not_found"
-
-
-class QueueFull(VocalizrError):
-    status = 503
-    code = "queue_full"
 
 
 class EngineNotReady(VocalizrError):

@@ -43,6 +43,7 @@ class SpeechRequest:
     voice: str
     language: str = "en"
     speed: float = 1.0
+    caller: str | None = None  # who asks (uploaded voices are theirs only); None: in-process
 
 
 @dataclass(frozen=True)
@@ -101,10 +102,10 @@ class SpeechService:
             )
         return text, self.language_code(request.language)
 
-    async def find_voice(self, voice_id: str) -> Voice:
+    async def find_voice(self, voice_id: str, caller: str | None = None) -> Voice:
         """A known voice, or a character folder added since start-up, prepared now; else 404."""
         try:
-            return self.voices.get(voice_id)
+            return self.voices.get(voice_id, caller)
         except UnknownVoice:
             folder = await anyio.to_thread.run_sync(self.voices.character_folder, voice_id)
             if folder is None:
@@ -129,7 +130,7 @@ class SpeechService:
     async def speak(self, request: SpeechRequest) -> SpeechResult:
         """Synthesize the text into a WAV file in the store."""
         text, language = self.check(request)
-        await self.find_voice(request.voice)
+        await self.find_voice(request.voice, request.caller)
         async with self.jobs.slot():
             return await self.jobs.run(
                 partial(self._speak_blocking, text, request.voice, language, request.speed)
@@ -165,7 +166,7 @@ class SpeechService:
     async def stream(self, request: SpeechRequest) -> SpeechStream:
         """Checks and a queue place now; then a WAV header and PCM chunks as they are made."""
         text, language = self.check(request)
-        await self.find_voice(request.voice)
+        await self.find_voice(request.voice, request.caller)
         release = self.jobs.acquire()  # raises QueueFull before any byte is sent
         chunks = self.engine.stream(text, request.voice, language, request.speed)
         return SpeechStream(self._stream_body(chunks, release), release)

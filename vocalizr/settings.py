@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -117,4 +117,16 @@ class Settings(BaseSettings):
         default=True,
         description="Load the speech-to-text model in the background once the speech engine "
         "is ready; off: on the first transcription.",
+    )
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="Bearer key(s), comma-separated: when set, every route but `/healthz` and "
+        "`/files/<id>` needs `Authorization: Bearer <key>`; uploaded voices belong to the key "
+        "that made them.",
+    )
+    voice_retention_s: float = Field(
+        default=7 * 24 * 3600.0,
+        gt=0,
+        description="Uploaded voices (POST /v1/voices) are forgotten and deleted after this many "
+        "seconds.",
     )

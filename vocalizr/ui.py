@@ -10,17 +10,22 @@ from fastapi import FastAPI
 from vocalizr.errors import VocalizrError
 from vocalizr.service import SpeechRequest, SpeechService
 
+# The tab is one caller of its own: its uploads are listed and spoken in the tab only.
+UI_CALLER = "ui"
+
 
 def build_ui(service: SpeechService) -> gr.Blocks:
     """Text, voice, language and speed in; the produced WAV out."""
 
     def voice_choices() -> Any:
-        ids = [voice.id for voice in service.voices.all()]
+        ids = [voice.id for voice in service.voices.all(UI_CALLER)]
         return gr.update(choices=ids, value=ids[0] if ids else None)
 
     async def speak(text: str, voice: str | None, language: str, speed: float) -> tuple[Any, str]:
         try:
-            result = await service.speak(SpeechRequest(text, voice or "", language, speed))
+            result = await service.speak(
+                SpeechRequest(text, voice or "", language, speed, UI_CALLER)
+            )
         except VocalizrError as error:
             return None, f"{error.code}: {error.detail}"
         path = service.files.path_of(result.id)
@@ -34,10 +39,10 @@ def build_ui(service: SpeechService) -> gr.Blocks:
             data = clip.read()
         try:
             async with service.jobs.slot():
-                voice = await service.jobs.run(lambda: service.voices.add_upload(data))
+                voice = await service.jobs.run(lambda: service.voices.add_upload(data, UI_CALLER))
         except VocalizrError as error:
             return gr.update(), f"{error.code}: {error.detail}"
-        ids = [known.id for known in service.voices.all()]
+        ids = [known.id for known in service.voices.all(UI_CALLER)]
         return gr.update(choices=ids, value=voice.id), f"registered voice {voice.id}"
 
     with gr.Blocks(title="vocalizr") as blocks:

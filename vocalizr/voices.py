@@ -1,12 +1,15 @@
 """Voices: the engine's own, the characters' reference clips (found at start-up or on first
-use), and uploaded clips."""
+use), and uploaded clips: each belongs to the caller that uploaded it and expires."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import re
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +33,13 @@ class Voice:
     name: str
     source: str  # "builtin", "character" or "upload"
     duration_s: float
+    owner: str | None = None  # uploads: the caller that made it (see chatacter_common auth)
+    created: float = 0.0  # uploads: when, in seconds since the epoch
+
+
+def upload_id(owner: str, content_hash: str) -> str:
+    """The id of an uploaded clip: one per owner and clip, so two callers never share one."""
+    return UPLOAD_PREFIX + hashlib.sha256(f"{owner}\n{content_hash}".encode()).hexdigest()[:16]
 
 
 class VoiceRegistry:
@@ -42,6 +52,7 @@ class VoiceRegistry:
         uploads_dir: Path,
         min_reference_s: float,
         max_reference_s: float,
+        upload_retention_s: float = 7 * 24 * 3600.0,
     ) -> None:
         self.engine = engine
         self.characters_dir = characters_dir
@@ -49,6 +60,7 @@ class VoiceRegistry:
         self.uploads_dir.mkdir(parents=True, exist_ok=True)
         self.min_reference_s = min_reference_s
         self.max_reference_s = max_reference_s
+        self.upload_retention_s = upload_retention_s
         self._voices: dict[str, Voice] = {}
         self._lock = threading.Lock()
         # One character folder prepared at a time, so two first requests measure it once.
@@ -58,8 +70,12 @@ class VoiceRegistry:
         """The engine's own voice, spoken without matching any reference clip."""
         return Voice(DEFAULT_VOICE, f"{self.engine.name} default", "builtin", 0.0)
 
-    def get(self, voice_id: str) -> Voice:
-        """The voice, or UnknownVoice naming the known ones."""
+    def get(self, voice_id: str, caller: str | None = None) -> Voice:
+        """The voice, or UnknownVoice naming the known ones.
+
+        With a `caller`, another caller's upload is unknown too (the same answer as a voice that
+        does not exist, so ids cannot be probed); None is the in-process caller, who sees all.
+        """
         if voice_id == DEFAULT_VOICE:
             if not self.engine.speaks_default():
                 raise UnknownVoice(
@@ -69,18 +85,21 @@ class VoiceRegistry:
             return self.default_voice()
         with self._lock:
             voice = self._voices.get(voice_id)
-            known = sorted(self._voices)
-        if voice is None:
+            known = sorted(v.id for v in self._voices.values() if _visible(v, caller))
+        if voice is None or not _visible(voice, caller):
             listed = ", ".join([DEFAULT_VOICE, *known][:20])
             raise UnknownVoice(
                 f"no voice {voice_id[:80]!r}; known: {listed}. Upload a clip to POST /v1/voices"
             )
         return voice
 
-    def all(self) -> list[Voice]:
-        """Every voice `get` accepts now: the default one first, then the rest by id."""
+    def all(self, caller: str | None = None) -> list[Voice]:
+        """Every voice `get` accepts now for `caller`: the default one first, then by id."""
         with self._lock:
-            registered = sorted(self._voices.values(), key=lambda voice: voice.id)
+            registered = sorted(
+                (voice for voice in self._voices.values() if _visible(voice, caller)),
+                key=lambda voice: voice.id,
+            )
         return [self.default_voice(), *registered] if self.engine.speaks_default() else registered
 
     def character_folder(self, voice_id: str) -> Path | None:
@@ -120,7 +139,15 @@ class VoiceRegistry:
             log.info("registered voice %s from a character added after start-up", voice_id)
             return voice
 
-    def add(self, voice_id: str, name: str, source: str, clip: Clip) -> Voice:
+    def add(
+        self,
+        voice_id: str,
+        name: str,
+        source: str,
+        clip: Clip,
+        owner: str | None = None,
+        created: float = 0.0,
+    ) -> Voice:
         """Check the clip, let the engine prepare it (slow: call from a worker thread), register."""
         check_reference(clip, self.min_reference_s, self.max_reference_s)
         try:
@@ -130,23 +157,47 @@ class VoiceRegistry:
             raise BadReference(
                 f"no usable voice found in the reference clip ({error}); send clear speech"
             ) from None
-        voice = Voice(voice_id, name, source, round(clip.duration_s, 2))
+        voice = Voice(voice_id, name, source, round(clip.duration_s, 2), owner, created)
         with self._lock:
             self._voices[voice_id] = voice
         return voice
 
-    def add_upload(self, data: bytes) -> Voice:
-        """Register an uploaded clip; the same clip always gets the same id."""
-        clip = decode_audio(data)
+    def add_upload(self, data: bytes, owner: str) -> Voice:
+        """Register `owner`'s uploaded clip; the same clip from the same owner gets the same id."""
+        clip = decode_audio(data, self.max_reference_s)
         check_reference(clip, self.min_reference_s, self.max_reference_s)
-        voice_id = f"{UPLOAD_PREFIX}{clip.content_hash[:16]}"
+        voice_id = upload_id(owner, clip.content_hash)
         with self._lock:
             if voice_id in self._voices:
                 return self._voices[voice_id]
-        voice = self.add(voice_id, voice_id, "upload", clip)
-        # Kept, so an uploaded voice outlives a restart.
+        voice = self.add(voice_id, voice_id, "upload", clip, owner, time.time())
+        # Kept, so an uploaded voice outlives a restart (until it expires); the owner beside it.
         write_wav(self.uploads_dir / f"{voice_id}.wav", clip.samples, clip.sample_rate)
+        meta = {"owner": owner, "created": voice.created}
+        (self.uploads_dir / f"{voice_id}.json").write_text(json.dumps(meta), encoding="utf-8")
         return voice
+
+    def purge_uploads(self, now: float | None = None) -> int:
+        """Forget and delete uploads older than the retention period; returns how many."""
+        cutoff = (time.time() if now is None else now) - self.upload_retention_s
+        with self._lock:
+            expired = [
+                voice.id
+                for voice in self._voices.values()
+                if voice.source == "upload" and voice.created < cutoff
+            ]
+            for voice_id in expired:
+                del self._voices[voice_id]
+        for voice_id in expired:
+            self.engine.remove_voice(voice_id)
+            self._delete_upload_files(voice_id)
+        if expired:
+            log.info("deleted %d expired uploaded voices", len(expired))
+        return len(expired)
+
+    def _delete_upload_files(self, voice_id: str) -> None:
+        for suffix in (".wav", ".json"):
+            (self.uploads_dir / f"{voice_id}{suffix}").unlink(missing_ok=True)
 
     def load_characters(self) -> None:
         """Register each character folder's `voice.wav`; a broken folder is logged and skipped."""
@@ -171,13 +222,32 @@ class VoiceRegistry:
             data = yaml.safe_load(card.read_text(encoding="utf-8"))
             if isinstance(data, dict) and isinstance(data.get("name"), str):
                 name = data["name"]
-        clip = decode_audio((folder / "voice.wav").read_bytes())
+        clip = decode_audio((folder / "voice.wav").read_bytes(), self.max_reference_s)
         return self.add(folder.name, name, "character", clip)
 
     def load_uploads(self) -> None:
-        """Re-register voices uploaded before a restart."""
+        """Re-register voices uploaded before a restart; expired ones are deleted instead."""
+        cutoff = time.time() - self.upload_retention_s
         for path in sorted(self.uploads_dir.glob(f"{UPLOAD_PREFIX}*.wav")):
+            owner, created = _upload_meta(path)
+            if owner is None or created < cutoff:
+                self._delete_upload_files(path.stem)  # expired, or nobody's (no owner record)
+                continue
             try:
-                self.add(path.stem, path.stem, "upload", decode_audio(path.read_bytes()))
+                clip = decode_audio(path.read_bytes(), self.max_reference_s)
+                self.add(path.stem, path.stem, "upload", clip, owner, created)
             except Exception as error:
                 log.warning("skipping uploaded voice %s: %s", path.name, error)
+
+
+def _visible(voice: Voice, caller: str | None) -> bool:
+    return voice.source != "upload" or caller is None or voice.owner == caller
+
+
+def _upload_meta(path: Path) -> tuple[str | None, float]:
+    """The owner and creation time kept beside an uploaded clip; (None, 0) when unreadable."""
+    try:
+        meta = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+        return str(meta["owner"]), float(meta["created"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, 0.0

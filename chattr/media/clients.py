@@ -78,9 +78,13 @@ class ServiceClient:
 
     name = "service"
 
-    def __init__(self, base_url: str, options: ClientOptions | None = None) -> None:
+    def __init__(
+        self, base_url: str, options: ClientOptions | None = None, api_key: str | None = None
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.options = options or ClientOptions()
+        # The service's bearer key, sent on every call (its /files too, to the same host).
+        self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.breaker = CircuitBreaker(self.options.breaker_threshold, self.options.breaker_reset_s)
         self._http: httpx.AsyncClient | None = None
 
@@ -90,6 +94,7 @@ class ServiceClient:
         if self._http is None:
             o = self.options
             self._http = httpx.AsyncClient(
+                headers=self.headers,
                 timeout=httpx.Timeout(o.read_timeout_s, connect=o.connect_timeout_s),
                 limits=httpx.Limits(
                     max_connections=o.max_connections, max_keepalive_connections=o.max_connections

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -48,9 +49,15 @@ class LocalService:
         env: dict[str, str],
         log_dir: Path,
         defaults: dict[str, str] | None = None,
+        api_key: str | None = None,
     ) -> None:
-        """`env` is the stack's and always applies; `defaults` yield to the environment's."""
+        """`env` is the stack's and always applies; `defaults` yield to the environment's.
+
+        The service gets a fresh random bearer key each start (`api_key`): a local service is
+        guarded like a public one, and only this chattr knows the key (unless one is given).
+        """
         self.name = name
+        self.api_key = api_key or secrets.token_urlsafe(32)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.status = "starting"
@@ -59,7 +66,7 @@ class LocalService:
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", name, "--host", "127.0.0.1", "--port", str(self.port)],
-            env={**(defaults or {}), **os.environ, **env},
+            env={**(defaults or {}), **os.environ, **env, f"{name.upper()}_API_KEY": self.api_key},
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C in chattr's terminal is ours to pass on
@@ -105,8 +112,10 @@ class LocalStack:
         vocalizr: bool = True,
         visualizr: bool = True,
         vocalizr_url: str | None = None,
+        vocalizr_key: str | None = None,
         startup_timeout_s: float = 120,
     ) -> None:
+        """`vocalizr_key`: the key of a vocalizr at `vocalizr_url` that this stack did not start."""
         characters = str(characters_dir.resolve())
         self.services: list[LocalService] = []
         self.vocalizr: LocalService | None = None
@@ -131,6 +140,7 @@ class LocalStack:
             )
             self.services.append(self.vocalizr)
             vocalizr_url = self.vocalizr.url
+            vocalizr_key = self.vocalizr.api_key
         if visualizr:
             env = {
                 "VISUALIZR_CHARACTERS_DIR": characters,
@@ -139,6 +149,8 @@ class LocalStack:
             }
             if vocalizr_url:
                 env["VISUALIZR_VOCALIZR_URL"] = vocalizr_url
+            if vocalizr_key:
+                env["VISUALIZR_VOCALIZR_API_KEY"] = vocalizr_key
             self.visualizr = LocalService(
                 "visualizr", env, data_dir / "logs", defaults={"VISUALIZR_UI": "false"}
             )

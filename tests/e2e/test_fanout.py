@@ -14,10 +14,10 @@ import httpx
 import pytest
 
 from chattr.fake_llm import FakeLLMServer
-from chattr.media.local_stack import LocalStack
+from chattr.media.local_stack import LocalService, LocalStack
 
 from ..conftest import StartApp
-from .conftest import start_service
+from .conftest import auth, start_service
 
 pytestmark = pytest.mark.slow
 
@@ -196,6 +196,7 @@ def test_visualizr_busy_with_503_is_retried_then_the_turn_degrades_to_audio(
             with contextlib.suppress(httpx.HTTPError):
                 httpx.post(
                     visualizr.url + "/v1/videos",
+                    headers=auth(visualizr),
                     files={"audio": ("long.wav", long_clip, "audio/wav")},
                     data={"character": "napoleon"},
                     timeout=120,
@@ -203,11 +204,11 @@ def test_visualizr_busy_with_503_is_retried_then_the_turn_degrades_to_audio(
 
         thread = threading.Thread(target=occupy)
         thread.start()
-        _wait_until_busy(visualizr.url)
+        _wait_until_busy(visualizr)
         app = start_app(media_stack.vocalizr.url, visualizr.url, media_retries=2)
         llm.script("The guard dies but does not surrender. Nor does it wait for video.")
         result = app.client().predict("Speak!", "napoleon", "", True, api_name="/chat")
-        busy = _metric(visualizr.url, 'visualizr_requests_total{outcome="busy"}')
+        busy = _metric(visualizr, 'visualizr_requests_total{outcome="busy"}')
     finally:
         visualizr.stop()
     thread.join(30)
@@ -235,17 +236,17 @@ def _long_mono_clip(source: Path, seconds: int) -> bytes:
     return out.getvalue()
 
 
-def _metric(url: str, name: str) -> float:
-    for line in httpx.get(url + "/metrics").text.splitlines():
+def _metric(service: LocalService, name: str) -> float:
+    for line in httpx.get(service.url + "/metrics", headers=auth(service)).text.splitlines():
         if line.startswith(name + " "):
             return float(line.split()[-1])
     return 0.0
 
 
-def _wait_until_busy(url: str) -> None:
+def _wait_until_busy(service: LocalService) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        metrics = httpx.get(url + "/metrics").text
+        metrics = httpx.get(service.url + "/metrics", headers=auth(service)).text
         for line in metrics.splitlines():
             if line.startswith("visualizr_queue_depth") and float(line.split()[-1]) >= 1:
                 return

@@ -23,11 +23,19 @@ def test_local_services_read_the_environment_except_for_their_folders(
     try:
         assert stack.wait_ready(120) and stack.vocalizr is not None, stack.status_lines()
         url = stack.vocalizr.url
-        too_long = httpx.post(f"{url}/v1/speech", json={"text": "x" * 30, "voice": "napoleon"})
+        # Guarded by a random key of this start, which only chattr holds.
+        assert httpx.get(f"{url}/v1/voices").status_code == 401
+        auth = {"Authorization": f"Bearer {stack.vocalizr.api_key}"}
+        too_long = httpx.post(
+            f"{url}/v1/speech", json={"text": "x" * 30, "voice": "napoleon"}, headers=auth
+        )
         assert too_long.status_code == 422, too_long.text
         assert "limit is 20" in too_long.json()["detail"]
-        assert httpx.get(f"{url}/ui/", follow_redirects=True).status_code == 200
-        spoken = httpx.post(f"{url}/v1/speech", json={"text": "Hello there.", "voice": "napoleon"})
+        ui = httpx.get(f"{url}/ui/", follow_redirects=True, headers=auth)
+        assert ui.status_code == 200
+        spoken = httpx.post(
+            f"{url}/v1/speech", json={"text": "Hello there.", "voice": "napoleon"}, headers=auth
+        )
         assert spoken.status_code == 200, spoken.text
     finally:
         stack.stop()

@@ -16,6 +16,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).parent))
 
 from visualizr_testkit import (
+    AUDIO_HOST_PORT,
     PAINTING,
     PHOTO,
     AudioHost,
@@ -55,7 +56,7 @@ def audio_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AudioHost]:
             pass
 
     handler = functools.partial(Quiet, directory=str(folder))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", AUDIO_HOST_PORT), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield AudioHost(folder, f"http://127.0.0.1:{server.server_address[1]}")

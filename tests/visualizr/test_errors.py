@@ -47,7 +47,7 @@ def speech() -> bytes:
 
 
 def test_audio_that_does_not_decode(server: str) -> None:
-    assert_error(post_upload(server, b"RIFF....WAVEfmt garbage" * 10), 422, "bad_audio")
+    assert_error(post_upload(server, b"RIFF....WAVEfmt garbage" * 10), 422, "undecodable_audio")
 
 
 def test_silent_audio(server: str) -> None:
@@ -58,7 +58,7 @@ def test_silent_audio(server: str) -> None:
 
 def test_overlong_audio(server: str) -> None:
     long = np.tile(speech_mono(8000), 3)[: 8000 * 25]  # 25 s > the 20 s limit
-    assert_error(post_upload(server, wav_bytes(long, 8000)), 422, "bad_audio")
+    assert_error(post_upload(server, wav_bytes(long, 8000)), 422, "audio_too_long")
 
 
 def test_image_without_face(server: str, speech: bytes) -> None:
@@ -184,7 +184,7 @@ async def test_queue_full_gives_503_with_retry_after(small_queue_server: str) ->
     assert statuses[0] == 200 and statuses[-1] == 503, statuses
     busy = next(r for r in responses if r.status_code == 503)
     assert busy.headers["retry-after"].isdigit()
-    assert busy.json()["error"] == "busy"
+    assert busy.json()["error"] == "queue_full"
 
 
 def test_files_expire_after_retention(small_queue_server: str) -> None:
@@ -208,9 +208,14 @@ def test_files_expire_after_retention(small_queue_server: str) -> None:
 def test_settings_read_comma_separated_hosts(monkeypatch: pytest.MonkeyPatch) -> None:
     from visualizr.settings import Settings
 
-    monkeypatch.setenv("VISUALIZR_ALLOWED_AUDIO_HOSTS", "vocalizr, media.internal")
-    assert Settings().audio_hosts() == {"vocalizr", "media.internal"}
+    monkeypatch.setenv("VISUALIZR_ALLOWED_AUDIO_HOSTS", "vocalizr:8001, media.internal:80")
+    assert Settings().audio_addresses() == {("vocalizr", 8001), ("media.internal", 80)}
+    monkeypatch.setenv("VISUALIZR_ALLOWED_AUDIO_HOSTS", "vocalizr")  # a host without its port
+    with pytest.raises(ValueError, match="host:port"):
+        Settings()
     monkeypatch.delenv("VISUALIZR_ALLOWED_AUDIO_HOSTS")
     monkeypatch.setenv("VISUALIZR_VOCALIZR_URL", "http://tts.example:8001")
-    assert "tts.example" in Settings().audio_hosts()
+    assert Settings().audio_addresses() == {("tts.example", 8001)}
+    monkeypatch.delenv("VISUALIZR_VOCALIZR_URL")
+    assert ("127.0.0.1", 8001) in Settings().audio_addresses()  # vocalizr's own default
     assert io is not None

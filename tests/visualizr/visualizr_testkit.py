@@ -34,6 +34,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# The test audio host stands in for vocalizr: its address is the one the fetch allow-list names.
+AUDIO_HOST_PORT = free_port()
+
+
 def wav_bytes(samples: np.ndarray, rate: int) -> bytes:
     buffer = io.BytesIO()
     sf.write(buffer, samples, rate, format="WAV", subtype="PCM_16")
@@ -121,6 +125,7 @@ def make_settings(tmp: Path, characters: Path, **overrides: object) -> Settings:
         "max_audio_s": 20.0,
         "max_image_pixels": 6_000_000,
         "default_size": 256,
+        "vocalizr_url": f"http://127.0.0.1:{AUDIO_HOST_PORT}",
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -101,8 +101,8 @@ def test_uploaded_voice_speaks_at_once_and_has_a_stable_id(client: httpx.Client)
 
 def test_bad_reference_clips(client: httpx.Client) -> None:
     samples, rate = read_mono(SPEECH)
-    assert_error(upload(client, b"RIFF....WAVEnot really"), 415, "undecodable_audio")
-    assert_error(upload(client, b""), 415, "undecodable_audio")
+    assert_error(upload(client, b"RIFF....WAVEnot really"), 422, "undecodable_audio")
+    assert_error(upload(client, b""), 422, "undecodable_audio")
     silent = flac_bytes(np.zeros(rate * 5, dtype=np.float32), rate)
     assert "silent" in assert_error(upload(client, silent), 422, "bad_reference")
     short = flac_bytes(samples[:rate], rate)

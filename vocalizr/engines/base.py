@@ -33,6 +33,10 @@ class SpeechEngine(ABC):
     def add_voice(self, voice_id: str, clip: Clip) -> None:
         """Prepare what the engine needs to speak in this reference clip's voice."""
 
+    def remove_voice(self, voice_id: str) -> None:
+        """Forget a voice (an expired upload); engines that keep per-voice state drop it."""
+        return None
+
     def speaks_default(self) -> bool:
         """Whether `DEFAULT_VOICE` can be spoken now (an engine with a voice of its own: always)."""
         return True

@@ -84,6 +84,10 @@ class PiperEngine(SpeechEngine):
         config = PiperConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
         return PiperVoice(session=session, config=config)
 
+    def remove_voice(self, voice_id: str) -> None:
+        with self._lock:
+            self._targets.pop(voice_id, None)
+
     def add_voice(self, voice_id: str, clip: Clip) -> None:
         traits = self.traits_cache.get(clip) if self.voice_matching else None
         with self._lock:

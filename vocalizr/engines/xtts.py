@@ -74,6 +74,10 @@ class XttsEngine(SpeechEngine):
         path, _, _ = ModelManager().download_model(self.settings.xtts_model_name)
         return Path(path)
 
+    def remove_voice(self, voice_id: str) -> None:
+        with self._lock:
+            self._voices.pop(voice_id, None)
+
     def add_voice(self, voice_id: str, clip: Clip) -> None:
         latents = self._cached_latents(clip)
         with self._lock:

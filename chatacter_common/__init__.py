@@ -1,0 +1,1 @@
+"""Code shared by chattr, vocalizr and visualizr; imports none of them."""
