@@ -19,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from vocalizr.audio import SILENCE_RMS, Clip, decode_audio
-from vocalizr.errors import EngineNotReady, UnsupportedLanguage, VocalizrError
+from chatacter_common.service import audio as common_audio
+from vocalizr.audio import SILENCE_RMS, Clip
+from vocalizr.errors import AudioTooLong, EngineNotReady, UnsupportedLanguage, VocalizrError
 from vocalizr.jobs import JobQueue
 from vocalizr.settings import Settings
 
@@ -28,11 +29,6 @@ log = logging.getLogger(__name__)
 
 # Whisper listens at 16 kHz; every clip is resampled to it before transcription.
 WHISPER_RATE = 16_000
-
-
-class AudioTooLong(VocalizrError):
-    status = 413
-    code = "audio_too_long"
 
 
 class NoSpeech(VocalizrError):
@@ -266,12 +262,15 @@ class TranscriptionService:
     ) -> Transcript:
         engine = self.ensure_loaded()
         code = self.language_code(engine, language)
-        clip = decode_audio(data)
-        if clip.duration_s > self.max_duration_s:
+        try:
+            # Refused from the header's length before decoding, then capped while decoding.
+            decoded = common_audio.decode_audio(data, max_seconds=self.max_duration_s)
+        except AudioTooLong:
             raise AudioTooLong(
-                f"the recording is {clip.duration_s:.1f} s; the limit is "
-                f"{self.max_duration_s:g} s (VOCALIZR_STT_MAX_S): send a shorter one"
-            )
+                f"the recording is over {self.max_duration_s:g} s (VOCALIZR_STT_MAX_S): "
+                "send a shorter one"
+            ) from None
+        clip = Clip(decoded.samples, decoded.sample_rate)
         samples = to_whisper_rate(clip)
         rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if samples.size else 0
         if samples.size < WHISPER_RATE // 10 or rms < SILENCE_RMS:

@@ -91,10 +91,10 @@ def test_compressed_upload_decodes(ai: openai.OpenAI, tmp_path: Path) -> None:
     assert "celebrating" in result.text.lower()
 
 
-def test_not_audio_is_415(ai: openai.OpenAI) -> None:
+def test_not_audio_is_422(ai: openai.OpenAI) -> None:
     with pytest.raises(openai.APIStatusError) as caught:
         ai.audio.transcriptions.create(model="whisper-1", file=("notes.wav", b"just some text"))
-    assert caught.value.status_code == 415
+    assert caught.value.status_code == 422
     assert caught.value.code == "undecodable_audio"
     assert "does not decode as audio" in caught.value.message
 
@@ -116,13 +116,13 @@ def test_quiet_noise_is_no_speech(ai: openai.OpenAI) -> None:
     assert "silent" in caught.value.message or "no speech" in caught.value.message
 
 
-def test_too_long_is_413(ai: openai.OpenAI, piper_server: Server) -> None:
+def test_too_long_is_422(ai: openai.OpenAI, piper_server: Server) -> None:
     seconds = piper_server.settings.stt_max_s + 5
     with pytest.raises(openai.APIStatusError) as caught:
         ai.audio.transcriptions.create(
             model="whisper-1", file=wav_file(np.zeros(int(8_000 * seconds), np.float32), 8_000)
         )
-    assert caught.value.status_code == 413
+    assert caught.value.status_code == 422
     assert caught.value.code == "audio_too_long"
     assert "VOCALIZR_STT_MAX_S" in caught.value.message
 
