@@ -440,12 +440,20 @@ def _unknown_keys(data: Mapping[str, Any], model: type[BaseModel], prefix: str =
     return unknown
 
 
+def pydantic_message(item: Any) -> str:
+    """A pydantic error's text, without the "Value error, " our own validators' get."""
+    error = item.get("ctx", {}).get("error")
+    if item["type"] == "value_error" and error is not None:
+        return str(error)
+    return str(item["msg"])
+
+
 def _character_error(error: ValidationError, path: Path) -> CharacterError:
     """One CharacterError from pydantic's errors, naming the first failing field (all in text)."""
     problems = []
     for item in error.errors():
         where = ".".join(str(part) for part in item["loc"])
-        problem = item["msg"]
+        problem = pydantic_message(item)
         if item["type"] == "missing":
             last = item["loc"][-1] if item["loc"] else ""
             problem = f"missing item {last}" if isinstance(last, int) else "missing required field"
