@@ -235,3 +235,53 @@ def test_the_page_serves_portraits_and_no_other_character_file(
         response = fetch_file(app.url, path)
         assert response.status_code in (403, 404)
         assert SECRET.encode() not in response.content and b"root:" not in response.content
+
+
+@pytest.mark.browser
+def test_page_imports_refuse_a_folder_pointing_out_and_show_a_good_one_in_the_gallery(
+    start_app: StartApp, tmp_path: Path
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    app = start_app()
+    portrait = (CHARACTERS / "einstein" / "portrait.png").read_bytes()
+    evil = make_zip(
+        tmp_path / "evil.zip",
+        {"evil/character.yaml": YAML + f"portrait:\n  file: {ENVIRON}\n"},
+    )
+    good = make_zip(
+        tmp_path / "hopper.zip",
+        {"hopper/character.yaml": YAML, "hopper/portrait.png": portrait},
+    )
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium", headless=True, args=["--no-sandbox"]
+        )
+        try:
+            page = browser.new_page()
+            page.goto(app.url, wait_until="load")
+            gallery = page.locator("#chattr-gallery img")
+            gallery.first.wait_for(timeout=30_000)
+            before = gallery.count()
+            upload = page.locator("#chattr-import input[type=file]")
+
+            upload.set_input_files(str(evil))
+            page.get_by_text("Import failed").first.wait_for(timeout=30_000)
+            assert page.get_by_text("portrait.file").count() >= 1
+            assert "evil" not in app.service.characters.characters
+            assert SECRET not in page.content()
+
+            page.reload(wait_until="load")
+            page.locator("#chattr-import input[type=file]").set_input_files(str(good))
+            page.get_by_text("Imported").first.wait_for(timeout=30_000)
+            page.wait_for_function(
+                f"() => document.querySelectorAll('#chattr-gallery img').length > {before}"
+            )
+            sources = [
+                page.locator("#chattr-gallery img").nth(i).get_attribute("src")
+                for i in range(page.locator("#chattr-gallery img").count())
+            ]
+        finally:
+            browser.close()
+    shown = [httpx.get(src, timeout=30).content for src in sources if src]
+    assert portrait in shown  # the imported character's portrait, served without a restart
