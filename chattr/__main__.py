@@ -37,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
         except CardError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+        except OSError as exc:  # the characters folder cannot be written; no path in the message
+            print(f"error: {args.file.name}: {exc.strerror or type(exc).__name__}", file=sys.stderr)
+            return 2
         print(f"imported '{character.name}' as {character.folder}")
         return 0
 

@@ -18,6 +18,7 @@ from chattr.characters import load_characters
 from chattr.llm import NOT_CONFIGURED_HELP, make_chat_model
 from chattr.media.retention import purge_media
 from chattr.memory import open_memory
+from chattr.portraits import portraits_dir
 from chattr.retrieval import Retriever
 from chattr.settings import Settings
 from chattr.turn import ChatService
@@ -142,13 +143,16 @@ def create_app(
         return FileResponse(path)
 
     blocks = build_blocks(service, settings, status=status)
-    # The whole characters folder: portraits of characters imported later are served too.
-    portraits = [str(Path(settings.characters_dir).resolve())]
+    # Copies of the portraits only (chattr/portraits.py); the characters' own folders never.
+    portraits = portraits_dir(settings.data_dir)
+    characters = Path(settings.characters_dir).resolve()
     return gr.mount_gradio_app(
         app,
         blocks,
         path="/",
-        allowed_paths=portraits,
+        allowed_paths=[str(portraits)],
+        blocked_paths=[] if portraits.is_relative_to(characters) else [str(characters)],
+        max_file_size=settings.max_upload_mb * 1024 * 1024,
         footer_links=["api", "gradio", "settings"],
         css=blocks.css,  # type: ignore[attr-defined]
     )

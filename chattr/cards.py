@@ -23,10 +23,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from chattr.characters import (
     CHARACTER_FILE,
     KNOWLEDGE_DIR,
+    CappedText,
     Character,
     CharacterError,
     FileFieldError,
+    check_total_text,
     load_character,
+    pydantic_message,
     render_macros,
 )
 
@@ -38,6 +41,12 @@ SPEC_V1 = "chara_card_v1"  # flat cards that predate the spec field
 LOREBOOK_FILE = f"{KNOWLEDGE_DIR}/lorebook.md"
 DEFAULT_GREETING = "Hello, I'm {{char}}."
 MAX_CARD_BYTES = 64 * 1024 * 1024  # cards with big lorebooks run to a few MB; refuse absurd files
+# The most a card's text may take once inflated (a compressed PNG chunk) or as JSON: bounds the
+# memory of a decompression bomb before it is allocated, not after.
+MAX_CARD_TEXT_BYTES = 24 * 1024 * 1024
+# A card's portrait is decoded whole: 4096 x 4096 RGBA is 64 MB, more would be a pixel bomb.
+MAX_PORTRAIT_PIXELS = 4096 * 4096
+INFLATE_STEP = 1024 * 1024
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # PNG text chunks that carry cards: V2 in "chara", V3 in "ccv3" (preferred when both are present).
 CARD_CHUNK_KEYWORDS = ("ccv3", "chara")
@@ -95,9 +104,10 @@ def read_card(path: Path) -> Card:
     except OSError as error:
         raise CardError(f"cannot read: {error.strerror or error}", path) from None
     if raw.startswith(PNG_SIGNATURE):
-        payload, field = _card_payload_from_png(raw, path)
+        chunks = _png_chunks(raw, path)
+        payload, field = _card_payload_from_png(chunks, path)
         document = _decode_embedded_json(payload, path, field)
-        image: bytes | None = _portrait_png(raw, path)
+        image: bytes | None = _portrait_png(chunks, path)
     else:
         document = _parse_json(raw, path)
         image = None
@@ -112,7 +122,7 @@ def import_card(path: Path, characters_dir: Path, *, overwrite: bool = False) ->
     target = characters_dir / character_id
     if target.exists() and not overwrite:
         raise CharacterExistsError(
-            f"character folder {target} already exists; import again with overwrite "
+            f"a character '{character_id}' already exists; import again with overwrite "
             "(chattr import-card --overwrite) to replace it",
             Path(path),
         )
@@ -129,6 +139,13 @@ def import_card(path: Path, characters_dir: Path, *, overwrite: bool = False) ->
     except CharacterError as error:
         raise CardError(
             f"imported character is invalid: {error.reason}", Path(path), error.field
+        ) from None
+    except ValidationError as error:
+        item = error.errors()[0]
+        raise CardError(
+            f"imported character is invalid: {pydantic_message(item)}",
+            Path(path),
+            ".".join(str(part) for part in item["loc"]) or None,
         ) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -201,51 +218,93 @@ def _gallery_line(card: Card) -> str:
 # --- containers -------------------------------------------------------------------------------
 
 
-def _png_text_chunks(raw: bytes, path: Path) -> dict[str, str]:
-    """The tEXt, zTXt and iTXt chunks of a PNG, keyword -> text (first of each keyword wins)."""
-    chunks: dict[str, str] = {}
+def _png_chunks(raw: bytes, path: Path) -> list[tuple[bytes, bytes]]:
+    """A PNG's chunks as (type, data), up to IEND; raises CardError when it is cut short."""
+    chunks = []
     offset = len(PNG_SIGNATURE)
     while offset + 8 <= len(raw):
         length, kind = struct.unpack(">I4s", raw[offset : offset + 8])
         data = raw[offset + 8 : offset + 8 + length]
-        offset += 12 + length  # length, type, data, CRC
         if len(data) < length:
             raise CardError("PNG is truncated", path)
+        chunks.append((kind, data))
+        offset += 12 + length  # length, type, data, CRC
         if kind == b"IEND":
             break
-        try:
-            parsed = _parse_text_chunk(kind, data)
-        except (ValueError, zlib.error) as error:
-            logger.warning("%s: skipping unreadable %s chunk: %s", path, kind.decode(), error)
-            continue
-        if parsed is not None and parsed[0] not in chunks:
-            chunks[parsed[0]] = parsed[1]
     return chunks
 
 
-def _parse_text_chunk(kind: bytes, data: bytes) -> tuple[str, str] | None:
+def _png_text_chunks(chunks: list[tuple[bytes, bytes]], path: Path) -> dict[str, str]:
+    """The card's text chunks (tEXt, zTXt, iTXt) keyword -> text; the first of each wins.
+
+    Only the card keywords are decoded: other text (a comment, a bomb) is never inflated.
+    """
+    found: dict[str, str] = {}
+    for kind, data in chunks:
+        if kind not in (b"tEXt", b"zTXt", b"iTXt"):
+            continue
+        keyword_bytes, _, rest = data.partition(b"\0")
+        keyword = keyword_bytes.decode("latin-1")
+        if keyword not in CARD_CHUNK_KEYWORDS or keyword in found:
+            continue
+        found[keyword] = _text_chunk_value(kind, rest, path, keyword)
+    return found
+
+
+def _text_chunk_value(kind: bytes, rest: bytes, path: Path, keyword: str) -> str:
+    name = kind.decode()
     if kind == b"tEXt":
-        keyword, _, text = data.partition(b"\0")
-        return keyword.decode("latin-1"), text.decode("latin-1")
+        return rest.decode("latin-1")
     if kind == b"zTXt":
-        keyword, _, rest = data.partition(b"\0")
-        return keyword.decode("latin-1"), zlib.decompress(rest[1:]).decode("latin-1")
-    if kind == b"iTXt":
-        keyword, _, rest = data.partition(b"\0")
-        compressed, rest = rest[0], rest[2:]
-        _language, _, rest = rest.partition(b"\0")
-        _translated, _, text = rest.partition(b"\0")
-        if compressed:
-            text = zlib.decompress(text)
-        return keyword.decode("latin-1"), text.decode("utf-8")
-    return None
+        if not rest:
+            raise CardError(f"{name} chunk is truncated", path, keyword)
+        return _inflate(rest[1:], path, keyword, name).decode("latin-1")
+    # iTXt: compression flag, compression method, language tag \0, translated keyword \0, text
+    if len(rest) < 2 or rest[2:].count(b"\0") < 2:
+        raise CardError(f"{name} chunk is truncated", path, keyword)
+    compressed = rest[0]
+    _language, _, rest = rest[2:].partition(b"\0")
+    _translated, _, text = rest.partition(b"\0")
+    if compressed:
+        text = _inflate(text, path, keyword, name)
+    try:
+        return text.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CardError(f"{name} chunk is not UTF-8 text", path, keyword) from None
 
 
-def _card_payload_from_png(raw: bytes, path: Path) -> tuple[str, str]:
-    chunks = _png_text_chunks(raw, path)
+def _inflate(data: bytes, path: Path, keyword: str, chunk: str) -> bytes:
+    """zlib-inflate at most MAX_CARD_TEXT_BYTES, a step at a time; a bomb stops at the cap."""
+    inflater = zlib.decompressobj()
+    out = bytearray()
+    pending = data
+    try:
+        while pending or not inflater.eof:
+            piece = inflater.decompress(pending, INFLATE_STEP)
+            out += piece
+            if len(out) > MAX_CARD_TEXT_BYTES:
+                raise CardError(
+                    f"{chunk} chunk inflates to more than {MAX_CARD_TEXT_BYTES // 2**20} MB; "
+                    "no card is that big",
+                    path,
+                    keyword,
+                )
+            pending = inflater.unconsumed_tail
+            if not piece and not pending:
+                break  # input ended before the stream did
+        out += inflater.flush()
+    except zlib.error as error:
+        raise CardError(f"{chunk} chunk cannot be inflated: {error}", path, keyword) from None
+    if not inflater.eof:
+        raise CardError(f"{chunk} chunk is truncated", path, keyword)
+    return bytes(out)
+
+
+def _card_payload_from_png(chunks: list[tuple[bytes, bytes]], path: Path) -> tuple[str, str]:
+    found = _png_text_chunks(chunks, path)
     for keyword in CARD_CHUNK_KEYWORDS:
-        if keyword in chunks:
-            return chunks[keyword], keyword
+        if keyword in found:
+            return found[keyword], keyword
     raise CardError(
         "PNG has no character card: no 'chara' (V2) or 'ccv3' (V3) text chunk", path, "chara"
     )
@@ -262,6 +321,12 @@ def _decode_embedded_json(payload: str, path: Path, field: str) -> Any:
 
 
 def _parse_json(raw: bytes, path: Path, field: str | None = None) -> Any:
+    if len(raw) > MAX_CARD_TEXT_BYTES:
+        raise CardError(
+            f"card text is {len(raw) // 2**20} MB; the most is {MAX_CARD_TEXT_BYTES // 2**20} MB",
+            path,
+            field,
+        )
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -272,16 +337,39 @@ def _parse_json(raw: bytes, path: Path, field: str | None = None) -> Any:
         raise CardError(
             f"not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})", path, field
         ) from None
+    except RecursionError:
+        raise CardError("not a card: its JSON is nested too deeply", path, field) from None
 
 
-def _portrait_png(raw: bytes, path: Path) -> bytes:
+def _portrait_png(chunks: list[tuple[bytes, bytes]], path: Path) -> bytes:
     """The card's image re-encoded as a plain PNG, without the (possibly huge) card chunks."""
+    header = chunks[0][1] if chunks and chunks[0][0] == b"IHDR" else b""
+    if len(header) < 8:
+        raise CardError("PNG image cannot be decoded: no IHDR header", path)
+    width, height = struct.unpack(">II", header[:8])
+    if width * height > MAX_PORTRAIT_PIXELS:
+        raise CardError(
+            f"PNG image is {width} x {height} pixels; the most is "
+            f"{MAX_PORTRAIT_PIXELS:,} pixels (4096 x 4096)",
+            path,
+        )
+    # The image alone (text chunks dropped), so Pillow never inflates the card text again.
+    image_only = io.BytesIO()
+    image_only.write(PNG_SIGNATURE)
+    for kind, data in chunks:
+        if kind in (b"tEXt", b"zTXt", b"iTXt"):
+            continue
+        image_only.write(struct.pack(">I4s", len(data), kind) + data)
+        image_only.write(struct.pack(">I", zlib.crc32(kind + data)))
+    image_only.seek(0)
     try:
-        with Image.open(io.BytesIO(raw)) as image:
+        with Image.open(image_only) as image:
             image.load()
             mode = "RGBA" if image.mode in ("RGBA", "LA", "P") else "RGB"
             buffer = io.BytesIO()
-            image.convert(mode).save(buffer, format="PNG", optimize=True)
+            (image if image.mode == mode else image.convert(mode)).save(
+                buffer, format="PNG", optimize=True
+            )
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as error:
         raise CardError(f"PNG image cannot be decoded: {error}", path) from None
     return buffer.getvalue()
@@ -312,7 +400,7 @@ def _split_keys(value: Any) -> Any:
 
 class _EntryModel(_Lenient):
     keys: list[str] = []
-    content: str = ""
+    content: CappedText = ""
     enabled: bool = True
     name: str = ""
     comment: str = ""
@@ -336,19 +424,24 @@ class _BookModel(_Lenient):
 
 
 class _CardDataModel(_Lenient):
-    name: str = Field(min_length=1)
-    description: str = ""
-    personality: str = ""
-    scenario: str = ""
-    first_mes: str = ""
-    mes_example: str = ""
-    alternate_greetings: list[str] = []
-    system_prompt: str = ""
-    post_history_instructions: str = ""
-    creator_notes: str = ""
-    creator: str = ""
+    name: CappedText = Field(min_length=1)
+    description: CappedText = ""
+    personality: CappedText = ""
+    scenario: CappedText = ""
+    first_mes: CappedText = ""
+    mes_example: CappedText = ""
+    alternate_greetings: list[CappedText] = []
+    system_prompt: CappedText = ""
+    post_history_instructions: CappedText = ""
+    creator_notes: CappedText = ""
+    creator: CappedText = ""
     tags: list[str] = []
     character_book: _BookModel | None = None
+
+    @model_validator(mode="after")
+    def _bounded(self) -> _CardDataModel:
+        check_total_text(self)
+        return self
 
     @field_validator("name")
     @classmethod
@@ -384,7 +477,7 @@ def _card_from_document(document: Any, path: Path, image: bytes | None) -> Card:
     except ValidationError as error:
         item = error.errors()[0]
         where = ".".join(str(part) for part in (prefix, *item["loc"]) if part != "")
-        problem = "missing required field" if item["type"] == "missing" else item["msg"]
+        problem = "missing required field" if item["type"] == "missing" else pydantic_message(item)
         raise CardError(problem, path, where) from None
     book = model.character_book
     return Card(

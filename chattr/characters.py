@@ -15,11 +15,19 @@ import logging
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +35,12 @@ CHARACTER_FILE = "character.yaml"
 KNOWLEDGE_DIR = "knowledge"
 KNOWLEDGE_SUFFIXES = (".md", ".txt")
 ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+# character.yaml is read whole and parsed in pure Python (~1 s a MB): bigger is a mistake.
+MAX_CHARACTER_FILE_BYTES = 2 * 1024 * 1024
+# The text fields reach the prompt on every turn: 200,000 characters a field (~50k tokens),
+# 400,000 for all of them together, is already more than most models' context.
+MAX_FIELD_CHARS = 200_000
+MAX_TEXT_CHARS = 400_000
 
 # SillyTavern's macros: {{char}} / {{user}} in any case (spaces inside the braces tolerated), and
 # the legacy <BOT>, <CHAR>, <USER> forms older cards still carry.
@@ -41,12 +55,71 @@ PixelBox = tuple[
 ]
 
 
+def _relative_file(value: str) -> str:
+    """A file named relative to the character folder: no absolute path, drive or '..'."""
+    if "\0" in value:
+        raise ValueError("must not contain NUL characters")
+    posix, windows = PurePosixPath(value), PureWindowsPath(value)
+    if not value.strip() or posix.is_absolute() or windows.is_absolute() or windows.drive:
+        raise ValueError(
+            f"must be a file inside the character's folder, given relative to it; got '{value}'"
+        )
+    if ".." in posix.parts or ".." in windows.parts:
+        raise ValueError(f"must stay inside the character's folder (no '..'); got '{value}'")
+    return value
+
+
+FolderFile = Annotated[str, AfterValidator(_relative_file)]
+
+
+def _capped_text(value: str) -> str:
+    if len(value) > MAX_FIELD_CHARS:
+        raise ValueError(
+            f"is {len(value):,} characters long; the most a field may hold is {MAX_FIELD_CHARS:,}"
+        )
+    return value
+
+
+CappedText = Annotated[str, AfterValidator(_capped_text)]
+
+
+def total_text_chars(data: BaseModel) -> int:
+    """The characters of every text field of a model (strings and lists of strings)."""
+    total = 0
+    for name in type(data).model_fields:
+        value = getattr(data, name)
+        if isinstance(value, str):
+            total += len(value)
+        elif isinstance(value, list):
+            total += sum(len(item) for item in value if isinstance(item, str))
+    return total
+
+
+def check_total_text(data: BaseModel) -> None:
+    """Refuse a character (or card) whose text fields together exceed MAX_TEXT_CHARS."""
+    total = total_text_chars(data)
+    if total > MAX_TEXT_CHARS:
+        raise ValueError(
+            f"the text fields hold {total:,} characters together; the most is {MAX_TEXT_CHARS:,}"
+        )
+
+
+def confined_file(folder: Path, relative: str) -> Path | None:
+    """`folder/relative` with symlinks resolved, or None when that lands outside `folder`."""
+    root = Path(folder).resolve()
+    try:
+        path = (root / relative).resolve()
+    except (OSError, ValueError, RuntimeError):  # a symlink loop, a NUL
+        return None
+    return path if path != root and path.is_relative_to(root) else None
+
+
 class VoiceSettings(BaseModel):
     """How the character sounds: the reference clip to clone and how to speak."""
 
     model_config = ConfigDict(extra="ignore")
 
-    reference: str = "voice.wav"  # relative to the character folder
+    reference: FolderFile = "voice.wav"  # relative to the character folder, and inside it
     language: str = "en"
     speed: float = Field(default=1.0, gt=0.25, le=4.0)
 
@@ -56,7 +129,7 @@ class PortraitSettings(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    file: str = "portrait.png"  # relative to the character folder
+    file: FolderFile = "portrait.png"  # relative to the character folder, and inside it
     # x, y, w, h in pixels, for portraits where automatic face detection fails (drawings)
     face_box: PixelBox | None = None
     mouth_box: PixelBox | None = None
@@ -68,23 +141,28 @@ class Character(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     id: str = Field(pattern=ID_PATTERN.pattern, exclude=True)  # the folder's name
-    name: str = Field(min_length=1)
-    description: str = Field(min_length=1)  # one line, for the gallery
-    background: str = ""  # who the character is, in prose (a card's "description")
-    personality: str = ""
-    scenario: str = ""
-    greeting: str = Field(min_length=1)
-    alternate_greetings: list[str] = []
-    example_dialogue: str = ""
-    system_prompt: str = ""
-    post_history_instructions: str = ""
+    name: CappedText = Field(min_length=1)
+    description: CappedText = Field(min_length=1)  # one line, for the gallery
+    background: CappedText = ""  # who the character is, in prose (a card's "description")
+    personality: CappedText = ""
+    scenario: CappedText = ""
+    greeting: CappedText = Field(min_length=1)
+    alternate_greetings: list[CappedText] = []
+    example_dialogue: CappedText = ""
+    system_prompt: CappedText = ""
+    post_history_instructions: CappedText = ""
     language: str = "en"
     voice: VoiceSettings = Field(default_factory=VoiceSettings)
     portrait: PortraitSettings = Field(default_factory=PortraitSettings)
     tags: list[str] = []
-    creator: str = ""
-    creator_notes: str = ""  # for people browsing characters; never sent to the model
+    creator: CappedText = ""
+    creator_notes: CappedText = ""  # for people browsing characters; never sent to the model
     folder: Path = Field(exclude=True)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Character:
+        check_total_text(self)
+        return self
 
     @field_validator("name", "greeting")
     @classmethod
@@ -102,13 +180,24 @@ class Character(BaseModel):
         return line
 
     def portrait_path(self) -> Path | None:
-        """The portrait image file, or None when the folder has none."""
-        path = self.folder / self.portrait.file
-        return path if path.is_file() else None
+        """The portrait image file, or None when the folder has none (or it points outside)."""
+        return self._own_file(self.portrait.file, "portrait.file")
 
     def voice_path(self) -> Path | None:
-        """The reference voice clip, or None when the folder has none."""
-        path = self.folder / self.voice.reference
+        """The reference voice clip, or None when the folder has none (or it points outside)."""
+        return self._own_file(self.voice.reference, "voice.reference")
+
+    def _own_file(self, relative: str, field_name: str) -> Path | None:
+        # Checked again on every use: the folder may have changed since it was loaded.
+        path = confined_file(self.folder, relative)
+        if path is None:
+            logger.warning(
+                "character '%s': %s '%s' points outside its folder; ignored",
+                self.id,
+                field_name,
+                relative,
+            )
+            return None
         return path if path.is_file() else None
 
     def knowledge_documents(self) -> dict[str, str]:
@@ -116,15 +205,18 @@ class Character(BaseModel):
         knowledge = self.folder / KNOWLEDGE_DIR
         if not knowledge.is_dir():
             return {}
-        files = sorted(
-            path
-            for path in knowledge.rglob("*")
-            if path.is_file() and path.suffix.lower() in KNOWLEDGE_SUFFIXES
-        )
-        return {
-            path.relative_to(self.folder).as_posix(): path.read_text(encoding="utf-8")
-            for path in files
-        }
+        documents = {}
+        for path in sorted(knowledge.rglob("*")):
+            if not (path.is_file() and path.suffix.lower() in KNOWLEDGE_SUFFIXES):
+                continue
+            name = path.relative_to(self.folder).as_posix()
+            if confined_file(self.folder, name) is None:
+                logger.warning(
+                    "character '%s': skipping %s, a link to outside its folder", self.id, name
+                )
+                continue
+            documents[name] = path.read_text(encoding="utf-8")
+        return documents
 
     def render(self, text: str, user: str = "User") -> str:
         """Resolve the {{char}} and {{user}} macros (and legacy <BOT>/<USER>) in card text."""
@@ -175,12 +267,25 @@ class FileFieldError(Exception):
         self.path = path
         self.field = field
         self.reason = message
-        where = f"{path}: field '{field}'" if field else str(path)
+        # The message is shown to people (the page, the CLI): the file's name, never the
+        # server's folders.
+        where = f"{self.shown_name}: field '{field}'" if field else self.shown_name
         super().__init__(f"{where}: {message}")
+
+    @property
+    def shown_name(self) -> str:
+        return self.path.name
 
 
 class CharacterError(FileFieldError):
     """A character folder that cannot be loaded."""
+
+    @property
+    def shown_name(self) -> str:
+        # "napoleon/character.yaml": which character, without where the characters live.
+        if self.path.name == CHARACTER_FILE:
+            return f"{self.path.parent.name}/{self.path.name}"
+        return self.path.name
 
 
 class CharacterNotFound(LookupError):
@@ -240,9 +345,25 @@ def load_character(folder: Path) -> Character:
     for unknown in _unknown_keys(data, Character):
         logger.warning("%s: unknown field '%s' ignored", path, unknown)
     try:
-        return Character.model_validate({**data, "id": folder.name, "folder": folder.resolve()})
+        character = Character.model_validate(
+            {**data, "id": folder.name, "folder": folder.resolve()}
+        )
     except ValidationError as error:
         raise _character_error(error, path) from None
+    except RecursionError:
+        raise CharacterError("nested too deeply", path) from None
+    for field_name, relative in (
+        ("portrait.file", character.portrait.file),
+        ("voice.reference", character.voice.reference),
+    ):
+        # The file may be missing (no portrait, no voice), but never a link out of the folder.
+        if confined_file(character.folder, relative) is None:
+            raise CharacterError(
+                f"'{relative}' leads outside the character's folder; name a file inside it",
+                path,
+                field_name,
+            )
+    return character
 
 
 def load_characters(directory: Path) -> CharacterSet:
@@ -269,10 +390,21 @@ def load_characters(directory: Path) -> CharacterSet:
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
+        if path.stat().st_size > MAX_CHARACTER_FILE_BYTES:
+            raise CharacterError(
+                f"{path.stat().st_size:,} bytes; the most a {CHARACTER_FILE} may hold is "
+                f"{MAX_CHARACTER_FILE_BYTES // 2**20} MB",
+                path,
+            )
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise CharacterError(f"missing {CHARACTER_FILE}", path) from None
-    except (OSError, UnicodeDecodeError) as error:
+    except OSError as error:
+        # strerror, not str(error): that one carries the absolute path.
+        raise CharacterError(
+            f"cannot read: {error.strerror or type(error).__name__}", path
+        ) from None
+    except UnicodeDecodeError as error:
         raise CharacterError(f"cannot read: {error}", path) from None
     try:
         data = yaml.safe_load(text)
@@ -282,6 +414,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise CharacterError(f"invalid YAML at {line}{error.problem}", path) from None
     except yaml.YAMLError as error:
         raise CharacterError(f"invalid YAML: {error}", path) from None
+    except RecursionError:
+        raise CharacterError("invalid YAML: nested too deeply", path) from None
     if not isinstance(data, dict):
         kind = "empty" if data is None else f"a {type(data).__name__}"
         raise CharacterError(f"expected a mapping of fields, found {kind}", path)
@@ -306,12 +440,20 @@ def _unknown_keys(data: Mapping[str, Any], model: type[BaseModel], prefix: str =
     return unknown
 
 
+def pydantic_message(item: Any) -> str:
+    """A pydantic error's text, without the "Value error, " our own validators' get."""
+    error = item.get("ctx", {}).get("error")
+    if item["type"] == "value_error" and error is not None:
+        return str(error)
+    return str(item["msg"])
+
+
 def _character_error(error: ValidationError, path: Path) -> CharacterError:
     """One CharacterError from pydantic's errors, naming the first failing field (all in text)."""
     problems = []
     for item in error.errors():
         where = ".".join(str(part) for part in item["loc"])
-        problem = item["msg"]
+        problem = pydantic_message(item)
         if item["type"] == "missing":
             last = item["loc"][-1] if item["loc"] else ""
             problem = f"missing item {last}" if isinstance(last, int) else "missing required field"

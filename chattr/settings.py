@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     memory_hits: int = Field(default=3, description="Older turns recalled from long-term memory.")
 
     max_message_chars: int = Field(default=2000, description="Longest accepted user message.")
+    max_upload_mb: int = Field(
+        default=64,
+        gt=0,
+        description="Largest file the page accepts (a card or a zipped character), MB; "
+        "bigger uploads are refused while they stream in.",
+    )
 
     vocalizr_url: str | None = Field(
         default=None, description="vocalizr service URL; unset: started locally (CPU engine)."

@@ -96,6 +96,21 @@ class TurnState:
         }
 
 
+def check_text_argument(name: str, value: object) -> None:
+    """Refuse an argument that is not text a turn can store and send (API callers send anything)."""
+    if value is None:
+        raise TurnRejected(f"'{name}' is missing: send it as a string.")
+    if not isinstance(value, str):
+        raise TurnRejected(f"'{name}' must be a string, not {type(value).__name__}.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise TurnRejected(
+            f"'{name}' is not valid text: character {exc.start + 1} is a lone UTF-16 surrogate "
+            f"(U+{ord(value[exc.start]):04X}), which cannot be stored or sent."
+        ) from None
+
+
 class ChatService:
     """Runs turns for every session; one instance per app."""
 
@@ -145,6 +160,12 @@ class ChatService:
 
     def validate(self, message: str, character_id: str, session_id: str) -> str:
         """Check a request before any work; return the cleaned message or raise TurnRejected."""
+        for name, value in (
+            ("message", message),
+            ("character", character_id),
+            ("session_id", session_id),
+        ):
+            check_text_argument(name, value)
         message = (message or "").strip()
         if not message:
             raise TurnRejected("The message is empty: type something to say to the character.")

@@ -13,6 +13,7 @@ import gradio as gr
 from gradio.data_classes import FileData
 
 from chattr.characters import Character
+from chattr.portraits import PortraitShelf, portraits_dir
 from chattr.settings import Settings
 from chattr.turn import ChatService, TurnFailed, TurnRejected, TurnState
 from chattr.uploads import UploadError, import_upload
@@ -133,15 +134,23 @@ def build_blocks(
     ids = sorted(characters.characters)
     first = ids[0] if ids else None
 
-    def gallery_ids() -> list[str]:
+    # The gallery shows copies of the portraits from a folder that holds nothing else (the only
+    # one Gradio may serve), so no other file of a character is reachable by path.
+    shelf = PortraitShelf(portraits_dir(settings.data_dir))
+
+    def gallery_portraits() -> list[tuple[str, Path]]:
         """The characters shown in the gallery, in its order (those with a portrait)."""
-        return [i for i in ids if characters.characters[i].portrait_path() is not None]
+        shown = ((i, shelf.path_for(characters.characters[i])) for i in ids)
+        return [(i, path) for i, path in shown if path is not None]
+
+    def gallery_ids() -> list[str]:
+        return [i for i, _ in gallery_portraits()]
 
     def gallery_items() -> list[tuple[str, str]]:
         items = []
-        for cid in gallery_ids():
+        for cid, path in gallery_portraits():
             c = characters.characters[cid]
-            items.append((str(c.portrait_path()), f"{c.name} — {c.description}"))
+            items.append((str(path), f"{c.name} — {c.description}"))
         return items
 
     def status_text() -> str:
@@ -359,7 +368,10 @@ def build_blocks(
             Returns:
                 {text, session_id, character, audio_url, video_url, segments, errors}
             """
-            session_id = session_id or new_session_id()
+            if session_id in ("", None):
+                session_id = new_session_id()
+            if not isinstance(media, bool):
+                raise gr.Error(f"'media' must be true or false, not {type(media).__name__}.")
             try:
                 transcript = None
                 if audio is not None:

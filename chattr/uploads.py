@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 import shutil
+import stat
+import struct
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 from chattr.cards import CharacterExistsError, import_card
@@ -15,6 +18,7 @@ log = logging.getLogger(__name__)
 
 MAX_ZIP_BYTES = 50_000_000  # uncompressed, all members together
 MAX_ZIP_MEMBERS = 500
+COPY_CHUNK = 1024 * 1024
 
 
 class UploadError(ValueError):
@@ -36,10 +40,16 @@ def import_folder_zip(path: Path, characters_dir: Path, *, overwrite: bool = Fal
     """Unpack a zipped character folder (character.yaml at its top or in one folder) safely."""
     try:
         archive = zipfile.ZipFile(path)
-    except zipfile.BadZipFile as exc:
-        raise UploadError(f"{path.name}: not a readable zip file ({exc})") from exc
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, struct.error) as exc:
+        raise UploadError(f"{path.name}: not a readable zip file ({_reason(exc)})") from None
     with archive:
         members = [m for m in archive.infolist() if not m.is_dir()]
+        for member in members:
+            if stat.S_ISLNK(member.external_attr >> 16):
+                raise UploadError(
+                    f"{path.name}: '{member.filename}' is a symbolic link; a character folder "
+                    "holds plain files only"
+                )
         if len(members) > MAX_ZIP_MEMBERS:
             raise UploadError(f"{path.name}: {len(members)} files; the limit is {MAX_ZIP_MEMBERS}")
         if sum(m.file_size for m in members) > MAX_ZIP_BYTES:
@@ -71,13 +81,18 @@ def import_folder_zip(path: Path, characters_dir: Path, *, overwrite: bool = Fal
         staging = Path(tempfile.mkdtemp(prefix=f".upload-{character_id}-", dir=characters_dir))
         try:
             folder = staging / character_id
+            unpacked = 0
             for member, name in zip(members, names, strict=True):
                 relative = name.relative_to(prefix) if prefix else name
                 destination = folder.joinpath(*relative.parts)
-                destination.parent.mkdir(parents=True, exist_ok=True)
-                with archive.open(member) as source, destination.open("wb") as out:
-                    shutil.copyfileobj(source, out)
-            load_character(folder)  # validate before installing
+                try:
+                    destination.parent.mkdir(parents=True, exist_ok=True)
+                    unpacked = _unpack(archive, member, destination, unpacked, path.name)
+                except OSError as exc:
+                    raise UploadError(
+                        f"{path.name}: cannot unpack '{member.filename}' ({_reason(exc)})"
+                    ) from None
+            load_character(folder)  # validate before installing (paths confined, fields valid)
             if target.exists():
                 shutil.rmtree(target)
             folder.rename(target)
@@ -85,6 +100,38 @@ def import_folder_zip(path: Path, characters_dir: Path, *, overwrite: bool = Fal
             shutil.rmtree(staging, ignore_errors=True)
     log.info("installed character '%s' from %s", character_id, path.name)
     return load_character(target)
+
+
+def _unpack(
+    archive: zipfile.ZipFile,
+    member: zipfile.ZipInfo,
+    destination: Path,
+    unpacked: int,
+    zip_name: str,
+) -> int:
+    """Copy one member out with a running cap on all bytes written, whatever its header says."""
+    try:
+        with archive.open(member) as source, destination.open("wb") as out:
+            while chunk := source.read(COPY_CHUNK):
+                unpacked += len(chunk)
+                if unpacked > MAX_ZIP_BYTES:
+                    raise UploadError(
+                        f"{zip_name}: unpacks to more than {MAX_ZIP_BYTES // 1_000_000} MB"
+                    )
+                out.write(chunk)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
+        # A lying size header, a bad CRC, a cut-off member, encryption, an unknown method.
+        raise UploadError(
+            f"{zip_name}: '{member.filename}' is damaged or unreadable ({_reason(exc)})"
+        ) from None
+    return unpacked
+
+
+def _reason(exc: BaseException) -> str:
+    """Why, in words, without the server paths an OSError carries."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 __all__ = ["CharacterExistsError", "UploadError", "import_folder_zip", "import_upload"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,9 @@ import httpx
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = frozenset({502, 503, 504})
+# Failures before any byte of the answer, as when the service closed an idle kept-alive
+# connection just as it was reused: the request was not processed, so sending it again is safe.
+STALE_CONNECTION = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 MAX_RETRY_AFTER_S = 5.0  # honour Retry-After, but a turn never waits longer than this per retry
 
 
@@ -119,7 +123,7 @@ class ServiceClient:
         attempt = 0
         while True:
             try:
-                response = await self.http.post(self.base_url + path, json=body)
+                response = await self._request("POST", self.base_url + path, json=body)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 # The request never reached the service: repeating it is safe.
                 if attempt < self.options.retries:
@@ -127,7 +131,9 @@ class ServiceClient:
                     await asyncio.sleep(self.options.backoff_s * 2 ** (attempt - 1))
                     continue
                 self.breaker.record_failure()
-                raise ServiceError(self.name, f"unreachable at {self.base_url} ({exc})") from exc
+                raise ServiceError(
+                    self.name, f"unreachable at {self.base_url} ({describe(exc)})"
+                ) from exc
             except httpx.TimeoutException as exc:
                 self.breaker.record_failure()
                 raise ServiceError(
@@ -135,7 +141,10 @@ class ServiceClient:
                 ) from exc
             except httpx.HTTPError as exc:
                 self.breaker.record_failure()
-                raise ServiceError(self.name, f"request failed: {exc}") from exc
+                raise ServiceError(self.name, f"request failed: {describe(exc)}") from exc
+            except ServiceError:
+                self.breaker.record_failure()
+                raise
 
             if response.status_code in RETRYABLE_STATUS:
                 if attempt < self.options.retries:
@@ -150,10 +159,57 @@ class ServiceClient:
                 # Our request was refused (bad input): the service itself is fine.
                 self.breaker.record_success()
                 raise ServiceError(self.name, f"refused: {_error_detail(response)}")
+            try:
+                data = response.json()
+            except ValueError:
+                self.breaker.record_failure()
+                kind = response.headers.get("content-type") or "no content type"
+                raise ServiceError(
+                    self.name,
+                    f"answered HTTP {response.status_code} with something that is not JSON "
+                    f"({kind}, {len(response.content)} bytes)",
+                ) from None
+            if not isinstance(data, dict):
+                self.breaker.record_failure()
+                raise ServiceError(
+                    self.name, f"answered with a JSON {type(data).__name__}, not an object"
+                )
             self.breaker.record_success()
-            data = response.json()
-            assert isinstance(data, dict)
             return data
+
+    async def _request(
+        self, method: str, url: str, *, json: dict[str, Any] | None = None
+    ) -> httpx.Response:
+        """One request, its body read whole; retried once on a fresh connection when it failed
+        before any answer on a pooled one (the service had closed it while it sat idle)."""
+        try:
+            return await self._send(self.http, method, url, json)
+        except STALE_CONNECTION as exc:
+            log.info("%s: %s on a pooled connection; retrying once on a fresh one", self.name, exc)
+        o = self.options
+        async with httpx.AsyncClient(
+            timeout=httpx.Timeout(o.read_timeout_s, connect=o.connect_timeout_s),
+            limits=httpx.Limits(max_keepalive_connections=0),
+        ) as fresh:
+            return await self._send(fresh, method, url, json)
+
+    async def _send(
+        self, client: httpx.AsyncClient, method: str, url: str, json: dict[str, Any] | None
+    ) -> httpx.Response:
+        # Streamed, so a failure before the answer (retryable) and one while reading the answer
+        # (not: the service did the work) are told apart.
+        response = await client.send(client.build_request(method, url, json=json), stream=True)
+        try:
+            await response.aread()
+        except httpx.TimeoutException:
+            raise
+        except httpx.HTTPError as exc:
+            raise ServiceError(
+                self.name, f"answer cut off (HTTP {response.status_code}): {describe(exc)}"
+            ) from exc
+        finally:
+            await response.aclose()
+        return response
 
     def _retry_delay(self, response: httpx.Response, attempt: int) -> float:
         header = response.headers.get("retry-after", "")
@@ -163,9 +219,13 @@ class ServiceClient:
             return self.options.backoff_s * 2 ** (attempt - 1)
 
     async def download(self, url: str) -> bytes:
-        """Fetch a file the service made."""
-        response = await self.http.get(self.internal_url(url))
-        response.raise_for_status()
+        """Fetch a file the service made; raises ServiceError saying why not."""
+        try:
+            response = await self._request("GET", self.internal_url(url))
+        except httpx.HTTPError as exc:
+            raise ServiceError(self.name, f"could not fetch its file: {describe(exc)}") from exc
+        if response.status_code != 200:
+            raise ServiceError(self.name, f"could not fetch its file: HTTP {response.status_code}")
         return response.content
 
     async def healthy(self) -> bool:
@@ -179,6 +239,30 @@ class ServiceClient:
         if self._http is not None:
             await self._http.aclose()
             self._http = None
+
+
+def describe(exc: BaseException) -> str:
+    """An exception in words, never empty (httpx's ReadError often has no message)."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def answer_field(service: str, data: dict[str, Any], name: str, kind: type) -> Any:
+    """A field of a service's JSON answer, checked: ServiceError "answered without ..." if not."""
+    value = data.get(name)
+    if kind is str:
+        ok = isinstance(value, str) and bool(value.strip())
+    elif kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if ok:
+        return value
+    if value is None:
+        raise ServiceError(service, f"answered without '{name}'")
+    raise ServiceError(
+        service, f"answered without a valid '{name}' (a {type(value).__name__}: {value!r:.40})"
+    )
 
 
 def _error_detail(response: httpx.Response) -> str:
@@ -215,9 +299,9 @@ class VocalizrClient(ServiceClient):
             "/v1/speech", {"text": text, "voice": voice, "language": language}
         )
         return SpeechResult(
-            url=str(data["url"]),
-            duration_s=float(data["duration_s"]),
-            sample_rate=int(data["sample_rate"]),
+            url=answer_field(self.name, data, "url", str),
+            duration_s=float(answer_field(self.name, data, "duration_s", float)),
+            sample_rate=answer_field(self.name, data, "sample_rate", int),
         )
 
     async def transcribe(self, audio: bytes, filename: str, language: str = "en") -> str:
@@ -245,5 +329,7 @@ class VisualizrClient(ServiceClient):
             "/v1/videos", {"audio_url": audio_url, "portrait": portrait, "fps": fps}
         )
         return VideoResult(
-            url=str(data["url"]), duration_s=float(data["duration_s"]), frames=int(data["frames"])
+            url=answer_field(self.name, data, "url", str),
+            duration_s=float(answer_field(self.name, data, "duration_s", float)),
+            frames=answer_field(self.name, data, "frames", int),
         )

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
-from chattr.media.clients import ServiceError, VisualizrClient, VocalizrClient
+from chattr.media.clients import ServiceError, VisualizrClient, VocalizrClient, describe
 from chattr.media.joining import ReplyVideo, join_wavs
 from chattr.media.slots import PrioritySlots
 from chattr.turn import Segment, TurnState
@@ -120,11 +120,13 @@ class MediaJob:
         if "vocalizr" in await self._starting(STARTUP_WAIT_S):
             self._still_starting("vocalizr", "speech or video")
             return
+        # Every failure from here on is an entry in the turn's errors, naming the service: a
+        # task's exception would otherwise vanish with it, and the turn end without its media.
         try:
             async with speech_slots.slot(priority):
                 speech = await vocalizr.synthesize(segment.text, self.voice, self.language)
-        except ServiceError as exc:
-            self._fail(exc)
+        except Exception as exc:
+            self._fail(vocalizr.name, exc)
             return
         segment.audio_url = speech.url
         segment.audio_duration_s = speech.duration_s
@@ -140,8 +142,8 @@ class MediaJob:
                 video = await visualizr.render(
                     vocalizr.internal_url(speech.url), self.character_id, self.fanout.options.fps
                 )
-        except ServiceError as exc:
-            self._fail(exc)
+        except Exception as exc:
+            self._fail(visualizr.name, exc)
             return
         segment.video_url = video.url
         self._mark("first_video_s")
@@ -165,9 +167,14 @@ class MediaJob:
         self.state.timings.setdefault(timing, time.perf_counter() - self.started)
         self._changed.set()
 
-    def _fail(self, exc: ServiceError) -> None:
-        log.warning("media: %s", exc)
-        self.state.add_error(exc.service, exc.detail)
+    def _fail(self, service: str, exc: Exception) -> None:
+        if isinstance(exc, ServiceError):
+            service, detail = exc.service, exc.detail
+        else:  # a bug or a surprise, still the turn's to show
+            log.exception("media: %s failed", service)
+            detail = f"failed: {describe(exc)}"
+        log.warning("media: %s: %s", service, detail)
+        self.state.add_error(service, detail)
         self._changed.set()
 
     async def updates(self) -> AsyncIterator[None]:
