@@ -29,7 +29,6 @@ from chattr.characters import (
     load_character,
     render_macros,
 )
-
 from chattr.lorebook import write_lorebook
 from chattr.worldinfo import Lorebook, LorebookFormatError, WorldEntry, parse_book, parse_entry
 

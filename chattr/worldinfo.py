@@ -467,7 +467,9 @@ def match_key(haystack: str, key: str, entry: WorldEntry, options: Options) -> b
         return pattern.search(haystack) is not None
     if not case_sensitive:
         haystack, key = haystack.lower(), key.lower()
-    whole = options.match_whole_words if entry.match_whole_words is None else entry.match_whole_words
+    whole = entry.match_whole_words
+    if whole is None:
+        whole = options.match_whole_words
     if not whole or len(key.split()) > 1 or _unspaced(key):
         return key in haystack
     return re.search(rf"(?:^|\W){re.escape(key)}(?:$|\W)", haystack) is not None
@@ -539,9 +541,9 @@ def activate(
         for index in found:
             entry = ordered[index]
             done.add(index)
-            if entry.use_probability and entry.probability < 100:
-                if roll() * 100 > entry.probability:
-                    continue
+            rolled = entry.use_probability and entry.probability < 100
+            if rolled and roll() * 100 > entry.probability:
+                continue
             cost = approx_tokens(entry.content + "\n")
             if used + cost > budget:
                 overflowed = True
@@ -606,9 +608,7 @@ def _triggers(entry: WorldEntry, scan: _Scan, recursive: bool) -> bool:
     return all(hits)  # AND_ALL
 
 
-def _placed(
-    activated: list[WorldEntry], ordered: list[WorldEntry], overflowed: bool
-) -> Activation:
+def _placed(activated: list[WorldEntry], ordered: list[WorldEntry], overflowed: bool) -> Activation:
     # SillyTavern walks the entries highest order first and prepends each one: the result is
     # lowest order first, and among equal orders the book's later entry first.
     rank = {id(entry): index for index, entry in enumerate(ordered)}
