@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chattr.sentences import SentenceSplitter
-from chattr.speech_text import SpeechFilter, SpeakMode, spoken_sentence
+from chattr.speech_text import SpeakMode, SpeechFilter, spoken_sentence
 
 REPLY = (
     '*She leans on the rail. The wind pulls at her coat.* "Welcome aboard, stowaway!" '
