@@ -10,6 +10,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -116,12 +118,20 @@ def import_card(card: dict[str, Any], folder: Path, name: str) -> subprocess.Com
 def card_characters(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Characters imported with `chattr import-card`: Wren, and variants of her for speech."""
     folder = tmp_path_factory.mktemp("cards")
-    for name, card in (("wren", WREN), ("quotes", _renamed("Quiet Wren")), ("li", _li_bai())):
+    cards = (
+        ("wren", WREN),
+        ("quotes", _renamed("Quiet Wren")),
+        ("li", _li_bai()),
+        ("broken", _renamed("Broken Wren")),
+    )
+    for name, card in cards:
         done = import_card(card, folder, name)
         assert done.returncode == 0, done.stderr
+        assert name == "li" or f"lorebook: {len(LORE)} World Info entries" in done.stdout
     characters = folder / "characters"
     _set_voice(characters / "quiet-wren", speak="quotes_only")
     _set_voice(characters / "li-bai", language="zh-cn")
+    (characters / "broken-wren" / "lorebook.json").write_text('{"entries": [', encoding="utf-8")
     return characters
 
 
@@ -301,6 +311,18 @@ def test_an_entry_at_depth_zero_follows_the_message_as_its_role(
     assert "LORE-STORM-DEPTH" not in sent[0][1]
 
 
+def test_a_broken_lorebook_is_an_error_on_the_turn_not_a_lost_reply(
+    wren_app: Client, llm: FakeLLMServer, card_characters: Path
+) -> None:
+    llm.script("Still here.")
+    result = chat(wren_app, "A dragon!", character="broken-wren")
+    assert result["text"] == "Still here."
+    [error] = [e for e in result["errors"] if e["service"] == "lorebook"]
+    assert error["detail"].startswith("lorebook.json: not valid JSON (line 1")
+    assert str(card_characters) not in error["detail"]
+    assert "LORE-DRAGON" not in everything(llm.requests[-1])
+
+
 # --- greetings --------------------------------------------------------------------------------
 
 
@@ -384,3 +406,79 @@ def test_a_chinese_reply_is_spoken_sentence_by_sentence(
     assert result["segments"][0]["text"] == "我的名字叫李白，"
     assert {r["language"] for r in vocalizr.requests} == {"zh-cn"}
     assert "*举杯*" in result["text"]
+
+
+# --- the page ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def page(tmp_path: Path) -> Iterator[Any]:
+    """A headless Chromium page (Debian's chromium, a fresh profile)."""
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(chromium).exists():
+        pytest.fail("Chromium is missing: `make browser-deps` installs Debian's chromium")
+    with sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(tmp_path / "profile"),
+            executable_path=chromium,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"],
+        )
+        page = context.new_page()
+        page.set_viewport_size({"width": 1280, "height": 900})
+        yield page
+        context.close()
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_page_greeting_choice_regenerate_and_undo_keep_world_info(
+    page: Any, start_app: StartApp, card_characters: Path, llm: FakeLLMServer
+) -> None:
+    app = start_app(characters_dir=card_characters)
+    page.goto(app.url, wait_until="load")
+    chat_box = page.locator("#chattr-chat")
+    page.get_by_label("Character").first.click()
+    page.get_by_role("option", name="Captain Wren").click()
+    chat_box.get_by_text("Welcome aboard.").wait_for(timeout=15_000)
+
+    # Choose the first alternate greeting: the conversation opens with it.
+    page.locator("#chattr-greeting").get_by_label("Greeting").click()
+    page.get_by_role("option", name=re.compile("Hold fast")).click()
+    chat_box.get_by_text("Hold fast, User!").wait_for(timeout=15_000)
+    assert chat_box.get_by_text("Welcome aboard.").count() == 0
+
+    box = page.get_by_label("Your message")
+    llm.script("First answer.")
+    box.fill("What now?")
+    box.press("Enter")
+    chat_box.get_by_text("First answer.").wait_for(timeout=30_000)
+    sent = messages(llm.requests[-1])
+    assert ("assistant", "*The storm howls.* Hold fast, User!") in sent
+    assert ("user", "LORE-STORM-DEPTH") in sent  # World Info scanned the greeting
+
+    # Regenerate: the same prompt, World Info and greeting included, without the old answer.
+    llm.script("Second answer.")
+    page.get_by_role("button", name="Regenerate").click()
+    chat_box.get_by_text("Second answer.").wait_for(timeout=30_000)
+    again = messages(llm.requests[-1])
+    assert again[0] == sent[0]  # the same system prompt
+    # the same chat and World Info (long-term memory may recall the undone turn as context)
+    assert [m for m in again if m[0] != "system"] == [m for m in sent if m[0] != "system"]
+    assert ("assistant", "First answer.") not in again
+
+    # Undo: the turn goes, the greeting stays, in the page and in the conversation.
+    page.get_by_role("button", name="Undo last turn").click()
+    page.wait_for_function(
+        "() => !document.querySelector('#chattr-chat').innerText.includes('Second answer')"
+    )
+    assert chat_box.get_by_text("Hold fast, User!").count() == 1
+    llm.script("Third answer.")
+    box.fill("Anything else?")
+    box.press("Enter")
+    chat_box.get_by_text("Third answer.").wait_for(timeout=30_000)
+    last = messages(llm.requests[-1])
+    assert ("assistant", "*The storm howls.* Hold fast, User!") in last
+    assert ("user", "LORE-STORM-DEPTH") in last and ("user", "What now?") not in last

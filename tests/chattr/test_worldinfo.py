@@ -514,3 +514,15 @@ def test_the_prompt_places_entries_by_position(mira: Character) -> None:
     ]
     assert isinstance(messages[-1], AIMessage) and not isinstance(messages[1], SystemMessage)
     assert isinstance(messages[2], AIMessage) and isinstance(messages[3], HumanMessage)
+
+
+def test_equal_orders_put_the_books_later_entry_first() -> None:
+    # SillyTavern walks entries highest order first, prepending each: ties come out reversed.
+    first = WorldEntry(content="FIRST", constant=True)
+    second = WorldEntry(content="SECOND", constant=True)
+    assert activate(book(first, second), ["hi"]).before == ("SECOND", "FIRST")
+
+
+def test_entries_must_be_a_list_or_an_object() -> None:
+    with pytest.raises(LorebookFormatError, match="'entries' must be a list"):
+        parse_book({"entries": "nope"})
