@@ -27,6 +27,7 @@ position. The rules follow SillyTavern's documented behaviour:
 
 from __future__ import annotations
 
+import functools
 import math
 import random as _random
 import re
@@ -455,24 +456,46 @@ def _unspaced(text: str) -> bool:
     return False
 
 
-def match_key(haystack: str, key: str, entry: WorldEntry, options: Options) -> bool:
-    """Whether one key matches the scanned text, by the entry's (or the default) rules."""
+def match_key(
+    haystack: str, key: str, entry: WorldEntry, options: Options, lowered: str | None = None
+) -> bool:
+    """Whether one key matches the scanned text, by the entry's (or the default) rules.
+
+    `lowered` is `haystack.lower()` when the caller has it already.
+    """
     case_sensitive = (
         options.case_sensitive if entry.case_sensitive is None else entry.case_sensitive
     )
-    pattern = regex_key(key)
-    if pattern is None and entry.use_regex:
-        pattern = _compile(key, 0 if case_sensitive else re.IGNORECASE)
+    pattern = _regex(key, case_sensitive, entry.use_regex)
     if pattern is not None:
         return pattern.search(haystack) is not None
-    if not case_sensitive:
-        haystack, key = haystack.lower(), key.lower()
+    if not case_sensitive:  # as SillyTavern does: both sides lower-cased
+        haystack = haystack.lower() if lowered is None else lowered
+        key = key.lower()
+    if key not in haystack:  # the quick test first; most keys are absent
+        return False
     whole = entry.match_whole_words
     if whole is None:
         whole = options.match_whole_words
     if not whole or len(key.split()) > 1 or _unspaced(key):
-        return key in haystack
-    return re.search(rf"(?:^|\W){re.escape(key)}(?:$|\W)", haystack) is not None
+        return True
+    return _whole_word(key).search(haystack) is not None
+
+
+@functools.lru_cache(maxsize=4096)
+def _regex(key: str, case_sensitive: bool, use_regex: bool) -> re.Pattern[str] | None:
+    """The pattern of a regex key (`/.../flags`, or any key with CCv3 `use_regex`), else None."""
+    pattern = regex_key(key)
+    if pattern is None and use_regex:
+        pattern = _compile(key, 0 if case_sensitive else re.IGNORECASE)
+    return pattern
+
+
+@functools.lru_cache(maxsize=4096)
+def _whole_word(key: str) -> re.Pattern[str]:
+    # SillyTavern's (?:^|\W)key(?:$|\W), as lookarounds: keys that begin or end with
+    # punctuation still match, and the search can skip ahead to the key's first letters.
+    return re.compile(rf"(?<!\w){re.escape(key)}(?!\w)")
 
 
 # --- the scan --------------------------------------------------------------------------------
@@ -490,17 +513,23 @@ class _Scan:
     options: Options
     book: Lorebook
     recurse: list[str] = field(default_factory=list)
+    _texts: dict[tuple[int, int], tuple[str, str]] = field(default_factory=dict)
 
-    def text(self, entry: WorldEntry) -> str:
+    def text(self, entry: WorldEntry) -> tuple[str, str]:
+        """The text an entry's keys are looked for in, and it lower-cased."""
         depth = entry.scan_depth
         if depth is None:
             depth = self.book.scan_depth if self.book.scan_depth is not None else None
         if depth is None:
             depth = self.options.scan_depth
         depth = max(0, min(depth, MAX_SCAN_DEPTH))
-        # A separator no key contains, so a key never matches across two messages.
-        parts = [message.strip() for message in self.chat[:depth]] + self.recurse
-        return "\x01" + "\n\x01".join(parts)
+        cached = self._texts.get((depth, len(self.recurse)))
+        if cached is None:
+            # A separator no key contains, so a key never matches across two messages.
+            parts = [message.strip() for message in self.chat[:depth]] + self.recurse
+            text = "\x01" + "\n\x01".join(parts)
+            cached = self._texts[(depth, len(self.recurse))] = (text, text.lower())
+        return cached
 
 
 def activate(
@@ -593,12 +622,12 @@ def _triggers(entry: WorldEntry, scan: _Scan, recursive: bool) -> bool:
         return True
     if not entry.keys:
         return False
-    text = scan.text(entry)
-    if not any(match_key(text, key, entry, scan.options) for key in entry.keys):
+    text, lowered = scan.text(entry)
+    if not any(match_key(text, key, entry, scan.options, lowered) for key in entry.keys):
         return False
     if not (entry.selective and entry.secondary_keys):
         return True
-    hits = [match_key(text, key, entry, scan.options) for key in entry.secondary_keys]
+    hits = [match_key(text, key, entry, scan.options, lowered) for key in entry.secondary_keys]
     if entry.selective_logic == "AND_ANY":
         return any(hits)
     if entry.selective_logic == "NOT_ALL":
