@@ -41,6 +41,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {args.file.name}: {exc.strerror or type(exc).__name__}", file=sys.stderr)
             return 2
         print(f"imported '{character.name}' as {character.folder}")
+        from chattr.lorebook import read_lorebook
+
+        book = read_lorebook(character.folder)
+        if book is not None:
+            print(f"lorebook: {len(book.entries)} World Info entries in lorebook.json")
         return 0
 
     if args.host:

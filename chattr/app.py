@@ -14,6 +14,7 @@ import gradio as gr
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import FileResponse
 
+from chattr import worldinfo
 from chattr.characters import load_characters
 from chattr.llm import NOT_CONFIGURED_HELP, make_chat_model
 from chattr.media.retention import purge_media
@@ -77,6 +78,11 @@ def create_service(
         media=media,
         max_message_chars=settings.max_message_chars,
         llm_help=NOT_CONFIGURED_HELP,
+        world_info=worldinfo.Options(
+            scan_depth=settings.worldinfo_scan_depth,
+            budget_tokens=settings.worldinfo_budget_tokens,
+            max_recursion=settings.worldinfo_max_recursion,
+        ),
     )
 
 

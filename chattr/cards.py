@@ -32,12 +32,16 @@ from chattr.characters import (
     pydantic_message,
     render_macros,
 )
+from chattr.lorebook import write_lorebook
+from chattr.worldinfo import Lorebook, LorebookFormatError, WorldEntry, parse_book, parse_entry
 
 logger = logging.getLogger(__name__)
 
 SPEC_V2 = "chara_card_v2"
 SPEC_V3 = "chara_card_v3"
 SPEC_V1 = "chara_card_v1"  # flat cards that predate the spec field
+# Entries marked `vectorized` are also written here, retrieved by similarity like other knowledge;
+# the whole lorebook goes to lorebook.json (chattr/lorebook.py), applied as World Info.
 LOREBOOK_FILE = f"{KNOWLEDGE_DIR}/lorebook.md"
 DEFAULT_GREETING = "Hello, I'm {{char}}."
 MAX_CARD_BYTES = 64 * 1024 * 1024  # cards with big lorebooks run to a few MB; refuse absurd files
@@ -60,15 +64,8 @@ class CharacterExistsError(CardError):
     """The card's character folder already exists and overwriting was not asked for."""
 
 
-@dataclass(frozen=True)
-class LorebookEntry:
-    """One lorebook (character_book) entry: the keys that trigger it and the text it adds."""
-
-    keys: tuple[str, ...]
-    content: str
-    name: str = ""
-    enabled: bool = True
-    insertion_order: float = 0
+# A lorebook entry as SillyTavern's World Info applies it (see chattr/worldinfo.py).
+LorebookEntry = WorldEntry
 
 
 @dataclass(frozen=True)
@@ -91,6 +88,7 @@ class Card:
     tags: tuple[str, ...] = ()
     lorebook_name: str = ""
     lorebook: tuple[LorebookEntry, ...] = ()
+    book: Lorebook | None = None  # the whole lorebook, with its book-wide settings
     image: bytes | None = None  # the PNG card's own image, as PNG bytes
 
 
@@ -160,11 +158,15 @@ def slugify(name: str) -> str:
     return slug or "character"
 
 
-def lorebook_markdown(card: Card) -> str:
+def lorebook_markdown(card: Card, *, vectorized_only: bool = False) -> str:
     """The card's enabled lorebook entries as markdown: one '## <keys>' section per entry."""
     entries = sorted(
-        (entry for entry in card.lorebook if entry.enabled and entry.content.strip()),
-        key=lambda entry: entry.insertion_order,
+        (
+            entry
+            for entry in card.lorebook
+            if entry.enabled and entry.content.strip() and (entry.vectorized or not vectorized_only)
+        ),
+        key=lambda entry: entry.order,
     )
     if not entries:
         return ""
@@ -197,7 +199,9 @@ def _write_character_folder(card: Card, folder: Path) -> None:
     (folder / CHARACTER_FILE).write_text(character.to_yaml(), encoding="utf-8")
     if card.image is not None:
         (folder / character.portrait.file).write_bytes(card.image)
-    lorebook = lorebook_markdown(card)
+    if card.book is not None and card.book.entries:
+        write_lorebook(folder, card.book)
+    lorebook = lorebook_markdown(card, vectorized_only=True)
     if lorebook:
         (folder / LOREBOOK_FILE).parent.mkdir()
         (folder / LOREBOOK_FILE).write_text(lorebook, encoding="utf-8")
@@ -399,6 +403,10 @@ def _split_keys(value: Any) -> Any:
 
 
 class _EntryModel(_Lenient):
+    """The fields every shape shares, type-checked here; the rest go to worldinfo.parse_entry."""
+
+    model_config = ConfigDict(extra="allow")
+
     keys: list[str] = []
     content: CappedText = ""
     enabled: bool = True
@@ -413,6 +421,8 @@ class _EntryModel(_Lenient):
 
 
 class _BookModel(_Lenient):
+    model_config = ConfigDict(extra="allow")  # scan_depth, token_budget, recursive_scanning...
+
     name: str = ""
     entries: list[_EntryModel] = []
 
@@ -479,7 +489,7 @@ def _card_from_document(document: Any, path: Path, image: bytes | None) -> Card:
         where = ".".join(str(part) for part in (prefix, *item["loc"]) if part != "")
         problem = "missing required field" if item["type"] == "missing" else pydantic_message(item)
         raise CardError(problem, path, where) from None
-    book = model.character_book
+    book = _lorebook(model.character_book, path, prefix) if model.character_book else None
     return Card(
         source=path,
         spec=str(spec),
@@ -496,15 +506,31 @@ def _card_from_document(document: Any, path: Path, image: bytes | None) -> Card:
         creator=model.creator,
         tags=tuple(model.tags),
         lorebook_name=book.name if book else "",
-        lorebook=tuple(
-            LorebookEntry(
-                keys=tuple(entry.keys),
-                content=entry.content,
-                name=entry.name or entry.comment,
-                enabled=entry.enabled,
-                insertion_order=entry.insertion_order,
-            )
-            for entry in (book.entries if book else [])
-        ),
+        lorebook=book.entries if book else (),
+        book=book,
         image=image,
+    )
+
+
+def _lorebook(model: _BookModel, path: Path, prefix: str) -> Lorebook:
+    """The card's character_book, every World Info field kept (chattr/worldinfo.py)."""
+    where = ".".join(part for part in (prefix, "character_book") if part)
+    raw = {**model.model_dump(exclude={"entries"}), **(model.model_extra or {})}
+    entries = []
+    for index, entry in enumerate(model.entries):
+        fields = {**entry.model_dump(exclude_unset=True), **(entry.model_extra or {})}
+        try:
+            entries.append(parse_entry(fields, index))
+        except (TypeError, ValueError) as error:
+            raise CardError(str(error), path, f"{where}.entries.{index}") from None
+    try:
+        book = parse_book({**raw, "entries": []})
+    except LorebookFormatError as error:
+        raise CardError(str(error), path, where) from None
+    return Lorebook(
+        entries=tuple(entries),
+        name=book.name,
+        scan_depth=book.scan_depth,
+        token_budget=book.token_budget,
+        recursive_scanning=book.recursive_scanning,
     )

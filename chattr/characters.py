@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -122,6 +122,9 @@ class VoiceSettings(BaseModel):
     reference: FolderFile = "voice.wav"  # relative to the character folder, and inside it
     language: str = "en"
     speed: float = Field(default=1.0, gt=0.25, le=4.0)
+    # What of a reply is spoken (the page always shows all of it): everything but markdown,
+    # everything but *actions* and (stage directions), or only "quoted" dialogue.
+    speak: Literal["all", "skip_actions", "quotes_only"] = "skip_actions"
 
 
 class PortraitSettings(BaseModel):
@@ -218,19 +221,31 @@ class Character(BaseModel):
             documents[name] = path.read_text(encoding="utf-8")
         return documents
 
+    def greetings(self) -> list[str]:
+        """The greetings a conversation can open with: the main one (0), then the alternates."""
+        return [self.greeting, *(text for text in self.alternate_greetings if text.strip())]
+
     def render(self, text: str, user: str = "User") -> str:
         """Resolve the {{char}} and {{user}} macros (and legacy <BOT>/<USER>) in card text."""
         return render_macros(text, self.name, user)
 
-    def persona_prompt(self, user: str = "User") -> str:
-        """The character's part of the system prompt: instructions, who they are, example talk."""
+    def persona_prompt(
+        self, user: str = "User", *, before: Sequence[str] = (), after: Sequence[str] = ()
+    ) -> str:
+        """The character's part of the system prompt: instructions, who they are, example talk.
+
+        `before` and `after` are World Info entries placed around the character definition
+        (description, personality, scenario), as SillyTavern places them.
+        """
         parts = [self.system_prompt or f"You are {{{{char}}}}. Stay in character as {self.name}."]
+        parts.extend(text for text in before if text.strip())
         if self.background:
             parts.append(self.background)
         if self.personality:
             parts.append(f"{{{{char}}}}'s personality: {self.personality}")
         if self.scenario:
             parts.append(f"Scenario: {self.scenario}")
+        parts.extend(text for text in after if text.strip())
         if self.example_dialogue:
             parts.append(f"Examples of how {{{{char}}}} talks:\n{self.example_dialogue}")
         return self.render("\n\n".join(part.strip() for part in parts), user)

@@ -9,6 +9,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from chattr.characters import Character
 from chattr.knowledge.base import Hit
 from chattr.memory import Turn
+from chattr.worldinfo import Activation
 
 USER_NAME = "User"
 
@@ -19,9 +20,11 @@ SPOKEN_STYLE = (
 )
 
 
-def persona(character: Character) -> str:
-    """The system text that makes the model this character, in a spoken style."""
-    parts = [character.persona_prompt(USER_NAME)]
+def persona(character: Character, world: Activation | None = None) -> str:
+    """The system text that makes the model this character, in a spoken style; World Info
+    entries placed before and after the character definition."""
+    world = world or Activation()
+    parts = [character.persona_prompt(USER_NAME, before=world.before, after=world.after)]
     if character.language and character.language != "en":
         parts.append(f"Answer in the language with code '{character.language}'.")
     parts.append(SPOKEN_STYLE)
@@ -53,20 +56,51 @@ def build_messages(
     recent: Sequence[Turn] = (),
     knowledge: Sequence[Hit] = (),
     recalled: Sequence[Hit] = (),
+    world: Activation | None = None,
 ) -> list[BaseMessage]:
-    """Assemble the chat messages for the LLM, in the order the design gives."""
-    messages: list[BaseMessage] = [SystemMessage(persona(character))]
+    """Assemble the chat messages for the LLM, in the order the design gives.
+
+    A remembered turn without a user part is the conversation's chosen greeting. World Info
+    entries at a depth go that many messages from the end of the chat (0: after the message).
+    """
+    messages: list[BaseMessage] = [SystemMessage(persona(character, world))]
     context = context_block(character, knowledge, recalled)
     if context:
         messages.append(SystemMessage(context))
+    chat: list[BaseMessage] = []
     if not recent and character.greeting:
-        messages.append(AIMessage(character.render(character.greeting, USER_NAME)))
+        chat.append(AIMessage(character.render(character.greeting, USER_NAME)))
     for turn in recent:
-        messages.append(HumanMessage(turn.user))
-        messages.append(AIMessage(turn.assistant))
-    messages.append(HumanMessage(message))
+        if turn.user:
+            chat.append(HumanMessage(turn.user))
+        chat.append(AIMessage(turn.assistant))
+    chat.append(HumanMessage(message))
+    messages.extend(insert_at_depth(chat, world))
     if character.post_history_instructions.strip():
         messages.append(
             SystemMessage(character.render(character.post_history_instructions, USER_NAME))
         )
     return messages
+
+
+_ROLE_MESSAGES: dict[str, type[BaseMessage]] = {
+    "system": SystemMessage,
+    "user": HumanMessage,
+    "assistant": AIMessage,
+}
+
+
+def insert_at_depth(chat: list[BaseMessage], world: Activation | None) -> list[BaseMessage]:
+    """The chat with each at-depth World Info insert placed `depth` messages from its end."""
+    if world is None or not world.at_depth:
+        return chat
+    placed: dict[int, list[BaseMessage]] = {}
+    for insert in world.at_depth:
+        index = max(0, len(chat) - insert.depth)
+        placed.setdefault(index, []).append(_ROLE_MESSAGES[insert.role](insert.content))
+    out: list[BaseMessage] = []
+    for index in range(len(chat) + 1):
+        out.extend(placed.get(index, ()))
+        if index < len(chat):
+            out.append(chat[index])
+    return out

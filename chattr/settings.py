@@ -70,6 +70,25 @@ class Settings(BaseSettings):
         "bigger uploads are refused while they stream in.",
     )
 
+    worldinfo_scan_depth: int = Field(
+        default=2,
+        ge=0,
+        description="Recent messages a lorebook's keys are looked for in (World Info scan "
+        "depth), unless the book or the entry sets its own.",
+    )
+    worldinfo_budget_tokens: int = Field(
+        default=1024,
+        gt=0,
+        description="Most (approximate) tokens of World Info in one prompt, unless the book "
+        "sets its own token_budget.",
+    )
+    worldinfo_max_recursion: int = Field(
+        default=5,
+        ge=0,
+        description="Passes in which activated World Info entries may activate further ones; "
+        "0: no recursion.",
+    )
+
     vocalizr_url: str | None = Field(
         default=None, description="vocalizr service URL; unset: started locally (CPU engine)."
     )

@@ -12,11 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from chattr.characters import CharacterNotFound, CharacterSet
+from chattr import worldinfo
+from chattr.characters import Character, CharacterNotFound, CharacterSet
+from chattr.lorebook import LorebookCache, LorebookError
 from chattr.memory import MemoryUnavailable, ShortTermMemory, Turn
-from chattr.prompt import build_messages
+from chattr.prompt import USER_NAME, build_messages
 from chattr.retrieval import Context, RetrievalUnavailable, Retriever
 from chattr.sentences import SentenceSplitter
+from chattr.speech_text import SpeechFilter, spoken_sentence
 
 if TYPE_CHECKING:
     from langchain_core.language_models.chat_models import BaseChatModel
@@ -124,6 +127,8 @@ class ChatService:
         media: MediaFanout | None = None,
         max_message_chars: int = 2000,
         llm_help: str = "",
+        world_info: worldinfo.Options | None = None,
+        random: Callable[[], float] | None = None,
     ) -> None:
         self.characters = characters
         self.memory = memory
@@ -140,6 +145,9 @@ class ChatService:
         self.media = media
         self.max_message_chars = max_message_chars
         self.llm_help = llm_help
+        self.world_info = world_info or worldinfo.Options()
+        self.random = random  # World Info's probability rolls; None: Python's random
+        self.lorebooks = LorebookCache()
 
     @property
     def llm_configured(self) -> bool:
@@ -158,7 +166,9 @@ class ChatService:
         """Build the chat model now (in the background), so the first turn does not wait."""
         threading.Thread(target=lambda: self.llm, name="chattr-llm", daemon=True).start()
 
-    def validate(self, message: str, character_id: str, session_id: str) -> str:
+    def validate(
+        self, message: str, character_id: str, session_id: str, greeting: int | None = None
+    ) -> str:
         """Check a request before any work; return the cleaned message or raise TurnRejected."""
         for name, value in (
             ("message", message),
@@ -177,18 +187,34 @@ class ChatService:
         if not session_id or len(session_id) > 128:
             raise TurnRejected("A session id (1–128 characters) is required.")
         try:
-            self.characters.get(character_id)
+            character = self.characters.get(character_id)
         except CharacterNotFound as exc:
             raise TurnRejected(str(exc)) from exc
+        count = len(character.greetings())
+        if greeting is not None and not 0 <= greeting < count:
+            raise TurnRejected(
+                f"There is no greeting {greeting}: {character.name} has greetings 0 (the main "
+                f"one) to {count - 1}."
+            )
         if not self.llm_configured:
             raise TurnRejected(self.llm_help)
         return message
 
     async def run(
-        self, message: str, character_id: str, session_id: str, *, media: bool = True
+        self,
+        message: str,
+        character_id: str,
+        session_id: str,
+        *,
+        media: bool = True,
+        greeting: int | None = None,
     ) -> AsyncIterator[TurnState]:
-        """Stream a turn: yields the state after every change; the last one has done=True."""
-        message = self.validate(message, character_id, session_id)
+        """Stream a turn: yields the state after every change; the last one has done=True.
+
+        `greeting` (an index into the character's greetings, 0 the main one) opens a new
+        conversation with that greeting; a conversation already under way keeps its own.
+        """
+        message = self.validate(message, character_id, session_id, greeting)
         llm = await anyio.to_thread.run_sync(lambda: self.llm)
         assert llm is not None
         character = self.characters.get(character_id)
@@ -196,13 +222,17 @@ class ChatService:
         started = time.perf_counter()
 
         recent = await anyio.to_thread.run_sync(self._recent, state)
+        if greeting is not None and not recent:
+            recent = await anyio.to_thread.run_sync(self._open_with, state, character, greeting)
         context = await self._retrieve(state)
+        world = await anyio.to_thread.run_sync(self._world_info, state, character, recent)
         messages = build_messages(
             character,
             message,
             recent=recent,
             knowledge=context.knowledge,
             recalled=context.recalled,
+            world=world,
         )
         state.timings["prepare_s"] = time.perf_counter() - started
 
@@ -213,8 +243,9 @@ class ChatService:
             job = self.media.start(character.id, voice, character.voice.language, state)
             state.media = True
         media_done = job is None
+        speech = SpeechFilter(character.voice.speak)
         try:
-            async for _ in self._stream_reply(llm, messages, state, job, started):
+            async for _ in self._stream_reply(llm, messages, state, job, started, speech):
                 yield state
             if job is not None:
                 async for _ in job.updates():
@@ -236,9 +267,14 @@ class ChatService:
         state: TurnState,
         job: MediaJob | None,
         started: float,
+        speech: SpeechFilter,
     ) -> AsyncIterator[None]:
-        """The LLM's answer into `state.text`, each complete sentence on to the media job."""
-        splitter = SentenceSplitter()
+        """The LLM's answer into `state.text`, each complete sentence on to the media job.
+
+        Only what the character's `voice.speak` lets through is spoken (no *actions*, stage
+        directions or markdown by default); `state.text` keeps all of it for the page.
+        """
+        splitter = SentenceSplitter(first_clause=True)
         try:
             async for chunk in llm.astream(messages):
                 delta = chunk.content if isinstance(chunk.content, str) else ""
@@ -248,16 +284,22 @@ class ChatService:
                     state.timings["first_text_s"] = time.perf_counter() - started
                 state.text += delta
                 if job is not None:
-                    for sentence in splitter.feed(delta):
-                        job.add(sentence)
+                    for sentence in splitter.feed(speech.feed(delta)):
+                        self._speak(job, sentence)
                 yield
         except Exception as exc:
             log.warning("LLM call failed: %s", exc)
             raise TurnFailed(f"The language model failed: {type(exc).__name__}: {exc}") from exc
         state.text = state.text.strip()
         if job is not None:
-            for sentence in splitter.flush():
-                job.add(sentence)
+            for sentence in splitter.feed(speech.flush()) + splitter.flush():
+                self._speak(job, sentence)
+
+    @staticmethod
+    def _speak(job: MediaJob, sentence: str) -> None:
+        spoken = spoken_sentence(sentence)
+        if spoken is not None:
+            job.add(spoken)
 
     def _recent(self, state: TurnState) -> list[Turn]:
         try:
@@ -265,6 +307,40 @@ class ChatService:
         except MemoryUnavailable as exc:
             state.add_error("memory", f"{exc}; answering without the conversation so far")
             return []
+
+    def _open_with(self, state: TurnState, character: Character, greeting: int) -> list[Turn]:
+        """Start the conversation with the chosen greeting, remembered as its first turn."""
+        opening = Turn(user="", assistant=character.render(character.greetings()[greeting]))
+        try:
+            self.memory.append(state.session_id, state.character, opening)
+        except MemoryUnavailable as exc:
+            state.add_error("memory", f"{exc}; the chosen greeting was not saved")
+        return [opening]
+
+    def _world_info(
+        self, state: TurnState, character: Character, recent: list[Turn]
+    ) -> worldinfo.Activation | None:
+        """The lorebook's entries this turn activates, scanning the chat and the new message."""
+        try:
+            book = self.lorebooks.get(character.folder)
+        except LorebookError as exc:
+            state.add_error("lorebook", f"{exc}; answering without World Info")
+            return None
+        if book is None or not book.entries:
+            return None
+        chat: list[str] = []
+        if not recent:
+            chat.append(character.render(character.greeting, USER_NAME))
+        for turn in recent:
+            chat.extend(text for text in (turn.user, turn.assistant) if text)
+        chat.append(state.message)
+        return worldinfo.activate(
+            book,
+            chat,
+            self.world_info,
+            random=self.random,
+            render=lambda text: character.render(text, USER_NAME),
+        )
 
     async def _retrieve(self, state: TurnState) -> Context:
         if self.retriever is None:
@@ -295,8 +371,12 @@ class ChatService:
                 log.warning("long-term memory write failed: %s", exc)
 
     def undo(self, session_id: str, character_id: str) -> Turn | None:
-        """Drop the last turn from short-term memory (for regenerate / undo)."""
+        """Drop the last turn from short-term memory (for regenerate / undo); the chosen
+        greeting that opened the conversation stays."""
         try:
+            turns = self.memory.recent(session_id, character_id)
+            if not turns or not turns[-1].user:
+                return None
             return self.memory.pop_last(session_id, character_id)
         except MemoryUnavailable:
             return None

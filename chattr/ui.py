@@ -102,19 +102,37 @@ def sync_media(history: list[Message], shown: list[Message], wanted: list[str]) 
         history[:] = [m for m in history if m is not gone]
 
 
-def history_for(service: ChatService, character: Character, session_id: str) -> list[Message]:
-    """The chat as the page shows it: the greeting, then the remembered turns."""
-    messages: list[Message] = [
-        {"role": "assistant", "content": character.render(character.greeting)}
-    ]
+def history_for(
+    service: ChatService, character: Character, session_id: str, greeting: int = 0
+) -> list[Message]:
+    """The chat as the page shows it: the greeting (the one the conversation opened with, else
+    the chosen one), then the remembered turns."""
     try:
         turns = service.memory.recent(session_id, character.id)
     except Exception:  # a memory outage must not blank the page
         turns = []
+    greetings = character.greetings()
+    opening = character.render(greetings[greeting if 0 <= greeting < len(greetings) else 0])
+    if turns and not turns[0].user:  # the greeting the conversation opened with
+        opening = turns.pop(0).assistant
+    messages: list[Message] = [{"role": "assistant", "content": opening}]
     for turn in turns:
-        messages.append({"role": "user", "content": turn.user})
+        if turn.user:
+            messages.append({"role": "user", "content": turn.user})
         messages.append({"role": "assistant", "content": turn.assistant})
     return messages
+
+
+def greeting_choices(character: Character | None) -> list[tuple[str, int]]:
+    """The greetings to choose from: a short label each, the index as value (0: the main one)."""
+    if character is None:
+        return []
+    choices = []
+    for index, text in enumerate(character.greetings()):
+        line = " ".join(character.render(text).split())
+        label = line if len(line) <= 60 else line[:57].rstrip() + "…"
+        choices.append((f"{index}. {label}" if index else f"Main: {label}", index))
+    return choices
 
 
 class StatusSource(Protocol):
@@ -209,6 +227,12 @@ def build_blocks(
                     label="Character",
                     elem_id="chattr-character",
                 )
+                greeting = gr.Dropdown(
+                    choices=greeting_choices(characters.get(first) if first else None),  # type: ignore[arg-type]
+                    value=0,
+                    label="Greeting (choosing one starts a new conversation)",
+                    elem_id="chattr-greeting",
+                )
                 card = gr.Markdown(character_card(first), elem_id="chattr-card")
                 upload = gr.File(
                     label="Import a character: SillyTavern card (.json, .png) or folder (.zip)",
@@ -252,8 +276,10 @@ def build_blocks(
 
         def choose(cid: str | None, session_id: str) -> tuple[Any, ...]:
             if not cid or cid not in characters.characters:
-                return cid, [], character_card(cid)
-            return cid, history_for(service, characters.get(cid), session_id), character_card(cid)
+                return cid, [], character_card(cid), gr.update(choices=[], value=None)
+            c = characters.get(cid)
+            choices = gr.update(choices=greeting_choices(c), value=0)
+            return cid, history_for(service, c, session_id), character_card(cid), choices
 
         def import_character(path: str | None) -> tuple[Any, ...]:
             if not path:
@@ -277,15 +303,24 @@ def build_blocks(
         )
         gallery.select(select_from_gallery, None, picker, api_visibility="private")
         picker.change(
-            choose, [picker, session], [character, chatbot, card], api_visibility="private"
+            choose,
+            [picker, session],
+            [character, chatbot, card, greeting],
+            api_visibility="private",
         )
 
         async def respond(
-            message: str, history: list[Message], cid: str, session_id: str, with_media: bool
+            message: str,
+            history: list[Message],
+            cid: str,
+            session_id: str,
+            with_media: bool,
+            chosen: int | None = None,
         ) -> AsyncIterator[tuple[Any, ...]]:
             history = list(history or [])
+            chosen = chosen if isinstance(chosen, int) else None
             try:
-                service.validate(message, cid, session_id)
+                service.validate(message, cid, session_id, chosen)
             except TurnRejected as exc:
                 raise gr.Error(str(exc)) from exc
             history.append({"role": "user", "content": message.strip()})
@@ -294,7 +329,8 @@ def build_blocks(
             media: list[Message] = []
             yield history, ""
             try:
-                async for state in service.run(message, cid, session_id, media=with_media):
+                turns = service.run(message, cid, session_id, media=with_media, greeting=chosen)
+                async for state in turns:
                     reply["content"] = state.text or "…"
                     sync_media(history, media, media_messages(state))
                     yield history, ""
@@ -302,7 +338,7 @@ def build_blocks(
                 history.pop()
                 raise gr.Error(str(exc)) from exc
 
-        send_inputs = [box, chatbot, character, session, media_on]
+        send_inputs = [box, chatbot, character, session, media_on, greeting]
         box.submit(respond, send_inputs, [chatbot, box], api_visibility="private")
 
         def drop_last_turn(
@@ -323,28 +359,42 @@ def build_blocks(
         )
 
         async def regenerate_last(
-            history: list[Message], cid: str, session_id: str, with_media: bool
+            history: list[Message], cid: str, session_id: str, with_media: bool, chosen: int
         ) -> AsyncIterator[tuple[Any, ...]]:
             history, message = drop_last_turn(history, cid, session_id)
             if not message:
                 raise gr.Error("There is no turn to regenerate yet.")
-            async for update in respond(message, history, cid, session_id, with_media):
+            async for update in respond(message, history, cid, session_id, with_media, chosen):
                 yield update
 
         regenerate.click(
             regenerate_last,
-            [chatbot, character, session, media_on],
+            [chatbot, character, session, media_on, greeting],
             [chatbot, box],
             api_visibility="private",
         )
 
-        def start_over(cid: str, session_id: str) -> tuple[str, list[Message]]:
+        def start_over(
+            cid: str, session_id: str, chosen: int | None = 0
+        ) -> tuple[str, list[Message]]:
             service.reset(session_id, cid)
             fresh = new_session_id()
-            return fresh, history_for(service, characters.get(cid), fresh) if cid else []
+            if not cid or cid not in characters.characters:
+                return fresh, []
+            return fresh, history_for(service, characters.get(cid), fresh, chosen or 0)
 
         new_chat.click(
-            start_over, [character, session], [session, chatbot], api_visibility="private"
+            start_over,
+            [character, session, greeting],
+            [session, chatbot],
+            api_visibility="private",
+        )
+        # Another greeting opens another conversation, as a card's alternate first messages do.
+        greeting.input(
+            start_over,
+            [character, session, greeting],
+            [session, chatbot],
+            api_visibility="private",
         )
 
         # --- the API scripts use (gradio_client): named endpoints with named parameters ---
@@ -355,6 +405,7 @@ def build_blocks(
             session_id: str = "",
             media: bool = True,
             audio: FileData | None = None,
+            greeting: int | None = None,
         ) -> AsyncIterator[dict[str, Any]]:
             """One chat turn. Streams partial results; the last one is complete.
 
@@ -365,6 +416,8 @@ def build_blocks(
                 media: make speech and video of the reply (when the services are available).
                 audio: a recording (handle_file) said in place of `message`; vocalizr
                     transcribes it and the result adds `transcript`.
+                greeting: for a new conversation, which of the character's greetings opens it
+                    (0: the main one, 1...: the alternate greetings); ignored once it is under way.
             Returns:
                 {text, session_id, character, audio_url, video_url, segments, errors}
             """
@@ -375,23 +428,27 @@ def build_blocks(
             try:
                 transcript = None
                 if audio is not None:
-                    if message.strip():
+                    if isinstance(message, str) and message.strip():
                         raise TurnRejected("Send `message` or `audio`, not both.")
                     message = transcript = await transcribe_recording(service, audio, character)
-                async for state in service.run(message, character, session_id, media=media):
+                turns = service.run(
+                    message, character, session_id, media=media, greeting=greeting
+                )
+                async for state in turns:
                     result = state.to_api()
                     yield result if transcript is None else {**result, "transcript": transcript}
             except (TurnRejected, TurnFailed) as exc:
                 raise gr.Error(str(exc)) from exc
 
-        def list_characters() -> list[dict[str, str]]:
-            """The characters: [{id, name, description, greeting}]."""
+        def list_characters() -> list[dict[str, Any]]:
+            """The characters: [{id, name, description, greeting, greetings}]."""
             return [
                 {
                     "id": c.id,
                     "name": c.name,
                     "description": c.description,
                     "greeting": c.render(c.greeting),
+                    "greetings": [c.render(text) for text in c.greetings()],
                 }
                 for c in (characters.characters[i] for i in sorted(characters.characters))
             ]

@@ -181,7 +181,7 @@ def test_use_via_api_shows_named_parameters(start_app: StartApp) -> None:
     api = start_app().client().view_api(return_format="dict", print_info=False)
     chat = api["named_endpoints"]["/chat"]
     names = [p["parameter_name"] for p in chat["parameters"]]
-    assert names == ["message", "character", "session_id", "media", "audio"]
+    assert names == ["message", "character", "session_id", "media", "audio", "greeting"]
     assert "/characters" in api["named_endpoints"]
     # Only the API is public: the page's own events are not listed as endpoints.
     assert set(api["named_endpoints"]) == {"/chat", "/characters"}

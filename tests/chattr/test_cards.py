@@ -21,6 +21,7 @@ from chattr.cards import (
     slugify,
 )
 from chattr.characters import load_characters
+from chattr.lorebook import read_lorebook
 
 
 def card_data(**overrides: Any) -> dict[str, Any]:
@@ -176,17 +177,35 @@ def test_import_v2_json_maps_every_field(tmp_path: Path) -> None:
     assert "SECRET-CREATOR-NOTE" not in character.persona_prompt("Ada")
 
 
-def test_lorebook_becomes_a_knowledge_file(tmp_path: Path) -> None:
+def test_lorebook_becomes_lorebook_json_not_knowledge(tmp_path: Path) -> None:
     character = import_card(write_json(tmp_path / "mira.json", v2()), tmp_path / "characters")
+    assert character.knowledge_documents() == {}  # no entry is vectorized
+    stored = json.loads((character.folder / "lorebook.json").read_text())
+    assert stored["format"] == "chattr-lorebook/1" and stored["name"] == "Kestrel lore"
+    assert [e["keys"] for e in stored["entries"]] == [["Kestrel", "airship"], ["Ostra"], ["hidden"]]
+    assert [e["order"] for e in stored["entries"]] == [20, 10, 100]
+    # the disabled entry is kept, marked disabled: World Info never activates it
+    assert [e["enabled"] for e in stored["entries"]] == [True, True, False]
+    book = read_lorebook(character.folder)
+    assert book is not None and book.entries == read_card(tmp_path / "mira.json").lorebook
+
+
+def test_vectorized_entries_also_become_a_knowledge_file(tmp_path: Path) -> None:
+    book = {
+        "name": "Kestrel lore",
+        "entries": [
+            {"keys": ["Ostra"], "content": "Ostra floats.", "extensions": {"vectorized": True}},
+            {"keys": ["Kestrel"], "content": "KEYWORD-ONLY-ENTRY", "insertion_order": 5},
+        ],
+    }
+    card = write_json(tmp_path / "mira.json", v2(character_book=book))
+    character = import_card(card, tmp_path / "characters")
     documents = character.knowledge_documents()
     assert list(documents) == ["knowledge/lorebook.md"]
-    lorebook = documents["knowledge/lorebook.md"]
-    assert lorebook.startswith("# Kestrel lore\n")
-    # one "## <keys>" section per enabled entry, in insertion order, so chunks stay retrievable
-    assert "## Ostra\n\nOstra is a floating island" in lorebook
-    assert "## Kestrel, airship\n\nThe Kestrel's engine burns blue sky-coal" in lorebook
-    assert lorebook.index("## Ostra") < lorebook.index("## Kestrel")
-    assert "DISABLED-ENTRY-TEXT" not in lorebook and "hidden" not in lorebook
+    assert "## Ostra\n\nOstra floats." in documents["knowledge/lorebook.md"]
+    assert "KEYWORD-ONLY-ENTRY" not in documents["knowledge/lorebook.md"]
+    stored = read_lorebook(character.folder)
+    assert stored is not None and [e.vectorized for e in stored.entries] == [True, False]
 
 
 def test_import_png_keeps_the_image_without_the_card_chunk(tmp_path: Path) -> None:
@@ -204,7 +223,7 @@ def test_import_v3_png(tmp_path: Path) -> None:
     character = import_card(card_path, tmp_path / "characters")
     assert character.id == "vega-of-ostra"
     assert character.portrait_path() is not None
-    assert "knowledge/lorebook.md" in character.knowledge_documents()
+    assert (character.folder / "lorebook.json").is_file()
 
 
 def test_macros_are_resolved_where_card_text_reaches_the_prompt(tmp_path: Path) -> None:
@@ -221,8 +240,10 @@ def test_macros_are_resolved_where_card_text_reaches_the_prompt(tmp_path: Path) 
     assert "Write as Captain Mira Vance; never speak for Ada." in prompt
     assert "Ada: Where are we going?\nCaptain Mira Vance: Up." in prompt
     assert "{{" not in prompt and "<USER>" not in prompt and "<BOT>" not in prompt
+    book = read_lorebook(character.folder)
+    assert book is not None
     assert "Ostra is a floating island ruled by Captain Mira Vance's sister." in character.render(
-        character.knowledge_documents()["knowledge/lorebook.md"]
+        book.entries[1].content
     )
 
 
@@ -257,6 +278,7 @@ def test_existing_character_needs_overwrite(tmp_path: Path) -> None:
     )
     assert replaced.personality == "gentle"
     assert replaced.knowledge_documents() == {}  # nothing of the old folder survives
+    assert not (replaced.folder / "lorebook.json").exists()
     assert [path.name for path in characters_dir.iterdir()] == ["captain-mira-vance"]
 
 
