@@ -431,9 +431,7 @@ def build_blocks(
                     if isinstance(message, str) and message.strip():
                         raise TurnRejected("Send `message` or `audio`, not both.")
                     message = transcript = await transcribe_recording(service, audio, character)
-                turns = service.run(
-                    message, character, session_id, media=media, greeting=greeting
-                )
+                turns = service.run(message, character, session_id, media=media, greeting=greeting)
                 async for state in turns:
                     result = state.to_api()
                     yield result if transcript is None else {**result, "transcript": transcript}
