@@ -25,6 +25,8 @@ class Turn:
     user: str
     assistant: str
     at: float = field(default_factory=time.time)
+    # The person spoke over the reply: `assistant` holds only the part they heard.
+    interrupted: bool = False
 
 
 class MemoryUnavailable(RuntimeError):

@@ -49,6 +49,14 @@ def context_block(character: Character, knowledge: Sequence[Hit], recalled: Sequ
     return "\n\n".join(parts)
 
 
+INTERRUPTED_MARK = "… [interrupted: the user spoke over you here]"
+
+
+def spoken_part(turn: Turn) -> str:
+    """The assistant's side of a past turn as the person heard it."""
+    return turn.assistant + INTERRUPTED_MARK if turn.interrupted else turn.assistant
+
+
 def build_messages(
     character: Character,
     message: str,
@@ -73,7 +81,7 @@ def build_messages(
     for turn in recent:
         if turn.user:
             chat.append(HumanMessage(turn.user))
-        chat.append(AIMessage(turn.assistant))
+        chat.append(AIMessage(spoken_part(turn)))
     chat.append(HumanMessage(message))
     messages.extend(insert_at_depth(chat, world))
     if character.post_history_instructions.strip():

@@ -17,6 +17,9 @@ from chattr.portraits import PortraitShelf, portraits_dir
 from chattr.settings import Settings
 from chattr.turn import ChatService, TurnFailed, TurnRejected, TurnState
 from chattr.uploads import UploadError, import_upload
+from chattr.voice.page import CSS as VOICE_CSS
+from chattr.voice.page import PAGE_JS as VOICE_JS
+from chattr.voice.page import add_voice_controls
 from chattr.voice.speech_in import transcribe_recording
 
 log = logging.getLogger(__name__)
@@ -119,7 +122,8 @@ def history_for(
     for turn in turns:
         if turn.user:
             messages.append({"role": "user", "content": turn.user})
-        messages.append({"role": "assistant", "content": turn.assistant})
+        suffix = " ⏹ (interrupted)" if turn.interrupted else ""
+        messages.append({"role": "assistant", "content": turn.assistant + suffix})
     return messages
 
 
@@ -269,6 +273,15 @@ def build_blocks(
                     regenerate = gr.Button("Regenerate", size="sm")
                     undo = gr.Button("Undo last turn", size="sm")
                     new_chat = gr.Button("New conversation", size="sm")
+                add_voice_controls(
+                    service,
+                    chatbot=chatbot,
+                    character=character,
+                    session=session,
+                    media_on=media_on,
+                    media_messages=media_messages,
+                    sync_media=sync_media,
+                )
 
         def select_from_gallery(evt: gr.SelectData) -> str | None:
             shown = gallery_ids()
@@ -453,10 +466,11 @@ def build_blocks(
 
         # Each browser session (page load) is its own conversation.
         demo.load(new_session_id, None, session, api_visibility="private")
+        demo.load(None, js=VOICE_JS)
 
         gr.api(chat, api_name="chat")
         gr.api(list_characters, api_name="characters")
 
     demo.queue(default_concurrency_limit=settings.concurrency_limit, max_size=settings.queue_size)
-    demo.css = CSS  # type: ignore[attr-defined]
+    demo.css = CSS + VOICE_CSS  # type: ignore[attr-defined]
     return demo

@@ -77,7 +77,7 @@ def test_bad_recordings_get_clear_errors(
     silence = write_wav(tmp_path / "silence.wav", np.zeros(16_000 * 3, np.float32), 16_000)
     too_long = write_wav(tmp_path / "long.wav", np.zeros(8_000 * 130, np.float32), 8_000)
     cases = [
-        (str(not_audio), "does not decode as audio"),
+        (str(not_audio), "does not decode"),
         (silence, "silent"),
         (too_long, "the limit is 120 s"),
     ]

@@ -1,0 +1,160 @@
+"""A live, hands-free conversation: utterances in, replies out, and barge-in.
+
+One `LiveConversation` per page session. The microphone stream feeds its detector; each finished
+utterance waits in `pending` until the page's turn handler takes it. While a reply is being made
+or played, speech that starts again is a barge-in: the page stops playback at once and reports
+what had been played; the running turn stops making media; memory keeps only what was heard,
+marked as interrupted.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from chattr.voice.utterances import Utterance, UtteranceCollector
+from chattr.voice.vad import VadOptions
+
+
+@dataclass(frozen=True)
+class PlayedClip:
+    """What the page reports of one clip of the reply when it was stopped."""
+
+    src: str
+    position_s: float  # how far it had played
+    duration_s: float
+    ended: bool
+
+
+@dataclass
+class LiveReply:
+    """The reply being made and played: its sentences and their clips' URLs, in order."""
+
+    user: str
+    sentences: list[str] = field(default_factory=list)
+    clip_urls: list[set[str]] = field(default_factory=list)  # per sentence: its audio/video URLs
+    finished: bool = False  # the turn is over (text, media and memory)
+    remembered: bool = False  # the whole reply went into memory already
+    interrupted: bool = False
+    heard: str = ""  # what the person heard of it, once interrupted
+
+    def update(self, sentences: Sequence[str], urls: Sequence[Iterable[str | None]]) -> None:
+        self.sentences = list(sentences)
+        self.clip_urls = [{url for url in group if url} for group in urls]
+
+    def heard_text(self, played: Sequence[PlayedClip]) -> str:
+        """The part of the reply the person heard: whole sentences played, and the words of the
+        one cut off, in proportion to how far its clip had played."""
+        progress: dict[int, float] = {}
+        for clip in played:
+            for index, urls in enumerate(self.clip_urls):
+                if any(_same_file(clip.src, url) for url in urls):
+                    share = 1.0 if clip.ended else _share(clip.position_s, clip.duration_s)
+                    progress[index] = max(progress.get(index, 0.0), share)
+        heard: list[str] = []
+        for index, sentence in enumerate(self.sentences):
+            share = progress.get(index, 0.0)
+            if share >= 0.98:
+                heard.append(sentence)
+                continue
+            words = sentence.split()
+            cut = int(len(words) * share)
+            if cut:
+                heard.append(" ".join(words[:cut]))
+            break
+        return " ".join(heard).strip()
+
+
+def _share(position_s: float, duration_s: float) -> float:
+    if duration_s <= 0 or position_s != position_s or duration_s != duration_s:  # NaN
+        return 0.0
+    return min(1.0, max(0.0, position_s / duration_s))
+
+
+def _same_file(src: str, url: str) -> bool:
+    """A clip's address as the browser resolved it, against the URL the reply gave."""
+    return src == url or src.endswith(url) or url.endswith(src.split("://", 1)[-1])
+
+
+class LiveConversation:
+    """The live mode of one page session (thread-safe: the stream and the turn run apart)."""
+
+    def __init__(self, options: VadOptions | None = None) -> None:
+        self.detector = UtteranceCollector(options)
+        self.pending: deque[Utterance] = deque()
+        self.reply: LiveReply | None = None
+        self.signals = 0  # counter the page watches: a new value means "look again"
+        self.heard_end_at: float | None = None  # monotonic time the last utterance ended
+        self.session_id = ""
+        self.character_id = ""
+        self._interrupt = threading.Event()
+        self._lock = threading.Lock()
+
+    def hear(self, sample_rate: int, chunk: Any) -> tuple[bool, bool]:
+        """Feed one microphone chunk. Returns (speech started, an utterance is ready)."""
+        heard = self.detector.feed(sample_rate, chunk)
+        with self._lock:
+            for utterance in heard.utterances:
+                self.pending.append(utterance)
+                self.heard_end_at = time.monotonic()
+        return heard.speech_started, bool(heard.utterances)
+
+    def next_utterance(self) -> Utterance | None:
+        with self._lock:
+            return self.pending.popleft() if self.pending else None
+
+    def begin_reply(self, user: str) -> LiveReply:
+        """A new turn starts: the previous reply can no longer be interrupted."""
+        self._interrupt.clear()
+        with self._lock:
+            self.reply = LiveReply(user=user)
+            return self.reply
+
+    @property
+    def interrupt_requested(self) -> bool:
+        return self._interrupt.is_set()
+
+    def barge_in(self, played: Sequence[PlayedClip], *, playing: bool) -> LiveReply | None:
+        """The person started to speak: if the character is still speaking (a clip plays, or the
+        reply is still being made), stop it and note what was heard. Returns the interrupted
+        reply, or None when there was nothing to interrupt."""
+        with self._lock:
+            reply = self.reply
+            if reply is None or reply.interrupted or not (playing or not reply.finished):
+                return None
+            heard = reply.heard_text(played)
+            if not playing and heard == " ".join(reply.sentences).strip():
+                return None  # all of it was heard already: nothing is cut off
+            reply.interrupted = True
+            reply.heard = heard
+            self._interrupt.set()
+            return reply
+
+    def finish(self, reply: LiveReply, *, remembered: bool) -> bool:
+        """The turn of `reply` is over. True when it was interrupted before this: then the
+        caller keeps what was heard in memory (after this, `barge_in` does it)."""
+        with self._lock:
+            reply.finished = True
+            reply.remembered = remembered
+            return reply.interrupted
+
+
+def parse_played(report: Any) -> list[PlayedClip]:
+    """The page's report of the clips it stopped: a list of {src, t, d, ended}; junk is dropped."""
+    clips: list[PlayedClip] = []
+    if not isinstance(report, list):
+        return clips
+    for item in report[:200]:
+        if not isinstance(item, dict) or not isinstance(item.get("src"), str):
+            continue
+        try:
+            position = float(item.get("t") or 0.0)
+            duration = float(item.get("d") or 0.0)
+        except (TypeError, ValueError):
+            continue
+        clips.append(PlayedClip(item["src"][:2048], position, duration, bool(item.get("ended"))))
+    return clips

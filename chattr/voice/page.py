@@ -1,0 +1,327 @@
+"""Voice in the page: a microphone button for one spoken message, and a live, hands-free mode.
+
+Push to talk: record, stop; the recording is transcribed by vocalizr and answered like a typed
+message. Live mode: the microphone streams here in 100 ms chunks; voice activity ends each
+utterance (`chattr.listening`), which becomes the next turn; the reply's clips play one after
+another as they are made; speaking over them stops them at once (barge-in, `chattr.live`).
+
+Signals between the stream and the page go through two hidden text boxes whose value changes
+("speech started", "an utterance is ready"): a change runs a handler, and the barge-in handler
+runs JavaScript first, which pauses every clip and reports what had been played.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from chattr.media.clients import ServiceError
+from chattr.memory import MemoryUnavailable, Turn
+from chattr.turn import ChatService, TurnFailed, TurnRejected, TurnState
+from chattr.voice.live import LiveConversation, LiveReply, parse_played
+
+log = logging.getLogger(__name__)
+
+Message = dict[str, Any]
+MediaMessages = Callable[[TurnState], list[str]]
+SyncMedia = Callable[[list[Message], list[Message], list[str]], None]
+
+MAX_RECORDING_BYTES = 20_000_000
+
+# Defines window.chattrLive once per page: sequential playback in live mode, and `stop`, which
+# pauses every clip of the conversation and reports how far each had played.
+PAGE_JS = """
+() => {
+  if (window.chattrLive) return;
+  const clips = () => Array.from(
+    document.querySelectorAll('#chattr-chat audio, #chattr-chat video'));
+  const isWhole = (el) => {
+    const caption = el.closest('figure')?.querySelector('figcaption')?.textContent || '';
+    return caption.startsWith('The whole reply');
+  };
+  const live = {
+    on: false,
+    playing() { return clips().some((el) => !el.paused && !el.ended); },
+    retire() { clips().forEach((el) => { el.dataset.chattrDone = '1'; }); },
+    playNext() {
+      if (!live.on || live.playing()) return;
+      const next = clips().find((el) => !el.dataset.chattrDone && !isWhole(el));
+      if (!next) return;
+      next.dataset.chattrDone = '1';
+      next.addEventListener('ended', () => live.playNext(), {once: true});
+      next.play().catch(() => live.playNext());
+    },
+    stop() {
+      const playing = live.playing();
+      const report = [];
+      clips().forEach((el) => {
+        if (el.currentTime > 0 || el.ended) {
+          report.push({src: el.currentSrc || el.src, t: el.currentTime, d: el.duration || 0,
+                       ended: el.ended});
+        }
+        el.pause();
+        el.dataset.chattrDone = '1';
+      });
+      return JSON.stringify({playing: playing, clips: report});
+    },
+  };
+  window.chattrLive = live;
+  const watch = () => {
+    const chat = document.querySelector('#chattr-chat');
+    if (!chat) { setTimeout(watch, 200); return; }
+    new MutationObserver(() => live.playNext()).observe(chat, {childList: true, subtree: true});
+  };
+  watch();
+}
+"""
+
+# The live switch: before the first utterance, earlier clips are never replayed.
+LIVE_ON_JS = (
+    "(on) => { const l = window.chattrLive; if (l) { l.on = on; if (on) l.retire(); } return on; }"
+)
+STOP_JS = "(signal) => [window.chattrLive ? window.chattrLive.stop() : '']"
+
+CSS = ".chattr-signal { display: none !important; }"
+
+
+class LiveRegistry:
+    """One LiveConversation per page load (Gradio's session hash)."""
+
+    def __init__(self, factory: Callable[[], LiveConversation] = LiveConversation) -> None:
+        self._factory = factory
+        self._live: dict[str, LiveConversation] = {}
+
+    def get(self, request: gr.Request) -> LiveConversation:
+        key = request.session_hash or "anonymous"
+        if key not in self._live:
+            self._live[key] = self._factory()
+        return self._live[key]
+
+    def drop(self, request: gr.Request) -> None:
+        self._live.pop(request.session_hash or "anonymous", None)
+
+
+async def transcribe(service: ChatService, audio: bytes, language: str) -> str:
+    """What the person said, by vocalizr's transcription route; a page error says why not."""
+    vocalizr = service.media.vocalizr if service.media is not None else None
+    if vocalizr is None:
+        raise gr.Error("Speech input needs vocalizr, which is not configured or not running.")
+    try:
+        return (await vocalizr.transcribe(audio, "speech.wav", language)).strip()
+    except ServiceError as exc:
+        raise gr.Error(f"Could not transcribe what you said: {exc.detail}") from exc
+
+
+def remember_heard(service: ChatService, session_id: str, cid: str, reply: LiveReply) -> None:
+    """Memory keeps what the person heard of an interrupted reply, marked as interrupted."""
+    try:
+        if reply.remembered:
+            service.memory.pop_last(session_id, cid)
+        service.memory.append(
+            session_id, cid, Turn(reply.user, reply.heard or "…", interrupted=True)
+        )
+    except MemoryUnavailable as exc:
+        log.warning("could not record the interrupted turn: %s", exc)
+
+
+def add_voice_controls(
+    service: ChatService,
+    *,
+    chatbot: gr.Chatbot,
+    character: gr.State,
+    session: gr.State,
+    media_on: gr.Checkbox,
+    media_messages: MediaMessages,
+    sync_media: SyncMedia,
+) -> LiveRegistry:
+    """Add the microphone button and the live mode to the page being built."""
+    registry = LiveRegistry()
+    with gr.Row():
+        recorder = gr.Audio(
+            sources=["microphone"],
+            type="filepath",
+            label="Speak a message",
+            elem_id="chattr-mic",
+            scale=2,
+        )
+        with gr.Column(scale=3):
+            live_on = gr.Checkbox(
+                value=False,
+                label="Live conversation (hands-free: talk, pause, listen; speak to interrupt)",
+                elem_id="chattr-live-on",
+            )
+            live_mic = gr.Audio(
+                sources=["microphone"],
+                streaming=True,
+                label="Live microphone",
+                elem_id="chattr-live-mic",
+                visible=False,
+            )
+    speech_signal = gr.Textbox(elem_classes=["chattr-signal"], elem_id="chattr-speech-signal")
+    utterance_signal = gr.Textbox(elem_classes=["chattr-signal"], elem_id="chattr-utterance")
+
+    async def answer(
+        text: str,
+        history: list[Message],
+        cid: str,
+        session_id: str,
+        with_media: bool,
+        live: LiveConversation | None,
+    ) -> AsyncIterator[list[Message]]:
+        """One turn for a spoken message; in live mode it stops when the person barges in."""
+        try:
+            service.validate(text, cid, session_id)
+        except TurnRejected as exc:
+            raise gr.Error(str(exc)) from exc
+        history.append({"role": "user", "content": text})
+        reply_message: Message = {"role": "assistant", "content": ""}
+        history.append(reply_message)
+        media: list[Message] = []
+        yield history
+        reply = live.begin_reply(text) if live is not None else None
+        if live is not None:
+            live.session_id, live.character_id = session_id, cid
+        turn = service.run(text, cid, session_id, media=with_media)
+        state: TurnState | None = None
+        try:
+            async for state in turn:
+                reply_message["content"] = state.text or "…"
+                sync_media(history, media, media_messages(state))
+                if reply is not None:
+                    reply.update(
+                        [s.text for s in state.segments],
+                        [(s.audio_url, s.video_url) for s in state.segments],
+                    )
+                yield history
+                if live is not None and live.interrupt_requested:
+                    break
+        except TurnFailed as exc:
+            history.pop()
+            raise gr.Error(str(exc)) from exc
+        finally:
+            close = getattr(turn, "aclose", None)  # an async generator's: cancels its media
+            if close is not None:
+                await close()
+        if reply is None or live is None:
+            return
+        done = state is not None and state.done
+        if live.finish(reply, remembered=done):
+            # The person spoke over it while it was still being made: keep only what was heard.
+            remember_heard(service, session_id, cid, reply)
+            reply_message["content"] += " ⏹ (interrupted)"
+            yield history
+
+    async def speak_message(
+        path: str | None, history: list[Message], cid: str, session_id: str, with_media: bool
+    ) -> AsyncIterator[tuple[Any, ...]]:
+        if not path:
+            yield gr.skip(), gr.skip()
+            return
+        data = Path(path).read_bytes()
+        if len(data) > MAX_RECORDING_BYTES:
+            raise gr.Error("The recording is too long; speak one message at a time.")
+        character_obj = service.characters.get(cid)
+        text = await transcribe(service, data, character_obj.voice.language)
+        if not text:
+            raise gr.Error("Nothing was heard in the recording; speak closer to the microphone.")
+        async for updated in answer(text, list(history or []), cid, session_id, with_media, None):
+            yield updated, None
+
+    recorder.stop_recording(
+        speak_message,
+        [recorder, chatbot, character, session, media_on],
+        [chatbot, recorder],
+        api_visibility="private",
+    )
+
+    def toggle_live(on: bool, request: gr.Request) -> Any:
+        if not on:
+            registry.drop(request)
+        return gr.update(visible=on)
+
+    live_on.change(
+        toggle_live, live_on, live_mic, js=LIVE_ON_JS, queue=False, api_visibility="private"
+    )
+
+    def hear(chunk: Any, cid: str, session_id: str, request: gr.Request) -> tuple[Any, Any]:
+        live = registry.get(request)
+        live.session_id, live.character_id = session_id, cid
+        if chunk is None:
+            return gr.skip(), gr.skip()
+        sample_rate, samples = chunk
+        started, ready = live.hear(int(sample_rate), samples)
+        live.signals += int(started) + int(ready)
+        return (
+            str(live.signals) if started else gr.skip(),
+            str(live.signals) if ready else gr.skip(),
+        )
+
+    live_mic.stream(
+        hear,
+        [live_mic, character, session],
+        [speech_signal, utterance_signal],
+        stream_every=0.1,
+        time_limit=3600,
+        concurrency_limit=None,
+        api_visibility="private",
+    )
+
+    def flush(request: gr.Request) -> Any:
+        live = registry.get(request)
+        utterance = live.detector.flush()
+        if utterance is None:
+            return gr.skip()
+        live.pending.append(utterance)
+        live.heard_end_at = time.monotonic()
+        live.signals += 1
+        return str(live.signals)
+
+    live_mic.stop_recording(flush, None, utterance_signal, api_visibility="private")
+
+    def barge_in(report: str, request: gr.Request) -> None:
+        live = registry.get(request)
+        try:
+            parsed = json.loads(report) if report else {}
+        except ValueError:
+            parsed = {}
+        playing = bool(parsed.get("playing")) if isinstance(parsed, dict) else False
+        clips = parse_played(parsed.get("clips") if isinstance(parsed, dict) else None)
+        stopped = live.barge_in(clips, playing=playing)
+        if stopped is not None and stopped.finished:
+            # The turn had ended already (its clips were still playing): fix its memory here.
+            remember_heard(service, live.session_id, live.character_id, stopped)
+
+    speech_signal.change(
+        barge_in, speech_signal, None, js=STOP_JS, queue=False, api_visibility="private"
+    )
+
+    async def live_turn(
+        history: list[Message], cid: str, session_id: str, with_media: bool, request: gr.Request
+    ) -> AsyncIterator[list[Message]]:
+        live = registry.get(request)
+        utterance = live.next_utterance()
+        if utterance is None:
+            yield gr.skip()
+            return
+        character_obj = service.characters.get(cid)
+        text = await transcribe(service, utterance.wav(), character_obj.voice.language)
+        if not text:
+            yield gr.skip()
+            return
+        async for updated in answer(text, list(history or []), cid, session_id, with_media, live):
+            yield updated
+
+    utterance_signal.change(
+        live_turn,
+        [chatbot, character, session, media_on],
+        chatbot,
+        trigger_mode="multiple",
+        api_visibility="private",
+    )
+    return registry

@@ -1,0 +1,139 @@
+"""A microphone stream cut into utterances: voice activity's start and end, with the audio.
+
+The page's live mode streams the microphone here in short chunks (any rate, int16 or float).
+`chattr.voice.vad` says where speech starts and ends; this keeps the audio between, with a little
+from just before the start so the first syllable is not clipped, ready to transcribe.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from typing import Any
+
+import av
+import numpy as np
+import soundfile as sf
+
+from chattr.voice.vad import VAD_RATE, UtteranceDetector, VadOptions
+
+PREROLL_S = 0.3  # audio kept from before the start
+TAIL_S = 0.1  # and after the end (Whisper likes a soft ending)
+MAX_UTTERANCE_S = 30.0  # cut off here, and sent as it is
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One stretch of speech: 16 kHz mono float32, with where it began and ended in the stream."""
+
+    samples: np.ndarray
+    started_s: float  # stream time of the first voiced window
+    ended_s: float  # stream time of the last voiced window
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.samples) / VAD_RATE
+
+    def wav(self) -> bytes:
+        """The utterance as a 16-bit WAV file, as the transcription service takes it."""
+        buffer = io.BytesIO()
+        sf.write(buffer, np.clip(self.samples, -1, 1), VAD_RATE, subtype="PCM_16", format="WAV")
+        return buffer.getvalue()
+
+
+@dataclass
+class Heard:
+    """What one chunk brought."""
+
+    speech_started: bool = False  # the person began to speak (barge-in, if the character talks)
+    utterances: list[Utterance] = field(default_factory=list)
+
+
+class UtteranceCollector:
+    """Feed microphone chunks in order; get the moments speech starts and each finished utterance.
+
+    One per conversation: it keeps the stream's voice-activity state and recent audio.
+    """
+
+    def __init__(self, options: VadOptions | None = None) -> None:
+        self._vad = UtteranceDetector(VAD_RATE, options)
+        self._resampler: Any = None
+        self._rate = 0
+        self._audio = np.zeros(0, dtype=np.float32)  # recent 16 kHz audio
+        self._audio_start = 0  # the stream sample index of `_audio[0]`
+        self._fed = 0  # samples fed so far
+        self._start: float | None = None  # the utterance being heard began here (s)
+
+    @property
+    def stream_s(self) -> float:
+        """How much audio has been heard so far, seconds."""
+        return self._fed / VAD_RATE
+
+    @property
+    def in_speech(self) -> bool:
+        return self._start is not None
+
+    def feed(self, sample_rate: int, chunk: Any) -> Heard:
+        """Take the next chunk (mono or channels-last, int16 or float); report what happened."""
+        heard = Heard()
+        samples = self._to_vad_rate(sample_rate, _mono_float(chunk))
+        if samples.size == 0:
+            return heard
+        self._audio = np.concatenate([self._audio, samples])
+        self._fed += samples.size
+        for event in self._vad.feed(samples):
+            if event.kind == "start":
+                self._start = event.at_s
+                heard.speech_started = True
+            elif self._start is not None:
+                heard.utterances.append(self._cut(self._start, event.at_s))
+        if self._start is not None and self.stream_s - self._start >= MAX_UTTERANCE_S:
+            for event in self._vad.finish():
+                heard.utterances.append(self._cut(self._start, event.at_s))
+        if self._start is None:
+            self._trim(self.stream_s - PREROLL_S)
+        return heard
+
+    def flush(self) -> Utterance | None:
+        """The utterance being heard, ended now (the microphone stopped)."""
+        events = self._vad.finish()
+        if self._start is None or not events:
+            return None
+        return self._cut(self._start, events[-1].at_s)
+
+    def _cut(self, start_s: float, end_s: float) -> Utterance:
+        first = max(self._audio_start, round((start_s - PREROLL_S) * VAD_RATE))
+        last = min(self._fed, round((end_s + TAIL_S) * VAD_RATE))
+        samples = self._audio[first - self._audio_start : last - self._audio_start].copy()
+        self._start = None
+        self._trim(end_s)
+        return Utterance(samples=samples, started_s=start_s, ended_s=end_s)
+
+    def _trim(self, keep_from_s: float) -> None:
+        keep_from = min(self._fed, max(self._audio_start, round(keep_from_s * VAD_RATE)))
+        self._audio = self._audio[keep_from - self._audio_start :]
+        self._audio_start = keep_from
+
+    def _to_vad_rate(self, sample_rate: int, samples: np.ndarray) -> np.ndarray:
+        if sample_rate == VAD_RATE:
+            return samples
+        if self._resampler is None or sample_rate != self._rate:
+            # PyAV's swresample keeps its filter state across chunks: no clicks at the seams.
+            self._resampler = av.AudioResampler(format="flt", layout="mono", rate=VAD_RATE)
+            self._rate = sample_rate
+        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="flt", layout="mono")
+        frame.sample_rate = sample_rate
+        out = [f.to_ndarray().reshape(-1) for f in self._resampler.resample(frame)]
+        return np.concatenate(out).astype(np.float32) if out else np.zeros(0, np.float32)
+
+
+def _mono_float(chunk: Any) -> np.ndarray:
+    """Float32 mono in [-1, 1] from what a browser microphone gives (int16, maybe stereo)."""
+    data = np.asarray(chunk)
+    if np.issubdtype(data.dtype, np.integer):
+        data = data.astype(np.float32) / float(np.iinfo(data.dtype).max)
+    else:
+        data = np.nan_to_num(data.astype(np.float32))
+    if data.ndim == 2:
+        data = data.mean(axis=1)  # Gradio gives (samples, channels)
+    return np.ascontiguousarray(data.reshape(-1), dtype=np.float32)

@@ -1,0 +1,131 @@
+"""Voice activity on real speech: utterances found where the speech is, at any browser rate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import soundfile as sf
+
+from chattr.voice.live import LiveConversation, LiveReply, PlayedClip, parse_played
+from chattr.voice.utterances import UtteranceCollector
+from chattr.voice.vad import VadOptions
+
+
+def speech(assets: Path) -> tuple[np.ndarray, int]:
+    samples, rate = sf.read(assets / "speech_en_16k.wav", dtype="float32", always_2d=True)
+    return samples.mean(axis=1), int(rate)
+
+
+def as_browser_chunks(samples: np.ndarray, rate: int, to_rate: int = 48_000) -> list[np.ndarray]:
+    """The clip as a browser microphone gives it: int16 at 48 kHz, in 100 ms chunks."""
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=to_rate)
+    frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="flt", layout="mono")
+    frame.sample_rate = rate
+    out = np.concatenate(
+        [f.to_ndarray().reshape(-1) for f in resampler.resample(frame) + resampler.resample(None)]
+    )
+    step = to_rate // 10
+    return [out[i : i + step] for i in range(0, out.size, step)]
+
+
+@pytest.mark.parametrize("rate", [16_000, 44_100, 48_000])
+def test_an_utterance_is_found_between_silences(assets: Path, rate: int) -> None:
+    voice, voice_rate = speech(assets)
+    silence = np.zeros(2 * voice_rate, dtype=np.float32)
+    stream = np.concatenate([silence, voice, silence])
+    detector = UtteranceCollector()
+    started_at: list[float] = []
+    utterances = []
+    for chunk in as_browser_chunks(stream, voice_rate, rate):
+        heard = detector.feed(rate, chunk)
+        if heard.speech_started:
+            started_at.append(detector.stream_s)
+        utterances.extend(heard.utterances)
+    assert len(started_at) >= 1
+    assert abs(started_at[0] - 2.0) < 0.6, started_at
+    assert utterances, "the utterance never ended"
+    first, last = utterances[0], utterances[-1]
+    # It starts where the speech starts, and ends where it ends, within ~0.3 s.
+    assert abs(first.started_s - 2.0) < 0.4, first.started_s
+    speech_end = 2.0 + len(voice) / voice_rate
+    assert last.ended_s <= speech_end + 0.1
+    assert last.ended_s > speech_end - 1.0, (last.ended_s, speech_end)
+    total = sum(u.duration_s for u in utterances)
+    assert total > 0.8 * len(voice) / voice_rate  # no speech lost between the pieces
+    wav, wav_rate = sf.read(__import__("io").BytesIO(first.wav()))
+    assert wav_rate == 16_000 and len(wav) == len(first.samples)
+
+
+def test_silence_and_noise_are_not_speech() -> None:
+    rng = np.random.default_rng(7)
+    detector = UtteranceCollector()
+    noise = (rng.standard_normal(16_000 * 4) * 0.01).astype(np.float32)
+    for start in range(0, noise.size, 1600):
+        heard = detector.feed(16_000, noise[start : start + 1600])
+        assert not heard.speech_started and not heard.utterances
+    assert detector.flush() is None
+
+
+def test_the_end_of_speech_is_noticed_within_the_silence_setting(assets: Path) -> None:
+    voice, rate = speech(assets)
+    detector = UtteranceCollector(VadOptions(min_silence_s=0.4))
+    stream = np.concatenate([voice, np.zeros(rate * 2, dtype=np.float32)])
+    for start in range(0, stream.size, 1600):
+        heard = detector.feed(rate, stream[start : start + 1600])
+        if heard.utterances and heard.utterances[-1].ended_s > len(voice) / rate - 1.0:
+            waited = detector.stream_s - heard.utterances[-1].ended_s
+            assert 0.35 <= waited <= 0.55, waited
+            return
+    pytest.fail("the end of the speech was not detected")
+
+
+def reply() -> LiveReply:
+    reply = LiveReply(user="Tell me about Waterloo.")
+    reply.update(
+        ["It rained all night.", "The ground was mud and the guns could not move.", "We lost."],
+        [("http://h/a1.wav", "http://h/v1.mp4"), ("http://h/a2.wav", "http://h/v2.mp4"), ()],
+    )
+    return reply
+
+
+def test_what_was_heard_is_the_played_part_only() -> None:
+    played = [
+        PlayedClip("http://h/v1.mp4", 2.0, 2.0, ended=True),
+        PlayedClip("http://h/v2.mp4", 1.5, 3.0, ended=False),
+    ]
+    assert reply().heard_text(played) == "It rained all night. The ground was mud and"
+    assert reply().heard_text([]) == ""
+    assert reply().heard_text([PlayedClip("http://h/v1.mp4", 2.0, 2.0, True)]) == (
+        "It rained all night."
+    )
+
+
+def test_barge_in_stops_a_reply_once_and_only_while_it_speaks() -> None:
+    live = LiveConversation()
+    assert live.barge_in([], playing=True) is None  # nothing to interrupt yet
+    current = live.begin_reply("Tell me about Waterloo.")
+    current.update(reply().sentences, [{"http://h/v1.mp4"}, {"http://h/v2.mp4"}, set()])
+    stopped = live.barge_in([PlayedClip("http://h/v1.mp4", 1.0, 2.0, False)], playing=True)
+    assert stopped is current and live.interrupt_requested
+    assert current.heard == "It rained"
+    assert live.barge_in([], playing=True) is None  # once
+    assert live.finish(current, remembered=False)  # the turn learns it was interrupted
+    # A reply that finished and was heard to the end is not interrupted by the next utterance.
+    done = live.begin_reply("And then?")
+    done.update(["Elba."], [{"http://h/v9.mp4"}])
+    assert not live.finish(done, remembered=True)
+    assert live.barge_in([PlayedClip("http://h/v9.mp4", 1.0, 1.0, True)], playing=False) is None
+
+
+def test_the_page_report_is_read_defensively() -> None:
+    report = [
+        {"src": "http://h/v1.mp4", "t": 1.2, "d": 2.0, "ended": False},
+        {"src": 5},
+        "junk",
+        {"src": "x", "t": "nan?"},
+    ]
+    assert parse_played(report) == [PlayedClip("http://h/v1.mp4", 1.2, 2.0, False)]
+    assert parse_played({"not": "a list"}) == []

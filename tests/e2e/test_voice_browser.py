@@ -1,0 +1,174 @@
+"""Talking to the character in the page, out loud: Chromium's fake microphone plays a real
+recording into live mode. Two spoken turns, and the second one barges in on the first reply."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import redis
+import soundfile as sf
+
+from chattr.fake_llm import FakeLLMServer
+from chattr.media.local_stack import LocalStack
+
+from ..conftest import REDIS_URL, REPO, StartApp
+from .test_browser import CHROMIUM
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+OUTPUT = REPO / "test-output" / "voice"
+# Long enough that it is still playing when the person speaks again.
+LONG_REPLY = " ".join(
+    [
+        "Ah, the holidays, my friend, a time I remember fondly from my youth in Munich.",
+        "We gathered around the table and argued about physics until the candles burned low.",
+        "My uncle Jakob brought puzzles in geometry, and I solved them before the soup was cold.",
+        "Later, in Bern, the holidays were quieter, and I spent them thinking about light.",
+        "Every winter I wondered how a beam of light would look if I could ride beside it.",
+        "Those quiet evenings gave me more than any lecture hall ever did.",
+    ]
+)
+SHORT_REPLY = "Wisconsin, you say? I never saw it, but I hear the winters are hard."
+
+
+def microphone_recording(assets: Path, target: Path) -> dict[str, float]:
+    """What the fake microphone plays: silence, an utterance, a long pause while the character
+    answers, a second utterance over the answer, then silence. Returns the timeline (s)."""
+    speech, rate = sf.read(assets / "speech_en_16k.wav", dtype="float32", always_2d=True)
+    speech = speech.mean(axis=1)
+    first = speech  # "The holidays are a time of celebrating with loved ones, ..."
+    second = speech[int(4.9 * rate) :]  # "... through Wisconsin's coat, but for many ..."
+
+    def silence(seconds: float) -> np.ndarray:
+        return np.zeros(int(seconds * rate), dtype=np.float32)
+
+    lead, pause, tail = 1.5, 11.0, 14.0
+    audio = np.concatenate([silence(lead), first, silence(pause), second, silence(tail)])
+    sf.write(target, audio, rate, subtype="PCM_16")
+    first_end = lead + len(first) / rate
+    return {
+        "first_end": first_end,
+        "second_start": first_end + pause,
+        "end": len(audio) / rate,
+    }
+
+
+@pytest.fixture
+def voice_browser(tmp_path: Path, assets: Path) -> Any:
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium is missing: `make browser-deps` installs Debian's chromium")
+    recording = tmp_path / "microphone.wav"
+    timeline = microphone_recording(assets, recording)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+                "--autoplay-policy=no-user-gesture-required",
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-audio-capture={recording}%noloop",
+            ],
+        )
+        context = browser.new_context(permissions=["microphone"])
+        yield context, timeline
+        context.close()
+        browser.close()
+
+
+def playing_clips(page: Any) -> int:
+    return int(
+        page.evaluate(
+            """() => Array.from(document.querySelectorAll('#chattr-chat audio, #chattr-chat video'))
+                 .filter((m) => !m.paused && !m.ended).length"""
+        )
+    )
+
+
+def test_two_spoken_turns_in_live_mode_and_a_barge_in(
+    voice_browser: Any, start_app: StartApp, llm: FakeLLMServer, media_stack: LocalStack
+) -> None:
+    context, timeline = voice_browser
+    assert media_stack.vocalizr and media_stack.visualizr
+    app = start_app(media_stack.vocalizr.url, media_stack.visualizr.url)
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    llm.script(LONG_REPLY, SHORT_REPLY)
+    page = context.new_page()
+    page.set_viewport_size({"width": 1280, "height": 1000})
+    page.goto(app.url, wait_until="load")
+    page.get_by_label("Character").first.click()
+    page.get_by_role("option", name="Albert Einstein").click()
+    page.get_by_text(app.service.characters.get("einstein").greeting[:40]).first.wait_for()
+
+    page.get_by_label("Live conversation").check()
+    mic = page.locator("#chattr-live-mic")
+    mic.wait_for()
+    mic.get_by_role("button", name="Record").click()
+    started = time.monotonic()  # the fake microphone plays from here
+
+    # Turn 1: the first utterance is transcribed, shown as the person's message, and answered.
+    chat = page.locator("#chattr-chat")
+    chat.get_by_text("holidays", exact=False).first.wait_for(timeout=40_000)
+    chat.get_by_text("a time I remember fondly", exact=False).first.wait_for(timeout=30_000)
+    chat.locator("video").first.wait_for(timeout=60_000)
+    # The reply's clips play by themselves, one after another.
+    deadline = started + timeline["second_start"] - 0.5
+    seen_playing = 0
+    while time.monotonic() < deadline:
+        seen_playing = max(seen_playing, playing_clips(page))
+        page.wait_for_timeout(200)
+    page.screenshot(path=str(OUTPUT / "1-first-reply-playing.png"), full_page=True)
+    print(
+        "DEBUG",
+        page.evaluate("""() => ({live: window.chattrLive ? window.chattrLive.on : 'none',
+        clips: Array.from(document.querySelectorAll('#chattr-chat audio, #chattr-chat video')).map(
+          (m) => [m.currentSrc.slice(-12), m.paused, m.ended, m.currentTime, m.readyState,
+                  m.dataset.chattrDone || '', m.error ? m.error.code : null]),
+        text: document.querySelector('#chattr-chat').innerText.slice(0, 1500)})"""),
+    )
+    print("DEBUG requests", [m["content"][:80] for m in llm.requests[-1]["messages"]])
+    assert seen_playing == 1, "the reply's clips should play, one at a time"
+
+    # Barge-in: the person speaks over the reply; playback stops at once.
+    stop_by = started + timeline["second_start"] + 1.5
+    while time.monotonic() < stop_by and playing_clips(page):
+        page.wait_for_timeout(100)
+    assert playing_clips(page) == 0, "playback did not stop when the person spoke"
+    page.screenshot(path=str(OUTPUT / "2-barge-in.png"), full_page=True)
+
+    # Turn 2: the interrupting utterance is the next message, and gets its own answer.
+    chat.get_by_text("Wisconsin", exact=False).first.wait_for(timeout=40_000)
+    chat.get_by_text("the winters are hard", exact=False).first.wait_for(timeout=30_000)
+    chat.get_by_text("(interrupted)", exact=False).first.wait_for(timeout=10_000)
+    page.screenshot(path=str(OUTPUT / "3-second-turn.png"), full_page=True)
+
+    # Memory keeps only what was heard of the first reply, marked as interrupted.
+    store = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    keys = list(store.scan_iter(f"{app.settings.redis_prefix}:memory:*:einstein"))
+    store.close()
+    assert len(keys) == 1, keys
+    session_id = keys[0].split(":")[-2]
+    turns = app.service.memory.recent(session_id, "einstein")
+    assert len(turns) == 2, turns
+    first, second = turns
+    assert first.interrupted and not second.interrupted
+    assert "holidays" in first.user.lower()
+    assert LONG_REPLY.startswith(first.assistant.rstrip("…").strip()) or first.assistant == "…"
+    assert len(first.assistant) < len(LONG_REPLY)
+    assert "wisconsin" in second.user.lower() and second.assistant == SHORT_REPLY
+    # The prompt of the second turn told the model it had been interrupted.
+    prompt = llm.requests[-1]["messages"]
+    assert any("interrupted" in str(m.get("content", "")) for m in prompt)
