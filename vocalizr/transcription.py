@@ -265,10 +265,12 @@ class TranscriptionService:
         try:
             # Refused from the header's length before decoding, then capped while decoding.
             decoded = common_audio.decode_audio(data, max_seconds=self.max_duration_s)
-        except AudioTooLong:
+        except AudioTooLong as error:
+            length = getattr(error, "seconds", None)
+            said = f"{length:.1f} s" if length is not None else "longer"
             raise AudioTooLong(
-                f"the recording is over {self.max_duration_s:g} s (VOCALIZR_STT_MAX_S): "
-                "send a shorter one"
+                f"the recording is {said}; the limit is {self.max_duration_s:g} s "
+                "(VOCALIZR_STT_MAX_S): send a shorter one"
             ) from None
         clip = Clip(decoded.samples, decoded.sample_rate)
         samples = to_whisper_rate(clip)
