@@ -51,10 +51,14 @@ def build_space_app(settings: Settings) -> FastAPI:
     from vocalizr.settings import Settings as VocalizrSettings
 
     enable_zero_gpu()
-    base = settings.own_url
+    # chattr and visualizr call the services over loopback; replies name them at the page's
+    # address instead (MediaFanout's relay: the mounts serve /vocalizr/files/<id>).
+    base = settings.local_url
+    # What the services themselves answer, for scripts that call them directly on the Space.
+    public = settings.fixed_public_url or base
     vocalizr = create_vocalizr(
         VocalizrSettings(
-            public_url=f"{base}/vocalizr",
+            public_url=f"{public}/vocalizr",
             characters_dir=settings.characters_dir,
             data_dir=settings.data_dir / "vocalizr",
             ui=False,
@@ -62,7 +66,7 @@ def build_space_app(settings: Settings) -> FastAPI:
     )
     visualizr = create_visualizr(
         VisualizrSettings(
-            public_url=f"{base}/visualizr",
+            public_url=f"{public}/visualizr",
             vocalizr_url=f"{base}/vocalizr",
             characters_dir=settings.characters_dir,
             data_dir=settings.data_dir / "visualizr",
@@ -70,6 +74,11 @@ def build_space_app(settings: Settings) -> FastAPI:
         )
     )
     log.info("media: vocalizr and visualizr in-process at %s/vocalizr, %s/visualizr", base, base)
-    fanout = make_fanout(settings, f"{base}/vocalizr", f"{base}/visualizr")
+    fanout = make_fanout(
+        settings,
+        f"{base}/vocalizr",
+        f"{base}/visualizr",
+        own_services=frozenset({"vocalizr", "visualizr"}),
+    )
     service = create_service(settings, media=fanout, start_retrieval=False)
     return create_app(settings, service, mounts={"/vocalizr": vocalizr, "/visualizr": visualizr})

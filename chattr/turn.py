@@ -163,9 +163,17 @@ class ChatService:
         return message
 
     async def run(
-        self, message: str, character_id: str, session_id: str, *, media: bool = True
+        self,
+        message: str,
+        character_id: str,
+        session_id: str,
+        *,
+        media: bool = True,
+        base_url: str | None = None,
     ) -> AsyncIterator[TurnState]:
-        """Stream a turn: yields the state after every change; the last one has done=True."""
+        """Stream a turn: yields the state after every change; the last one has done=True.
+
+        `base_url`: chattr's address as the caller reached it, for the reply's media URLs."""
         message = self.validate(message, character_id, session_id)
         llm = await anyio.to_thread.run_sync(lambda: self.llm)
         assert llm is not None
@@ -188,7 +196,9 @@ class ChatService:
         if media and self.media is not None:
             # A character without a reference clip (an imported card) speaks in the default voice.
             voice = character.id if character.voice_path() is not None else DEFAULT_VOICE
-            job = self.media.start(character.id, voice, character.voice.language, state)
+            job = self.media.start(
+                character.id, voice, character.voice.language, state, base_url=base_url
+            )
             state.media = True
         media_done = job is None
         try:

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 import gradio as gr
 
 from chattr.characters import Character
+from chattr.public_url import request_base_url
 from chattr.settings import Settings
 from chattr.turn import ChatService, TurnFailed, TurnRejected, TurnState
 from chattr.uploads import UploadError, import_upload
@@ -142,6 +143,10 @@ def build_blocks(
             items.append((str(c.portrait_path()), f"{c.name} — {c.description}"))
         return items
 
+    def base_url(request: gr.Request | None) -> str | None:
+        """chattr's address for a reply's media: fixed by the settings, else the request's."""
+        return settings.fixed_public_url or request_base_url(request)
+
     def status_text() -> str:
         lines = []
         if not service.llm_configured:
@@ -270,7 +275,12 @@ def build_blocks(
         )
 
         async def respond(
-            message: str, history: list[Message], cid: str, session_id: str, with_media: bool
+            message: str,
+            history: list[Message],
+            cid: str,
+            session_id: str,
+            with_media: bool,
+            request: gr.Request,
         ) -> AsyncIterator[tuple[Any, ...]]:
             history = list(history or [])
             try:
@@ -283,7 +293,9 @@ def build_blocks(
             media: list[Message] = []
             yield history, ""
             try:
-                async for state in service.run(message, cid, session_id, media=with_media):
+                async for state in service.run(
+                    message, cid, session_id, media=with_media, base_url=base_url(request)
+                ):
                     reply["content"] = state.text or "…"
                     sync_media(history, media, media_messages(state))
                     yield history, ""
@@ -312,12 +324,12 @@ def build_blocks(
         )
 
         async def regenerate_last(
-            history: list[Message], cid: str, session_id: str, with_media: bool
+            history: list[Message], cid: str, session_id: str, with_media: bool, request: gr.Request
         ) -> AsyncIterator[tuple[Any, ...]]:
             history, message = drop_last_turn(history, cid, session_id)
             if not message:
                 raise gr.Error("There is no turn to regenerate yet.")
-            async for update in respond(message, history, cid, session_id, with_media):
+            async for update in respond(message, history, cid, session_id, with_media, request):
                 yield update
 
         regenerate.click(
@@ -339,7 +351,11 @@ def build_blocks(
         # --- the API scripts use (gradio_client): named endpoints with named parameters ---
 
         async def chat(
-            message: str, character: str, session_id: str = "", media: bool = True
+            message: str,
+            character: str,
+            session_id: str = "",
+            media: bool = True,
+            request: gr.Request | None = None,
         ) -> AsyncIterator[dict[str, Any]]:
             """One chat turn. Streams partial results; the last one is complete.
 
@@ -351,9 +367,12 @@ def build_blocks(
             Returns:
                 {text, session_id, character, audio_url, video_url, segments, errors}
             """
+            # `request` is Gradio's to fill in: the reply's media URLs start where it came from.
             session_id = session_id or new_session_id()
             try:
-                async for state in service.run(message, character, session_id, media=media):
+                async for state in service.run(
+                    message, character, session_id, media=media, base_url=base_url(request)
+                ):
                     yield state.to_api()
             except (TurnRejected, TurnFailed) as exc:
                 raise gr.Error(str(exc)) from exc
