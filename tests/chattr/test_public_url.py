@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 from pydantic import ValidationError
@@ -12,6 +14,7 @@ from starlette.routing import Route
 
 from chattr.media.relay import service_file_id
 from chattr.public_url import ForwardedHeaders, parse_trusted, request_base_url
+from chattr.server import make_fanout
 from chattr.settings import Settings
 
 PROXY = {
@@ -94,3 +97,22 @@ def test_only_the_services_own_file_ids_are_taken_from_their_urls() -> None:
     assert service_file_id("visualizr", f"http://127.0.0.1:9/files/{wav}") is None
     assert service_file_id("vocalizr", f"http://127.0.0.1:9/other/{wav}") is None
     assert service_file_id("vocalizr", "http://127.0.0.1:9/files/..%2fsecret.wav") is None
+
+
+def test_files_of_the_services_chattr_runs_are_relayed_by_default(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    remote = make_fanout(settings, "http://v:1", "http://w:2")
+    assert remote.relay == frozenset()  # their own public URLs stand
+    local = make_fanout(settings, "http://v:1", "http://w:2", own_services=frozenset({"vocalizr"}))
+    assert local.relay == {"vocalizr"}
+    wav = "0123456789abcdef0123456789abcdef.wav"
+    assert local.public_file_url("vocalizr", f"http://v:1/files/{wav}", "https://c.org/x") == (
+        f"https://c.org/x/vocalizr/files/{wav}"
+    )
+    assert local.public_file_url("visualizr", "http://w:2/files/a.mp4", "https://c.org") == (
+        "http://w:2/files/a.mp4"
+    )
+    forced = make_fanout(settings.model_copy(update={"relay_service_files": True}), "a", "b")
+    assert forced.relay == {"vocalizr", "visualizr"}
+    off = settings.model_copy(update={"relay_service_files": False})
+    assert make_fanout(off, "a", "b", own_services=frozenset({"vocalizr"})).relay == frozenset()
