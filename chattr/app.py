@@ -17,9 +17,11 @@ from fastapi.responses import FileResponse
 from chattr import worldinfo
 from chattr.characters import load_characters
 from chattr.llm import NOT_CONFIGURED_HELP, make_chat_model
+from chattr.media.relay import add_relay_routes
 from chattr.media.retention import purge_media
 from chattr.memory import open_memory
 from chattr.portraits import portraits_dir
+from chattr.public_url import ForwardedHeaders
 from chattr.retrieval import Retriever
 from chattr.settings import Settings
 from chattr.turn import ChatService
@@ -94,7 +96,8 @@ def create_app(
     mounts: Mapping[str, FastAPI] | None = None,
     on_shutdown: Callable[[], None] | None = None,
 ) -> FastAPI:
-    """The web app: the Gradio page at `/`, joined media at `/media/{name}`, `/healthz`.
+    """The web app: the Gradio page at `/`, joined media at `/media/{name}`, `/healthz`; the
+    files of the services chattr runs at `/vocalizr/files/{id}`, `/visualizr/files/{id}`.
 
     `mounts` are other apps served under a path prefix (the media services, in-process on a
     Space); their start-up and shutdown run with chattr's.
@@ -127,8 +130,12 @@ def create_app(
             on_shutdown()
 
     app = FastAPI(title="chattr", lifespan=lifespan)
+    # Outermost: everything below, Gradio's own URLs included, sees the proxy's scheme and host.
+    app.add_middleware(ForwardedHeaders, trusted=settings.trusted_proxy_networks())
     for prefix, sub_app in mounts.items():
         app.mount(prefix, sub_app)  # before Gradio, which takes every other path
+    if service.media is not None:
+        add_relay_routes(app, service.media, skip=set(mounts))
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:

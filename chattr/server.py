@@ -25,13 +25,18 @@ def make_fanout(
     *,
     vocalizr_key: str | None = None,
     visualizr_key: str | None = None,
+    own_services: frozenset[str] = frozenset(),
 ) -> MediaFanout:
     """The media fan-out over the given service URLs (either may be None: that medium is off).
 
     The bearer keys default to the settings' (CHATTR_VOCALIZR_API_KEY, CHATTR_VISUALIZR_API_KEY).
-    """
+    `own_services`: those chattr runs itself (child processes, or in-process on a Space); by
+    default their files are served at chattr's address (CHATTR_RELAY_SERVICE_FILES)."""
     vocalizr_key = vocalizr_key or _secret(settings.vocalizr_api_key)
     visualizr_key = visualizr_key or _secret(settings.visualizr_api_key)
+    relay = own_services
+    if settings.relay_service_files is not None:
+        relay = frozenset({"vocalizr", "visualizr"} if settings.relay_service_files else ())
 
     def options(read_timeout_s: float) -> ClientOptions:
         return ClientOptions(
@@ -50,13 +55,14 @@ def make_fanout(
         if visualizr_url
         else None,
         media_dir=settings.data_dir / "media",
-        public_url=settings.own_url,
+        public_url=settings.fixed_public_url or settings.local_url,
         options=FanoutOptions(
             speech_concurrency=settings.speech_concurrency,
             video_concurrency=settings.video_concurrency,
             fps=settings.video_fps,
         ),
         wait_started=wait_started,
+        relay=relay,
     )
 
 
@@ -84,7 +90,11 @@ def start_media(settings: Settings) -> tuple[MediaFanout, LocalStack | None]:
     if stack is not None:
         keys["vocalizr_key"] = stack.vocalizr.api_key if stack.vocalizr else None
         keys["visualizr_key"] = stack.visualizr.api_key if stack.visualizr else None
-    return make_fanout(settings, vocalizr_url, visualizr_url, wait, **keys), stack
+    own = frozenset(s.name for s in stack.services) if stack else frozenset()
+    return (
+        make_fanout(settings, vocalizr_url, visualizr_url, wait, **keys, own_services=own),
+        stack,
+    )
 
 
 def _secret(value: SecretStr | None) -> str | None:
@@ -98,7 +108,10 @@ def serve(settings: Settings, *, media: bool = True) -> None:
         service = create_service(settings, media=fanout, start_retrieval=False)
         app = create_app(settings, service, status=stack, on_shutdown=stack.stop if stack else None)
         log.info("chattr on %s", settings.own_url)
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+        # X-Forwarded-* are chattr's to judge (CHATTR_TRUSTED_PROXIES), not uvicorn's.
+        uvicorn.run(
+            app, host=settings.host, port=settings.port, log_level="info", proxy_headers=False
+        )
     finally:
         if stack is not None:
             stack.stop()

@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Literal
 
 from platformdirs import user_data_dir
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from chattr.public_url import Network, parse_trusted
 
 DEFAULT_GROQ_MODEL = "llama-3.3-70b-versatile"
 
@@ -145,7 +147,25 @@ class Settings(BaseSettings):
     public_url: str | None = Field(
         default=None,
         description="chattr's address as browsers and scripts reach it (for joined media URLs); "
-        "unset: http://HOST:PORT.",
+        "unset: built from each request (see CHATTR_TRUSTED_PROXIES), https://SPACE_HOST on a "
+        "Space.",
+    )
+    trusted_proxies: str | None = Field(
+        default=None,
+        description="Reverse proxies whose X-Forwarded-Proto/-Host/-Prefix/-For headers are "
+        "honoured (comma-separated addresses or networks, or *); unset: 127.0.0.1 and ::1, and "
+        "* on a Space.",
+    )
+    space_host: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("SPACE_HOST", "CHATTR_SPACE_HOST"),
+        description="Set by Hugging Face on a Space: media URLs then start with https://SPACE_HOST.",
+    )
+    relay_service_files: bool | None = Field(
+        default=None,
+        description="Serve the services' files at chattr's address (/vocalizr/files/…, "
+        "/visualizr/files/…), so a browser reaches chattr only; unset: for the services chattr "
+        "runs itself, not for CHATTR_VOCALIZR_URL / CHATTR_VISUALIZR_URL.",
     )
 
     host: str = Field(
@@ -172,6 +192,35 @@ class Settings(BaseSettings):
             return self.public_url.rstrip("/")
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
         return f"http://{host}:{self.port}"
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_trusted(value)  # fail at start-up, with what to write instead
+        return value
+
+    @property
+    def local_url(self) -> str:
+        """Where this process reaches itself (its in-process services, on a Space)."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def fixed_public_url(self) -> str | None:
+        """The public address when it does not depend on the request: CHATTR_PUBLIC_URL, else
+        https://SPACE_HOST on a Space; None elsewhere."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        if self.space_host:
+            return f"https://{self.space_host}"
+        return None
+
+    def trusted_proxy_networks(self) -> tuple[Network, ...] | None:
+        """CHATTR_TRUSTED_PROXIES parsed; None trusts every peer (a Space's own proxy)."""
+        if self.trusted_proxies is not None:
+            return parse_trusted(self.trusted_proxies)
+        return parse_trusted("*" if self.space_host else "127.0.0.1,::1")
 
     @property
     def llm_configured(self) -> bool:

@@ -55,13 +55,17 @@ def build_space_app(settings: Settings) -> FastAPI:
     from vocalizr.settings import Settings as VocalizrSettings
 
     enable_zero_gpu()
-    base = settings.own_url
+    # chattr and visualizr call the services over loopback; replies name them at the page's
+    # address instead (MediaFanout's relay: the mounts serve /vocalizr/files/<id>).
+    base = settings.local_url
+    # What the services themselves answer, for scripts that call them directly on the Space.
+    public = settings.fixed_public_url or base
     vocalizr_key = _key(settings.vocalizr_api_key)
     visualizr_key = _key(settings.visualizr_api_key)
     vocalizr = create_vocalizr(
         VocalizrSettings(
             api_key=SecretStr(vocalizr_key),
-            public_url=f"{base}/vocalizr",
+            public_url=f"{public}/vocalizr",
             characters_dir=settings.characters_dir,
             data_dir=settings.data_dir / "vocalizr",
             ui=False,
@@ -71,7 +75,7 @@ def build_space_app(settings: Settings) -> FastAPI:
         VisualizrSettings(
             api_key=SecretStr(visualizr_key),
             vocalizr_api_key=SecretStr(vocalizr_key),
-            public_url=f"{base}/visualizr",
+            public_url=f"{public}/visualizr",
             vocalizr_url=f"{base}/vocalizr",
             characters_dir=settings.characters_dir,
             data_dir=settings.data_dir / "visualizr",
@@ -85,6 +89,7 @@ def build_space_app(settings: Settings) -> FastAPI:
         f"{base}/visualizr",
         vocalizr_key=vocalizr_key,
         visualizr_key=visualizr_key,
+        own_services=frozenset({"vocalizr", "visualizr"}),
     )
     service = create_service(settings, media=fanout, start_retrieval=False)
     return create_app(settings, service, mounts={"/vocalizr": vocalizr, "/visualizr": visualizr})

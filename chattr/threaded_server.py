@@ -24,6 +24,7 @@ class ThreadedServer:
             log_level="warning",
             lifespan=lifespan,  # type: ignore[arg-type]
             timeout_graceful_shutdown=1,
+            proxy_headers=False,  # as chattr serves: its own middleware judges X-Forwarded-*
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)

@@ -208,11 +208,13 @@ class ChatService:
         *,
         media: bool = True,
         greeting: int | None = None,
+        base_url: str | None = None,
     ) -> AsyncIterator[TurnState]:
         """Stream a turn: yields the state after every change; the last one has done=True.
 
         `greeting` (an index into the character's greetings, 0 the main one) opens a new
         conversation with that greeting; a conversation already under way keeps its own.
+        `base_url`: chattr's address as the caller reached it, for the reply's media URLs.
         """
         message = self.validate(message, character_id, session_id, greeting)
         llm = await anyio.to_thread.run_sync(lambda: self.llm)
@@ -240,7 +242,9 @@ class ChatService:
         if media and self.media is not None:
             # A character without a reference clip (an imported card) speaks in the default voice.
             voice = character.id if character.voice_path() is not None else DEFAULT_VOICE
-            job = self.media.start(character.id, voice, character.voice.language, state)
+            job = self.media.start(
+                character.id, voice, character.voice.language, state, base_url=base_url
+            )
             state.media = True
         media_done = job is None
         speech = SpeechFilter(character.voice.speak)

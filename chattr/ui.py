@@ -14,6 +14,7 @@ from gradio.data_classes import FileData
 
 from chattr.characters import Character
 from chattr.portraits import PortraitShelf, portraits_dir
+from chattr.public_url import request_base_url
 from chattr.settings import Settings
 from chattr.turn import ChatService, TurnFailed, TurnRejected, TurnState
 from chattr.uploads import UploadError, import_upload
@@ -175,6 +176,10 @@ def build_blocks(
             items.append((str(path), f"{c.name} — {c.description}"))
         return items
 
+    def base_url(request: gr.Request | None) -> str | None:
+        """chattr's address for a reply's media: fixed by the settings, else the request's."""
+        return settings.fixed_public_url or request_base_url(request)
+
     def status_text() -> str:
         lines = []
         if not service.llm_configured:
@@ -329,6 +334,7 @@ def build_blocks(
             session_id: str,
             with_media: bool,
             chosen: int | None = None,
+            request: gr.Request | None = None,
         ) -> AsyncIterator[tuple[Any, ...]]:
             history = list(history or [])
             chosen = chosen if isinstance(chosen, int) else None
@@ -342,7 +348,14 @@ def build_blocks(
             media: list[Message] = []
             yield history, ""
             try:
-                turns = service.run(message, cid, session_id, media=with_media, greeting=chosen)
+                turns = service.run(
+                    message,
+                    cid,
+                    session_id,
+                    media=with_media,
+                    greeting=chosen,
+                    base_url=base_url(request),
+                )
                 async for state in turns:
                     reply["content"] = state.text or "…"
                     sync_media(history, media, media_messages(state))
@@ -372,12 +385,19 @@ def build_blocks(
         )
 
         async def regenerate_last(
-            history: list[Message], cid: str, session_id: str, with_media: bool, chosen: int
+            history: list[Message],
+            cid: str,
+            session_id: str,
+            with_media: bool,
+            chosen: int,
+            request: gr.Request,
         ) -> AsyncIterator[tuple[Any, ...]]:
             history, message = drop_last_turn(history, cid, session_id)
             if not message:
                 raise gr.Error("There is no turn to regenerate yet.")
-            async for update in respond(message, history, cid, session_id, with_media, chosen):
+            async for update in respond(
+                message, history, cid, session_id, with_media, chosen, request
+            ):
                 yield update
 
         regenerate.click(
@@ -419,6 +439,7 @@ def build_blocks(
             media: bool = True,
             audio: FileData | None = None,
             greeting: int | None = None,
+            request: gr.Request | None = None,
         ) -> AsyncIterator[dict[str, Any]]:
             """One chat turn. Streams partial results; the last one is complete.
 
@@ -434,6 +455,7 @@ def build_blocks(
             Returns:
                 {text, session_id, character, audio_url, video_url, segments, errors}
             """
+            # `request` is Gradio's to fill in: the reply's media URLs start where it came from.
             if session_id in ("", None):
                 session_id = new_session_id()
             if not isinstance(media, bool):
@@ -444,7 +466,14 @@ def build_blocks(
                     if isinstance(message, str) and message.strip():
                         raise TurnRejected("Send `message` or `audio`, not both.")
                     message = transcript = await transcribe_recording(service, audio, character)
-                turns = service.run(message, character, session_id, media=media, greeting=greeting)
+                turns = service.run(
+                    message,
+                    character,
+                    session_id,
+                    media=media,
+                    greeting=greeting,
+                    base_url=base_url(request),
+                )
                 async for state in turns:
                     result = state.to_api()
                     yield result if transcript is None else {**result, "transcript": transcript}

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from chattr.media.clients import ServiceError, VisualizrClient, VocalizrClient, describe
 from chattr.media.joining import ReplyVideo, join_wavs
+from chattr.media.relay import service_file_id
 from chattr.media.slots import PrioritySlots
 from chattr.turn import Segment, TurnState
 
@@ -53,7 +54,10 @@ class MediaFanout:
         public_url: str,
         options: FanoutOptions | None = None,
         wait_started: Callable[[float], Collection[str]] | None = None,
+        relay: frozenset[str] = frozenset(),
     ) -> None:
+        """`public_url`: chattr's address for turns that bring none of their own. `relay`: the
+        services whose files a reply names at chattr's address (`/vocalizr/files/<id>`)."""
         self.vocalizr = vocalizr
         # For services chattr started itself: wait up to N s for them to answer /healthz (or
         # give up); the names of those still starting.
@@ -61,6 +65,7 @@ class MediaFanout:
         self.visualizr = visualizr
         self.media_dir = media_dir
         self.public_url = public_url.rstrip("/")
+        self.relay = relay
         self.options = options or FanoutOptions()
         self._speech_slots: PrioritySlots | None = None
         self._video_slots: PrioritySlots | None = None
@@ -73,9 +78,25 @@ class MediaFanout:
             self._video_slots = PrioritySlots(self.options.video_concurrency)
         return self._speech_slots, self._video_slots
 
-    def start(self, character_id: str, voice: str, language: str, state: TurnState) -> MediaJob:
-        """Begin the media of one reply; feed it sentences with `add`."""
-        return MediaJob(self, character_id, voice, language, state)
+    def start(
+        self,
+        character_id: str,
+        voice: str,
+        language: str,
+        state: TurnState,
+        *,
+        base_url: str | None = None,
+    ) -> MediaJob:
+        """Begin the media of one reply; feed it sentences with `add`. `base_url`: chattr's
+        address as the caller reached it; the reply's URLs start with it."""
+        return MediaJob(self, character_id, voice, language, state, base_url=base_url)
+
+    def public_file_url(self, service: str, url: str, base_url: str) -> str:
+        """A service's file URL as the reply gives it: at chattr's address when relayed."""
+        if service not in self.relay:
+            return url
+        file_id = service_file_id(service, url)
+        return f"{base_url}/{service}/files/{file_id}" if file_id else url
 
     async def aclose(self) -> None:
         for client in (self.vocalizr, self.visualizr):
@@ -87,9 +108,19 @@ class MediaJob:
     """The media of one reply, sentence by sentence."""
 
     def __init__(
-        self, fanout: MediaFanout, character_id: str, voice: str, language: str, state: TurnState
+        self,
+        fanout: MediaFanout,
+        character_id: str,
+        voice: str,
+        language: str,
+        state: TurnState,
+        *,
+        base_url: str | None = None,
     ) -> None:
         self.fanout = fanout
+        self.base_url = (base_url or fanout.public_url).rstrip("/")
+        # Each sentence's speech as vocalizr named it (the segment's URL may be chattr's relay).
+        self._speech_urls: dict[int, str] = {}
         self.character_id = character_id
         self.voice = voice
         self.language = language
@@ -128,7 +159,8 @@ class MediaJob:
         except Exception as exc:
             self._fail(vocalizr.name, exc)
             return
-        segment.audio_url = speech.url
+        self._speech_urls[priority[0]] = speech.url
+        segment.audio_url = self.fanout.public_file_url("vocalizr", speech.url, self.base_url)
         segment.audio_duration_s = speech.duration_s
         self._mark("first_audio_s")
         if visualizr is None:
@@ -145,7 +177,7 @@ class MediaJob:
         except Exception as exc:
             self._fail(visualizr.name, exc)
             return
-        segment.video_url = video.url
+        segment.video_url = self.fanout.public_file_url("visualizr", video.url, self.base_url)
         self._mark("first_video_s")
         if self._video is not None:
             try:
@@ -195,11 +227,10 @@ class MediaJob:
     async def _join(self) -> None:
         segments = self.state.segments
         vocalizr = self.fanout.vocalizr
-        if vocalizr is not None and all(s.audio_url for s in segments):
+        speech = [self._speech_urls.get(index) for index in range(len(segments))]
+        if vocalizr is not None and all(speech):
             try:
-                pieces = await asyncio.gather(
-                    *(vocalizr.download(s.audio_url or "") for s in segments)
-                )
+                pieces = await asyncio.gather(*(vocalizr.download(url or "") for url in speech))
                 joined, _ = await asyncio.to_thread(join_wavs, pieces)
                 self.state.audio_url = self._publish(joined, "wav")
             except Exception as exc:  # a failed download or join must not cost the reply
@@ -207,7 +238,7 @@ class MediaJob:
         if self._video is not None and segments and all(s.video_url for s in segments):
             try:
                 name = await self._video.finish(len(segments))
-                self.state.video_url = f"{self.fanout.public_url}/media/{name}"
+                self.state.video_url = f"{self.base_url}/media/{name}"
             except Exception as exc:  # as above
                 self.state.add_error("join", f"could not join the video: {exc}")
         elif self._video is not None:
@@ -217,7 +248,7 @@ class MediaJob:
     def _publish(self, data: bytes, extension: str) -> str:
         name = f"{secrets.token_hex(16)}.{extension}"
         (self.fanout.media_dir / name).write_bytes(data)
-        return f"{self.fanout.public_url}/media/{name}"
+        return f"{self.base_url}/media/{name}"
 
     async def cancel(self) -> None:
         for task in self._tasks:

@@ -18,6 +18,7 @@ from chattr.fake_llm import FakeLLMServer
 from chattr.media.local_stack import LocalStack, free_port
 
 from ..conftest import REPO
+from .proxy import forwarding_transport
 
 pytestmark = pytest.mark.slow
 
@@ -54,7 +55,14 @@ def launch(tmp_path: Path, characters_dir: Path, llm: FakeLLMServer) -> Iterator
             "CHATTR_CHARACTERS_DIR": str(characters_dir),
             **env,
         }
-        for name in ("CHATTR_REDIS_URL", "CHATTR_VOCALIZR_URL", "CHATTR_VISUALIZR_URL"):
+        for name in (
+            "CHATTR_REDIS_URL",
+            "CHATTR_VOCALIZR_URL",
+            "CHATTR_VISUALIZR_URL",
+            "CHATTR_PUBLIC_URL",
+            "SPACE_HOST",
+            "SPACE_ID",
+        ):
             if name not in env:
                 environment.pop(name, None)
         log = (tmp_path / f"app-{port}.log").open("wb")
@@ -63,7 +71,7 @@ def launch(tmp_path: Path, characters_dir: Path, llm: FakeLLMServer) -> Iterator
         )
         processes.append(process)
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300  # importing gradio takes minutes on a busy machine
         while time.monotonic() < deadline:
             assert process.poll() is None, (tmp_path / f"app-{port}.log").read_text()[-3000:]
             try:
@@ -117,3 +125,40 @@ def test_app_py_with_the_engines_in_process(launch, llm: FakeLLMServer) -> None:
     result = check_turn(url, llm)
     assert result["segments"][0]["audio_url"].startswith(url + "/vocalizr/files/")
     assert result["segments"][0]["video_url"].startswith(url + "/visualizr/files/")
+
+
+def test_app_py_as_a_space_runs_it_answers_urls_at_the_space_host_that_load(
+    launch, llm: FakeLLMServer
+) -> None:
+    host = "someone-chatacter.hf.space"
+    url = launch(
+        GRADIO_SERVER_NAME="0.0.0.0",
+        SPACE_HOST=host,
+        SPACE_ID="someone/chatacter",
+        VOCALIZR_ENGINE="piper",
+        VISUALIZR_ENGINE="warp",
+    )
+    # The Space's ingress: TLS outside, plain HTTP to the container, X-Forwarded-Proto: https.
+    ingress = httpx.Client(mounts={f"https://{host}": forwarding_transport(url, host=host)})
+    deadline = time.monotonic() + 120
+    while any(
+        ingress.get(f"https://{host}/{name}/healthz").status_code != 200
+        for name in ("vocalizr", "visualizr")
+    ):
+        assert time.monotonic() < deadline, "in-process engines did not load"
+        time.sleep(0.5)
+    llm.script("Science is a wonderful thing. It binds us all together.")
+    result = Client(url, verbose=False).predict("Hello", "einstein", "", True, api_name="/chat")
+    assert result["errors"] == [], result["errors"]
+    urls = [result["audio_url"], result["video_url"]]
+    for segment in result["segments"]:
+        urls += [segment["audio_url"], segment["video_url"]]
+    assert len(urls) == 6 and all(u.startswith(f"https://{host}/") for u in urls), urls
+    assert result["segments"][0]["audio_url"].startswith(f"https://{host}/vocalizr/files/")
+    assert result["segments"][0]["video_url"].startswith(f"https://{host}/visualizr/files/")
+    for link in urls:
+        response = ingress.get(link)
+        assert response.status_code == 200 and response.content, link
+    # The page Gradio serves through the ingress names its own files at the Space's address.
+    config = ingress.get(f"https://{host}/config").json()
+    assert config["root"] == f"https://{host}"
