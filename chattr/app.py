@@ -14,6 +14,7 @@ import gradio as gr
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import FileResponse
 
+from chattr.access import auth_pairs
 from chattr.characters import load_characters
 from chattr.llm import NOT_CONFIGURED_HELP, make_chat_model
 from chattr.media.retention import purge_media
@@ -149,6 +150,8 @@ def create_app(
         blocks,
         path="/",
         allowed_paths=portraits,
+        auth=auth_pairs(settings),
+        auth_message="Sign in to talk to the characters.",
         footer_links=["api", "gradio", "settings"],
         css=blocks.css,  # type: ignore[attr-defined]
     )

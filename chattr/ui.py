@@ -11,7 +11,10 @@ from typing import Any, Protocol
 
 import gradio as gr
 
+from chattr.access import Gate
 from chattr.characters import Character
+from chattr.personal_data import BadSession, PersonalData
+from chattr.ratelimit import Refused
 from chattr.settings import Settings
 from chattr.turn import ChatService, TurnFailed, TurnRejected, TurnState
 from chattr.uploads import UploadError, import_upload
@@ -129,6 +132,8 @@ def build_blocks(
     """The whole page, plus the API endpoints, as one Blocks."""
     characters = service.characters
     ids = sorted(characters.characters)
+    gate = Gate.from_settings(settings)
+    personal = PersonalData(service, settings.data_dir)
     first = ids[0] if ids else None
 
     def gallery_ids() -> list[str]:
@@ -234,6 +239,10 @@ def build_blocks(
                     regenerate = gr.Button("Regenerate", size="sm")
                     undo = gr.Button("Undo last turn", size="sm")
                     new_chat = gr.Button("New conversation", size="sm")
+                with gr.Row():
+                    download = gr.Button("Download my conversation", size="sm")
+                    forget_me = gr.Button("Forget me", size="sm", variant="stop")
+                my_data = gr.File(label="Your conversation", visible=False, elem_id="chattr-export")
 
         def select_from_gallery(evt: gr.SelectData) -> str | None:
             shown = gallery_ids()
@@ -244,9 +253,15 @@ def build_blocks(
                 return cid, [], character_card(cid)
             return cid, history_for(service, characters.get(cid), session_id), character_card(cid)
 
-        def import_character(path: str | None) -> tuple[Any, ...]:
+        def import_character(
+            path: str | None, session_id: str, request: gr.Request
+        ) -> tuple[Any, ...]:
             if not path:
                 return gr.update(), gr.update(), ""
+            try:
+                gate.check_import(request, session_id)
+            except Refused as exc:
+                raise gr.Error(str(exc)) from exc
             try:
                 character = import_upload(Path(path), settings.characters_dir)
             except UploadError as exc:
@@ -262,7 +277,10 @@ def build_blocks(
             return gr.update(choices=choices, value=character.id), gallery_items(), note
 
         upload.upload(
-            import_character, upload, [picker, gallery, upload_note], api_visibility="private"
+            import_character,
+            [upload, session],
+            [picker, gallery, upload_note],
+            api_visibility="private",
         )
         gallery.select(select_from_gallery, None, picker, api_visibility="private")
         picker.change(
@@ -270,7 +288,12 @@ def build_blocks(
         )
 
         async def respond(
-            message: str, history: list[Message], cid: str, session_id: str, with_media: bool
+            message: str,
+            history: list[Message],
+            cid: str,
+            session_id: str,
+            with_media: bool,
+            request: gr.Request,
         ) -> AsyncIterator[tuple[Any, ...]]:
             history = list(history or [])
             try:
@@ -281,12 +304,16 @@ def build_blocks(
             reply: Message = {"role": "assistant", "content": ""}
             history.append(reply)
             media: list[Message] = []
-            yield history, ""
             try:
-                async for state in service.run(message, cid, session_id, media=with_media):
-                    reply["content"] = state.text or "…"
-                    sync_media(history, media, media_messages(state))
+                with gate.turn(request, session_id):
                     yield history, ""
+                    async for state in service.run(message, cid, session_id, media=with_media):
+                        reply["content"] = state.text or "…"
+                        sync_media(history, media, media_messages(state))
+                        yield history, ""
+                    personal.record_turn(state)
+            except Refused as exc:
+                raise gr.Error(str(exc)) from exc
             except TurnFailed as exc:
                 history.pop()
                 raise gr.Error(str(exc)) from exc
@@ -312,12 +339,16 @@ def build_blocks(
         )
 
         async def regenerate_last(
-            history: list[Message], cid: str, session_id: str, with_media: bool
+            history: list[Message],
+            cid: str,
+            session_id: str,
+            with_media: bool,
+            request: gr.Request,
         ) -> AsyncIterator[tuple[Any, ...]]:
             history, message = drop_last_turn(history, cid, session_id)
             if not message:
                 raise gr.Error("There is no turn to regenerate yet.")
-            async for update in respond(message, history, cid, session_id, with_media):
+            async for update in respond(message, history, cid, session_id, with_media, request):
                 yield update
 
         regenerate.click(
@@ -339,7 +370,11 @@ def build_blocks(
         # --- the API scripts use (gradio_client): named endpoints with named parameters ---
 
         async def chat(
-            message: str, character: str, session_id: str = "", media: bool = True
+            request: gr.Request,
+            message: str,
+            character: str,
+            session_id: str = "",
+            media: bool = True,
         ) -> AsyncIterator[dict[str, Any]]:
             """One chat turn. Streams partial results; the last one is complete.
 
@@ -353,10 +388,60 @@ def build_blocks(
             """
             session_id = session_id or new_session_id()
             try:
-                async for state in service.run(message, character, session_id, media=media):
-                    yield state.to_api()
-            except (TurnRejected, TurnFailed) as exc:
+                service.validate(message, character, session_id)
+                with gate.turn(request, session_id):
+                    async for state in service.run(message, character, session_id, media=media):
+                        yield state.to_api()
+                    personal.record_turn(state)
+            except (TurnRejected, TurnFailed, Refused) as exc:
                 raise gr.Error(str(exc)) from exc
+
+        def export_conversation(session_id: str) -> dict[str, Any]:
+            """A conversation as JSON, to keep or to read.
+
+            Args:
+                session_id: the conversation's id (from `chat`).
+            Returns:
+                {session_id, exported_at, turns: [{character, character_name, user, assistant,
+                at, at_utc}], media}
+            """
+            try:
+                return personal.export(session_id)
+            except BadSession as exc:
+                raise gr.Error(str(exc)) from exc
+
+        def forget(session_id: str) -> dict[str, Any]:
+            """Delete a conversation: its recent turns, its long-term memory and its media.
+
+            Args:
+                session_id: the conversation's id (from `chat`).
+            Returns:
+                {session_id, deleted: {turns, long_term_memory, media_files}, not_deleted}
+            """
+            try:
+                return personal.forget(session_id).to_api()
+            except BadSession as exc:
+                raise gr.Error(str(exc)) from exc
+
+        def download_conversation(session_id: str) -> Any:
+            try:
+                return gr.File(value=str(personal.export_file(session_id)), visible=True)
+            except BadSession as exc:
+                raise gr.Error(str(exc)) from exc
+
+        def forget_page(cid: str, session_id: str) -> tuple[Any, ...]:
+            report = forget(session_id)
+            fresh = new_session_id()
+            chat_shown = history_for(service, characters.get(cid), fresh) if cid else []
+            if report["not_deleted"]:
+                gr.Warning("Not deleted: " + "; ".join(report["not_deleted"]))
+            gr.Info("Forgotten: this conversation, its memory and its media are deleted.")
+            return fresh, chat_shown, gr.File(value=None, visible=False)
+
+        download.click(download_conversation, session, my_data, api_visibility="private")
+        forget_me.click(
+            forget_page, [character, session], [session, chatbot, my_data], api_visibility="private"
+        )
 
         def list_characters() -> list[dict[str, str]]:
             """The characters: [{id, name, description, greeting}]."""
@@ -375,6 +460,8 @@ def build_blocks(
 
         gr.api(chat, api_name="chat")
         gr.api(list_characters, api_name="characters")
+        gr.api(export_conversation, api_name="export")
+        gr.api(forget, api_name="forget")
 
     demo.queue(default_concurrency_limit=settings.concurrency_limit, max_size=settings.queue_size)
     demo.css = CSS  # type: ignore[attr-defined]
