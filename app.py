@@ -19,4 +19,5 @@ settings = get_settings()
 app = build_space_app(settings)
 
 if __name__ == "__main__":
-    uvicorn.run(app, host=settings.host, port=settings.port)
+    # X-Forwarded-For is judged by chattr itself (CHATTR_TRUSTED_PROXIES), not by uvicorn.
+    uvicorn.run(app, host=settings.host, port=settings.port, proxy_headers=False)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
-import os
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 from chattr.ratelimit import FairShare, RateLimiter, Refused, open_rate_limiter, try_again_in
@@ -34,16 +34,6 @@ def auth_pairs(settings: Settings) -> list[tuple[str, str]] | None:
     if settings.auth is None or not settings.auth.get_secret_value().strip():
         return None
     return parse_auth(settings.auth.get_secret_value())
-
-
-def on_space(environ: Mapping[str, str] | None = None) -> bool:
-    """Running on a Hugging Face Space (it sets SPACE_ID)."""
-    return bool((os.environ if environ is None else environ).get("SPACE_ID"))
-
-
-def hf_signin_wanted(settings: Settings, environ: Mapping[str, str] | None = None) -> bool:
-    """Hugging Face sign-in applies on a Space that asks for it (CHATTR_HF_SIGNIN)."""
-    return settings.hf_signin and on_space(environ)
 
 
 def parse_networks(value: str) -> list[Network]:
@@ -130,26 +120,29 @@ class Gate:
             imports=open_rate_limiter(
                 settings.redis_url, settings.imports_per_hour, 3600.0, prefix=prefix, name="imports"
             ),
-            fair_share=FairShare(settings.turns_per_client),
+            fair_share=FairShare(
+                settings.concurrency_limit, settings.turns_per_client, settings.queue_size
+            ),
             trusted_proxies=parse_networks(settings.trusted_proxies),
         )
 
     def keys(self, request: Any, session_id: str) -> list[str]:
         return request_keys(request, session_id, self.trusted_proxies)
 
-    @contextmanager
-    def turn(self, request: Any, session_id: str) -> Iterator[None]:
-        """Admit one turn for its whole duration, or raise Refused saying when to retry."""
+    @asynccontextmanager
+    async def turn(self, request: Any, session_id: str) -> AsyncIterator[None]:
+        """Admit one turn (a rate-limit hit, then a turn slot) for its whole duration, or raise
+        Refused saying when to retry."""
         keys = self.keys(request, session_id)
-        with self.fair_share.hold(keys):
-            if self.turns is not None:
-                wait = self.turns.hit(keys)
-                if wait is not None:
-                    raise Refused(
-                        f"Too many messages: at most {self.turns.limit} a minute "
-                        f"(CHATTR_TURNS_PER_MINUTE); {try_again_in(wait)}.",
-                        wait,
-                    )
+        if self.turns is not None:
+            wait = await asyncio.to_thread(self.turns.hit, keys)
+            if wait is not None:
+                raise Refused(
+                    f"Too many messages: at most {self.turns.limit} a minute "
+                    f"(CHATTR_TURNS_PER_MINUTE); {try_again_in(wait)}.",
+                    wait,
+                )
+        async with self.fair_share.hold(keys):
             yield
 
     def check_import(self, request: Any, session_id: str) -> None:

@@ -1,4 +1,4 @@
-"""Fair use: per-client rate limits (Redis or in-process) and a per-client cap on running turns.
+"""Fair use: per-client rate limits (Redis or in-process) and fairly shared turn slots.
 
 A client is several keys at once (its address, its session): a request passes only when every
 key is under its limit, so neither a new session id per request nor one session spread over
@@ -7,14 +7,15 @@ many addresses gets around a limit.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Protocol
 
 import redis
@@ -142,42 +143,71 @@ def try_again_in(seconds: float) -> str:
 
 
 class FairShare:
-    """At most `per_client` turns running at once for each key; the excess is refused at once,
-    so a flood from one client leaves the turn slots to the others.
+    """The turn slots, shared fairly: `slots` turns run at once; each client may hold or wait
+    for at most `per_client` of them, and the excess is refused at once. Waiting turns start in
+    arrival order, so a flood from one client is a few turns in line, not the whole line.
 
-    In-process on purpose: the slots it protects (Gradio's concurrency limit) are per process.
+    Turns take their slot here instead of in Gradio's first-come queue, where a burst from one
+    client would sit ahead of everyone else. In-process on purpose: slots are per process.
     """
 
-    def __init__(self, per_client: int) -> None:
+    def __init__(self, slots: int, per_client: int, max_waiting: int) -> None:
+        self.slots = max(1, slots)
         self.per_client = per_client
-        self._running: dict[str, int] = {}
-        self._lock = threading.Lock()
+        self.max_waiting = max_waiting
+        self._held: dict[str, int] = {}  # running or waiting, per key
+        self._running = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
 
-    @contextmanager
-    def hold(self, keys: Sequence[str]) -> Iterator[None]:
-        """Hold one turn slot for every key for the duration, or raise Refused."""
-        if self.per_client <= 0:
-            yield
-            return
-        with self._lock:
-            if any(self._running.get(k, 0) >= self.per_client for k in keys):
-                raise Refused(
-                    f"You already have {self.per_client} replies in progress; wait for one to "
-                    "finish (CHATTR_TURNS_PER_CLIENT)."
-                )
-            for key in keys:
-                self._running[key] = self._running.get(key, 0) + 1
+    @asynccontextmanager
+    async def hold(self, keys: Sequence[str]) -> AsyncIterator[None]:
+        """Hold one turn slot for the duration, or raise Refused."""
+        if self.per_client > 0 and any(self._held.get(k, 0) >= self.per_client for k in keys):
+            raise Refused(
+                f"You already have {self.per_client} replies in progress or waiting; wait for "
+                "one to finish (CHATTR_TURNS_PER_CLIENT)."
+            )
+        if self._running >= self.slots and len(self._waiters) >= self.max_waiting:
+            raise Refused("chattr is busy: every turn slot is taken; try again in 10 s.", 10.0)
+        for key in keys:
+            self._held[key] = self._held.get(key, 0) + 1
         try:
-            yield
+            if self._running >= self.slots or self._waiters:
+                waiter = asyncio.get_running_loop().create_future()
+                self._waiters.append(waiter)
+                try:
+                    await waiter  # resolved by a finishing turn, with its slot handed over
+                except BaseException:
+                    if waiter in self._waiters:
+                        self._waiters.remove(waiter)
+                    elif not waiter.cancelled():
+                        self._release()  # the slot was handed to us as we were cancelled
+                    raise
+            else:
+                self._running += 1
+            try:
+                yield
+            finally:
+                self._release()
         finally:
-            with self._lock:
-                for key in keys:
-                    left = self._running.get(key, 0) - 1
-                    if left > 0:
-                        self._running[key] = left
-                    else:
-                        self._running.pop(key, None)
+            for key in keys:
+                left = self._held.get(key, 0) - 1
+                if left > 0:
+                    self._held[key] = left
+                else:
+                    self._held.pop(key, None)
 
-    def running(self, key: str) -> int:
-        with self._lock:
-            return self._running.get(key, 0)
+    def _release(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the slot passes on; the count of running stays
+                return
+        self._running -= 1
+
+    def held(self, key: str) -> int:
+        return self._held.get(key, 0)
+
+    @property
+    def running(self) -> int:
+        return self._running

@@ -80,7 +80,10 @@ def serve(settings: Settings, *, media: bool = True) -> None:
         service = create_service(settings, media=fanout, start_retrieval=False)
         app = create_app(settings, service, status=stack, on_shutdown=stack.stop if stack else None)
         log.info("chattr on %s", settings.own_url)
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+        # X-Forwarded-For is judged by chattr itself (CHATTR_TRUSTED_PROXIES), not by uvicorn.
+        uvicorn.run(
+            app, host=settings.host, port=settings.port, log_level="info", proxy_headers=False
+        )
     finally:
         if stack is not None:
             stack.stop()

@@ -134,11 +134,6 @@ class Settings(BaseSettings):
         description="Sign-in for the page and its API: comma-separated `user:password` pairs; "
         "unset: open to all.",
     )
-    hf_signin: bool = Field(
-        default=False,
-        description="On a Hugging Face Space (SPACE_ID set): turns and imports need a Hugging "
-        "Face sign-in (the page shows the button; the Space needs `hf_oauth: true`).",
-    )
     trusted_proxies: str = Field(
         default="",
         description="Comma-separated addresses or networks (CIDR) of reverse proxies whose "
@@ -155,8 +150,8 @@ class Settings(BaseSettings):
     turns_per_client: int = Field(
         default=2,
         ge=0,
-        description="Turns one client may have running at once, so it cannot hold every turn "
-        "slot while others wait (0: no cap).",
+        description="Turns one client may have running or waiting at once, so it cannot hold "
+        "every turn slot while others wait (0: no cap).",
     )
 
     @property

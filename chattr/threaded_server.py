@@ -24,6 +24,8 @@ class ThreadedServer:
             log_level="warning",
             lifespan=lifespan,  # type: ignore[arg-type]
             timeout_graceful_shutdown=1,
+            # Forwarded headers are the app's to judge (chattr: CHATTR_TRUSTED_PROXIES).
+            proxy_headers=False,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)

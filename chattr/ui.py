@@ -240,8 +240,12 @@ def build_blocks(
                     undo = gr.Button("Undo last turn", size="sm")
                     new_chat = gr.Button("New conversation", size="sm")
                 with gr.Row():
-                    download = gr.Button("Download my conversation", size="sm")
-                    forget_me = gr.Button("Forget me", size="sm", variant="stop")
+                    download = gr.Button(
+                        "Download my conversation", size="sm", elem_id="chattr-download"
+                    )
+                    forget_me = gr.Button(
+                        "Forget me", size="sm", variant="stop", elem_id="chattr-forget"
+                    )
                 my_data = gr.File(label="Your conversation", visible=False, elem_id="chattr-export")
 
         def select_from_gallery(evt: gr.SelectData) -> str | None:
@@ -305,7 +309,7 @@ def build_blocks(
             history.append(reply)
             media: list[Message] = []
             try:
-                with gate.turn(request, session_id):
+                async with gate.turn(request, session_id):
                     yield history, ""
                     async for state in service.run(message, cid, session_id, media=with_media):
                         reply["content"] = state.text or "…"
@@ -319,7 +323,14 @@ def build_blocks(
                 raise gr.Error(str(exc)) from exc
 
         send_inputs = [box, chatbot, character, session, media_on]
-        box.submit(respond, send_inputs, [chatbot, box], api_visibility="private")
+        # Turns take their slot in the gate (fairly shared), not in Gradio's first-come queue.
+        box.submit(
+            respond,
+            send_inputs,
+            [chatbot, box],
+            api_visibility="private",
+            concurrency_limit=None,
+        )
 
         def drop_last_turn(
             history: list[Message], cid: str, session_id: str
@@ -356,6 +367,7 @@ def build_blocks(
             [chatbot, character, session, media_on],
             [chatbot, box],
             api_visibility="private",
+            concurrency_limit=None,
         )
 
         def start_over(cid: str, session_id: str) -> tuple[str, list[Message]]:
@@ -389,7 +401,7 @@ def build_blocks(
             session_id = session_id or new_session_id()
             try:
                 service.validate(message, character, session_id)
-                with gate.turn(request, session_id):
+                async with gate.turn(request, session_id):
                     async for state in service.run(message, character, session_id, media=media):
                         yield state.to_api()
                     personal.record_turn(state)
@@ -458,7 +470,7 @@ def build_blocks(
         # Each browser session (page load) is its own conversation.
         demo.load(new_session_id, None, session, api_visibility="private")
 
-        gr.api(chat, api_name="chat")
+        gr.api(chat, api_name="chat", concurrency_limit=None)
         gr.api(list_characters, api_name="characters")
         gr.api(export_conversation, api_name="export")
         gr.api(forget, api_name="forget")

@@ -7,7 +7,7 @@ import httpx
 import pytest
 from gradio_client import Client
 
-from chattr.access import auth_pairs, client_address, hf_signin_wanted, parse_auth, parse_networks
+from chattr.access import auth_pairs, client_address, parse_auth, parse_networks
 from chattr.app import create_app
 from chattr.settings import Settings
 
@@ -99,13 +99,6 @@ def test_malformed_auth_stops_start_up_without_showing_the_password(
 
     with pytest.raises(ValueError, match="CHATTR_AUTH"):
         create_app(settings, create_service(settings, start_retrieval=False))
-
-
-def test_hugging_face_sign_in_only_on_a_space_that_asks_for_it() -> None:
-    wanted = Settings(hf_signin=True)
-    assert hf_signin_wanted(wanted, {"SPACE_ID": "someone/chatacter"})
-    assert not hf_signin_wanted(wanted, {})
-    assert not hf_signin_wanted(Settings(), {"SPACE_ID": "someone/chatacter"})
 
 
 def test_forwarded_for_is_believed_only_from_trusted_proxies() -> None:
