@@ -15,6 +15,7 @@ from fastapi import FastAPI, HTTPException
 from fastapi.responses import FileResponse
 
 from chattr import worldinfo
+from chattr.access import auth_pairs
 from chattr.characters import load_characters
 from chattr.llm import NOT_CONFIGURED_HELP, make_chat_model
 from chattr.media.relay import add_relay_routes
@@ -166,6 +167,8 @@ def create_app(
         allowed_paths=[str(portraits)],
         blocked_paths=[] if portraits.is_relative_to(characters) else [str(characters)],
         max_file_size=settings.max_upload_mb * 1024 * 1024,
+        auth=auth_pairs(settings),
+        auth_message="Sign in to talk to the characters.",
         footer_links=["api", "gradio", "settings"],
         css=blocks.css,  # type: ignore[attr-defined]
     )

@@ -104,8 +104,10 @@ class ForwardedHeaders:
                 scope["raw_path"] = prefix.encode("latin-1") + scope["raw_path"]
         chain = [a.strip() for a in forwarded.get("x-forwarded-for", "").split(",") if a.strip()]
         if chain:
-            # The nearest address that is not one of our proxies is the client.
-            client = next((a for a in reversed(chain) if not self.is_trusted(a)), chain[0])
+            # The nearest address that is not one of our proxies is the client. Trusting every
+            # peer (a Space's own front proxy), only the hop that proxy added is believed.
+            fallback = chain[-1] if self.trusted is None else chain[0]
+            client = next((a for a in reversed(chain) if not self.is_trusted(a)), fallback)
             scope["client"] = (client, 0)
         return headers
 

@@ -185,6 +185,27 @@ class Settings(BaseSettings):
         default=64, description="Requests waiting beyond that (Gradio max_size)."
     )
 
+    # --- running in public (chattr/access.py, chattr/ratelimit.py) ---
+    auth: SecretStr | None = Field(
+        default=None,
+        description="Sign-in for the page and its API: comma-separated `user:password` pairs; "
+        "unset: open to all.",
+    )
+    turns_per_minute: int = Field(
+        default=20, ge=0, description="Turns one client may start per minute (0: no limit)."
+    )
+    imports_per_hour: int = Field(
+        default=10,
+        ge=0,
+        description="Character imports one client may make per hour (0: no limit).",
+    )
+    turns_per_client: int = Field(
+        default=2,
+        ge=0,
+        description="Turns one client may have running or waiting at once, so it cannot hold "
+        "every turn slot while others wait (0: no cap).",
+    )
+
     @property
     def own_url(self) -> str:
         """Where chattr is reached: CHATTR_PUBLIC_URL, else the address it listens on."""

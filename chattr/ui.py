@@ -12,9 +12,12 @@ from typing import Any, Protocol
 import gradio as gr
 from gradio.data_classes import FileData
 
+from chattr.access import Gate
 from chattr.characters import Character
+from chattr.personal_data import BadSession, PersonalData
 from chattr.portraits import PortraitShelf, portraits_dir
 from chattr.public_url import request_base_url
+from chattr.ratelimit import Refused
 from chattr.settings import Settings
 from chattr.turn import ChatService, TurnFailed, TurnRejected, TurnState
 from chattr.uploads import UploadError, import_upload
@@ -155,6 +158,8 @@ def build_blocks(
     """The whole page, plus the API endpoints, as one Blocks."""
     characters = service.characters
     ids = sorted(characters.characters)
+    gate = Gate.from_settings(settings)
+    personal = PersonalData(service, settings.data_dir)
     first = ids[0] if ids else None
 
     # The gallery shows copies of the portraits from a folder that holds nothing else (the only
@@ -287,6 +292,14 @@ def build_blocks(
                     media_messages=media_messages,
                     sync_media=sync_media,
                 )
+                with gr.Row():
+                    download = gr.Button(
+                        "Download my conversation", size="sm", elem_id="chattr-download"
+                    )
+                    forget_me = gr.Button(
+                        "Forget me", size="sm", variant="stop", elem_id="chattr-forget"
+                    )
+                my_data = gr.File(label="Your conversation", visible=False, elem_id="chattr-export")
 
         def select_from_gallery(evt: gr.SelectData) -> str | None:
             shown = gallery_ids()
@@ -299,9 +312,15 @@ def build_blocks(
             choices = gr.update(choices=greeting_choices(c), value=0)
             return cid, history_for(service, c, session_id), character_card(cid), choices
 
-        def import_character(path: str | None) -> tuple[Any, ...]:
+        def import_character(
+            path: str | None, session_id: str, request: gr.Request
+        ) -> tuple[Any, ...]:
             if not path:
                 return gr.update(), gr.update(), ""
+            try:
+                gate.check_import(request, session_id)
+            except Refused as exc:
+                raise gr.Error(str(exc)) from exc
             try:
                 character = import_upload(Path(path), settings.characters_dir)
             except UploadError as exc:
@@ -317,7 +336,10 @@ def build_blocks(
             return gr.update(choices=choices, value=character.id), gallery_items(), note
 
         upload.upload(
-            import_character, upload, [picker, gallery, upload_note], api_visibility="private"
+            import_character,
+            [upload, session],
+            [picker, gallery, upload_note],
+            api_visibility="private",
         )
         gallery.select(select_from_gallery, None, picker, api_visibility="private")
         picker.change(
@@ -346,26 +368,41 @@ def build_blocks(
             reply: Message = {"role": "assistant", "content": ""}
             history.append(reply)
             media: list[Message] = []
-            yield history, ""
             try:
-                turns = service.run(
-                    message,
-                    cid,
-                    session_id,
-                    media=with_media,
-                    greeting=chosen,
-                    base_url=base_url(request),
-                )
-                async for state in turns:
-                    reply["content"] = state.text or "…"
-                    sync_media(history, media, media_messages(state))
+                async with gate.turn(request, session_id):
                     yield history, ""
+                    turns = service.run(
+                        message,
+                        cid,
+                        session_id,
+                        media=with_media,
+                        greeting=chosen,
+                        base_url=base_url(request),
+                    )
+                    async for state in turns:
+                        reply["content"] = state.text or "…"
+                        sync_media(history, media, media_messages(state))
+                    yield history, ""
+                    async for state in service.run(message, cid, session_id, media=with_media):
+                        reply["content"] = state.text or "…"
+                        sync_media(history, media, media_messages(state))
+                        yield history, ""
+                    personal.record_turn(state)
+            except Refused as exc:
+                raise gr.Error(str(exc)) from exc
             except TurnFailed as exc:
                 history.pop()
                 raise gr.Error(str(exc)) from exc
 
         send_inputs = [box, chatbot, character, session, media_on, greeting]
-        box.submit(respond, send_inputs, [chatbot, box], api_visibility="private")
+        # Turns take their slot in the gate (fairly shared), not in Gradio's first-come queue.
+        box.submit(
+            respond,
+            send_inputs,
+            [chatbot, box],
+            api_visibility="private",
+            concurrency_limit=None,
+        )
 
         def drop_last_turn(
             history: list[Message], cid: str, session_id: str
@@ -405,6 +442,7 @@ def build_blocks(
             [chatbot, character, session, media_on, greeting],
             [chatbot, box],
             api_visibility="private",
+            concurrency_limit=None,
         )
 
         def start_over(
@@ -466,19 +504,69 @@ def build_blocks(
                     if isinstance(message, str) and message.strip():
                         raise TurnRejected("Send `message` or `audio`, not both.")
                     message = transcript = await transcribe_recording(service, audio, character)
-                turns = service.run(
-                    message,
-                    character,
-                    session_id,
-                    media=media,
-                    greeting=greeting,
-                    base_url=base_url(request),
-                )
-                async for state in turns:
-                    result = state.to_api()
-                    yield result if transcript is None else {**result, "transcript": transcript}
-            except (TurnRejected, TurnFailed) as exc:
+                service.validate(message, character, session_id, greeting)
+                async with gate.turn(request, session_id):
+                    turns = service.run(
+                        message,
+                        character,
+                        session_id,
+                        media=media,
+                        greeting=greeting,
+                        base_url=base_url(request),
+                    )
+                    async for state in turns:
+                        result = state.to_api()
+                        yield result if transcript is None else {**result, "transcript": transcript}
+                    personal.record_turn(state)
+            except (TurnRejected, TurnFailed, Refused) as exc:
                 raise gr.Error(str(exc)) from exc
+
+        def export_conversation(session_id: str) -> dict[str, Any]:
+            """A conversation as JSON, to keep or to read.
+
+            Args:
+                session_id: the conversation's id (from `chat`).
+            Returns:
+                {session_id, exported_at, turns: [{character, character_name, user, assistant,
+                at, at_utc}], media}
+            """
+            try:
+                return personal.export(session_id)
+            except BadSession as exc:
+                raise gr.Error(str(exc)) from exc
+
+        def forget(session_id: str) -> dict[str, Any]:
+            """Delete a conversation: its recent turns, its long-term memory and its media.
+
+            Args:
+                session_id: the conversation's id (from `chat`).
+            Returns:
+                {session_id, deleted: {turns, long_term_memory, media_files}, not_deleted}
+            """
+            try:
+                return personal.forget(session_id).to_api()
+            except BadSession as exc:
+                raise gr.Error(str(exc)) from exc
+
+        def download_conversation(session_id: str) -> Any:
+            try:
+                return gr.File(value=str(personal.export_file(session_id)), visible=True)
+            except BadSession as exc:
+                raise gr.Error(str(exc)) from exc
+
+        def forget_page(cid: str, session_id: str) -> tuple[Any, ...]:
+            report = forget(session_id)
+            fresh = new_session_id()
+            chat_shown = history_for(service, characters.get(cid), fresh) if cid else []
+            if report["not_deleted"]:
+                gr.Warning("Not deleted: " + "; ".join(report["not_deleted"]))
+            gr.Info("Forgotten: this conversation, its memory and its media are deleted.")
+            return fresh, chat_shown, gr.File(value=None, visible=False)
+
+        download.click(download_conversation, session, my_data, api_visibility="private")
+        forget_me.click(
+            forget_page, [character, session], [session, chatbot, my_data], api_visibility="private"
+        )
 
         def list_characters() -> list[dict[str, Any]]:
             """The characters: [{id, name, description, greeting, greetings}]."""
@@ -497,8 +585,10 @@ def build_blocks(
         demo.load(new_session_id, None, session, api_visibility="private")
         demo.load(None, js=VOICE_JS)
 
-        gr.api(chat, api_name="chat")
+        gr.api(chat, api_name="chat", concurrency_limit=None)
         gr.api(list_characters, api_name="characters")
+        gr.api(export_conversation, api_name="export")
+        gr.api(forget, api_name="forget")
 
     demo.queue(default_concurrency_limit=settings.concurrency_limit, max_size=settings.queue_size)
     demo.css = CSS + VOICE_CSS  # type: ignore[attr-defined]
