@@ -291,6 +291,8 @@ def build_blocks(
                     media_on=media_on,
                     media_messages=media_messages,
                     sync_media=sync_media,
+                    gate=gate,
+                    base_url=base_url,
                 )
                 with gr.Row():
                     download = gr.Button(

@@ -21,8 +21,10 @@ from typing import Any
 
 import gradio as gr
 
+from chattr.access import Gate
 from chattr.media.clients import ServiceError
 from chattr.memory import MemoryUnavailable, Turn
+from chattr.ratelimit import Refused
 from chattr.turn import ChatService, TurnFailed, TurnRejected, TurnState
 from chattr.voice.live import LiveConversation, LiveReply, parse_played
 
@@ -139,8 +141,11 @@ def add_voice_controls(
     media_on: gr.Checkbox,
     media_messages: MediaMessages,
     sync_media: SyncMedia,
+    gate: Gate,
+    base_url: Callable[[gr.Request | None], str | None],
 ) -> LiveRegistry:
-    """Add the microphone button and the live mode to the page being built."""
+    """Add the microphone button and the live mode to the page being built; spoken turns pass
+    the same fair-use gate as typed ones, and their media URLs start where the page is."""
     registry = LiveRegistry()
     with gr.Row():
         recorder = gr.Audio(
@@ -173,6 +178,7 @@ def add_voice_controls(
         session_id: str,
         with_media: bool,
         live: LiveConversation | None,
+        request: gr.Request,
     ) -> AsyncIterator[list[Message]]:
         """One turn for a spoken message; in live mode it stops when the person barges in."""
         try:
@@ -187,20 +193,24 @@ def add_voice_controls(
         reply = live.begin_reply(text) if live is not None else None
         if live is not None:
             live.session_id, live.character_id = session_id, cid
-        turn = service.run(text, cid, session_id, media=with_media)
+        turn = service.run(text, cid, session_id, media=with_media, base_url=base_url(request))
         state: TurnState | None = None
         try:
-            async for state in turn:
-                reply_message["content"] = state.text or "…"
-                sync_media(history, media, media_messages(state))
-                if reply is not None:
-                    reply.update(
-                        [s.text for s in state.segments],
-                        [(s.audio_url, s.video_url) for s in state.segments],
-                    )
-                yield history
-                if live is not None and live.interrupt_requested:
-                    break
+            async with gate.turn(request, session_id):
+                async for state in turn:
+                    reply_message["content"] = state.text or "…"
+                    sync_media(history, media, media_messages(state))
+                    if reply is not None:
+                        reply.update(
+                            [s.text for s in state.segments],
+                            [(s.audio_url, s.video_url) for s in state.segments],
+                        )
+                    yield history
+                    if live is not None and live.interrupt_requested:
+                        break
+        except Refused as exc:
+            history.pop()
+            raise gr.Error(str(exc)) from exc
         except TurnFailed as exc:
             history.pop()
             raise gr.Error(str(exc)) from exc
@@ -218,7 +228,12 @@ def add_voice_controls(
             yield history
 
     async def speak_message(
-        path: str | None, history: list[Message], cid: str, session_id: str, with_media: bool
+        path: str | None,
+        history: list[Message],
+        cid: str,
+        session_id: str,
+        with_media: bool,
+        request: gr.Request,
     ) -> AsyncIterator[tuple[Any, ...]]:
         if not path:
             yield gr.skip(), gr.skip()
@@ -230,7 +245,9 @@ def add_voice_controls(
         text = await transcribe(service, data, character_obj.voice.language)
         if not text:
             raise gr.Error("Nothing was heard in the recording; speak closer to the microphone.")
-        async for updated in answer(text, list(history or []), cid, session_id, with_media, None):
+        async for updated in answer(
+            text, list(history or []), cid, session_id, with_media, None, request
+        ):
             yield updated, None
 
     recorder.stop_recording(
@@ -314,7 +331,9 @@ def add_voice_controls(
         if not text:
             yield gr.skip()
             return
-        async for updated in answer(text, list(history or []), cid, session_id, with_media, live):
+        async for updated in answer(
+            text, list(history or []), cid, session_id, with_media, live, request
+        ):
             yield updated
 
     utterance_signal.change(
