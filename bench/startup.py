@@ -113,7 +113,7 @@ def one_run(llm_url: str, work: Path, index: int) -> Run:
         stderr=subprocess.STDOUT,
     )
     try:
-        wait_for_page(process, url, 120)
+        wait_for_page(process, url, 600)  # minutes, on a shared machine under load
         run.page_s = time.monotonic() - started
         client = Client(url, verbose=False, httpx_kwargs={"timeout": 120})
         job = client.submit(MESSAGE, CHARACTER, "", True, api_name="/chat")

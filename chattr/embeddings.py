@@ -13,6 +13,8 @@ cosine 0.93 and changed the top-4 hits of 8 of 16 questions on the characters' k
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import functools
 import json
 import logging
@@ -34,6 +36,20 @@ MINILM_DIM = 384
 # sentence-transformers' max_seq_length for this model (sentence_bert_config.json): longer
 # passages are cut to their first 256 word pieces, as there.
 MAX_TOKENS = 256
+
+
+def release_freed_memory() -> None:
+    """Hand the C heap's free pages back to the system (glibc only; elsewhere a no-op).
+
+    Building the graph and embedding a batch of passages free a few hundred MB that glibc would
+    otherwise keep for the life of the process.
+    """
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return
+    libc = ctypes.CDLL(name)
+    if hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
 
 
 @runtime_checkable
@@ -221,12 +237,15 @@ class MiniLMEmbedder:
         options.intra_op_num_threads = cpu_threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # its shape-inference notes are not ours to act on
+        # No arena: a batch of long passages would otherwise keep ~100 MB of activations for good.
+        options.enable_cpu_mem_arena = False
         self._session: onnxruntime.InferenceSession = ort.InferenceSession(
             build_bert_onnx(model_dir), options, providers=["CPUExecutionProvider"]
         )
         # Sessions may run concurrently, but two turns at once on 2 cores only slow each other.
         self._lock = threading.Lock()
         self.embed_query("warm up")  # the first run allocates; pay it now, not in a turn
+        release_freed_memory()
         logger.info(
             "MiniLM embedder (ONNX Runtime) loaded from %s in %.1f s",
             model_dir,
@@ -265,7 +284,9 @@ class MiniLMEmbedder:
         """Embed many passages (knowledge chunks) as unit vectors, in batches."""
         if not texts:
             return []
-        return [[float(x) for x in row] for row in self.encode(texts).tolist()]
+        vectors = [[float(x) for x in row] for row in self.encode(texts).tolist()]
+        release_freed_memory()
+        return vectors
 
 
 @functools.cache
