@@ -6,7 +6,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -209,7 +209,7 @@ class ChatService:
         media: bool = True,
         greeting: int | None = None,
         base_url: str | None = None,
-    ) -> AsyncIterator[TurnState]:
+    ) -> AsyncGenerator[TurnState, None]:
         """Stream a turn: yields the state after every change; the last one has done=True.
 
         `greeting` (an index into the character's greetings, 0 the main one) opens a new

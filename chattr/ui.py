@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
 import logging
 import uuid
@@ -373,22 +374,21 @@ def build_blocks(
             try:
                 async with gate.turn(request, session_id):
                     yield history, ""
-                    turns = service.run(
-                        message,
-                        cid,
-                        session_id,
-                        media=with_media,
-                        greeting=chosen,
-                        base_url=base_url(request),
-                    )
-                    async for state in turns:
-                        reply["content"] = state.text or "…"
-                        sync_media(history, media, media_messages(state))
-                    yield history, ""
-                    async for state in service.run(message, cid, session_id, media=with_media):
-                        reply["content"] = state.text or "…"
-                        sync_media(history, media, media_messages(state))
-                        yield history, ""
+                    # Closed however this ends (stop pressed, page gone): its media stop too.
+                    async with contextlib.aclosing(
+                        service.run(
+                            message,
+                            cid,
+                            session_id,
+                            media=with_media,
+                            greeting=chosen,
+                            base_url=base_url(request),
+                        )
+                    ) as turns:
+                        async for state in turns:
+                            reply["content"] = state.text or "…"
+                            sync_media(history, media, media_messages(state))
+                            yield history, ""
                     personal.record_turn(state)
             except Refused as exc:
                 raise gr.Error(str(exc)) from exc
@@ -508,17 +508,24 @@ def build_blocks(
                     message = transcript = await transcribe_recording(service, audio, character)
                 service.validate(message, character, session_id, greeting)
                 async with gate.turn(request, session_id):
-                    turns = service.run(
-                        message,
-                        character,
-                        session_id,
-                        media=media,
-                        greeting=greeting,
-                        base_url=base_url(request),
-                    )
-                    async for state in turns:
-                        result = state.to_api()
-                        yield result if transcript is None else {**result, "transcript": transcript}
+                    # Closed however this ends (a client that hangs up): its media stop too.
+                    async with contextlib.aclosing(
+                        service.run(
+                            message,
+                            character,
+                            session_id,
+                            media=media,
+                            greeting=greeting,
+                            base_url=base_url(request),
+                        )
+                    ) as turns:
+                        async for state in turns:
+                            result = state.to_api()
+                            yield (
+                                result
+                                if transcript is None
+                                else {**result, "transcript": transcript}
+                            )
                     personal.record_turn(state)
             except (TurnRejected, TurnFailed, Refused) as exc:
                 raise gr.Error(str(exc)) from exc

@@ -148,12 +148,12 @@ class MediaJob:
         speech_slots, video_slots = self.fanout._slots()
         vocalizr, visualizr = self.fanout.vocalizr, self.fanout.visualizr
         assert vocalizr is not None
-        if "vocalizr" in await self._starting(STARTUP_WAIT_S):
-            self._still_starting("vocalizr", "speech or video")
-            return
         # Every failure from here on is an entry in the turn's errors, naming the service: a
         # task's exception would otherwise vanish with it, and the turn end without its media.
         try:
+            if "vocalizr" in await self._starting(STARTUP_WAIT_S):
+                self._still_starting("vocalizr", "speech or video")
+                return
             async with speech_slots.slot(priority):
                 speech = await vocalizr.synthesize(segment.text, self.voice, self.language)
         except Exception as exc:
@@ -165,10 +165,10 @@ class MediaJob:
         self._mark("first_audio_s")
         if visualizr is None:
             return
-        if "visualizr" in await self._starting(0.0):
-            self._still_starting("visualizr", "video")
-            return
         try:
+            if "visualizr" in await self._starting(0.0):
+                self._still_starting("visualizr", "video")
+                return
             async with video_slots.slot(priority):
                 # visualizr fetches the audio itself, by the address chattr reaches vocalizr at.
                 video = await visualizr.render(

@@ -215,9 +215,7 @@ def add_voice_controls(
             history.pop()
             raise gr.Error(str(exc)) from exc
         finally:
-            close = getattr(turn, "aclose", None)  # an async generator's: cancels its media
-            if close is not None:
-                await close()
+            await turn.aclose()  # an interrupted turn cancels its media here
         if reply is None or live is None:
             return
         done = state is not None and state.done

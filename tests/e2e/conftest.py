@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -57,9 +56,7 @@ def start_service(name: str, characters_dir: Path, data_dir: Path, **env: str) -
             **{f"{prefix}_{k.upper()}": v for k, v in env.items()},
         },
         data_dir / "logs",
-        # The session's key for this service, made now if no stack made one: the chattr a test
-        # starts reads it from the environment, and sends it.
-        api_key=os.environ.setdefault(KEY_VARIABLES[name], secrets.token_urlsafe(32)),
+        api_key=os.environ.get(KEY_VARIABLES[name]),  # the session's key: chattr sends it
     )
     if not service.wait_healthy(120):
         service.stop()

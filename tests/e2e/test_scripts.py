@@ -81,7 +81,9 @@ def test_unknown_character_in_the_script_says_which_exist(start_app: StartApp) -
 def test_sixteen_clients_at_once_all_get_their_own_answer(
     start_app: StartApp, llm: FakeLLMServer
 ) -> None:
-    app = start_app(concurrency_limit=16)
+    # Sixteen people, here all at one address (127.0.0.1): the per-client cap is for one person
+    # holding every slot, so it is off for this test.
+    app = start_app(concurrency_limit=16, turns_per_client=0)
     llm.state.first_token_s = 2.0  # every turn waits on the LLM: they must overlap, not queue
     try:
         clients = [Client(app.url, verbose=False) for _ in range(16)]

@@ -75,7 +75,11 @@ def launch(tmp_path: Path, characters_dir: Path, llm: FakeLLMServer) -> Iterator
         while time.monotonic() < deadline:
             assert process.poll() is None, (tmp_path / f"app-{port}.log").read_text()[-3000:]
             try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                health = httpx.get(url + "/healthz", timeout=1)
+                # Ready once the knowledge is indexed too: these turns check it is used.
+                if health.status_code == 200 and not str(
+                    health.json().get("knowledge", "")
+                ).startswith(("loading", "indexing", "not started")):
                     return url
             except httpx.HTTPError:
                 pass
@@ -85,7 +89,7 @@ def launch(tmp_path: Path, characters_dir: Path, llm: FakeLLMServer) -> Iterator
     yield start
     for process in processes:
         process.terminate()
-        process.wait(20)
+        process.wait(60)
 
 
 def check_turn(url: str, llm: FakeLLMServer) -> dict:

@@ -41,7 +41,7 @@ def ask(app_url: str, **arguments: Any) -> dict[str, Any]:
 def test_a_recording_is_the_message(
     start_app: StartApp, llm: FakeLLMServer, vocalizr: LocalService
 ) -> None:
-    app = start_app(vocalizr.url)
+    app = start_app(vocalizr.url, vocalizr_api_key=vocalizr.api_key)
     llm.script("Festive greetings to you too.")
     result = ask(app.url, audio=handle_file(str(SPEECH)), character="einstein", media=False)
     transcript = result["transcript"].lower()
@@ -56,7 +56,7 @@ def test_a_recording_is_the_message(
 def test_a_typed_turn_has_no_transcript(
     start_app: StartApp, llm: FakeLLMServer, vocalizr: LocalService
 ) -> None:
-    app = start_app(vocalizr.url)
+    app = start_app(vocalizr.url, vocalizr_api_key=vocalizr.api_key)
     llm.script("Hello.")
     result = ask(app.url, message="Hi there", character="einstein", media=False)
     assert "transcript" not in result
@@ -71,7 +71,7 @@ def write_wav(path: Path, samples: np.ndarray, rate: int) -> str:
 def test_bad_recordings_get_clear_errors(
     start_app: StartApp, llm: FakeLLMServer, vocalizr: LocalService, tmp_path: Path
 ) -> None:
-    app = start_app(vocalizr.url)
+    app = start_app(vocalizr.url, vocalizr_api_key=vocalizr.api_key)
     not_audio = tmp_path / "notes.wav"
     not_audio.write_text("these are my notes, not a recording")
     silence = write_wav(tmp_path / "silence.wav", np.zeros(16_000 * 3, np.float32), 16_000)

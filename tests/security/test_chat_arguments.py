@@ -36,7 +36,9 @@ BAD_ARGUMENTS: list[tuple[tuple[Any, ...], str]] = [
 def call_raw(url: str, api_name: str, arguments: tuple[Any, ...]) -> tuple[str, str]:
     """The endpoint called over plain HTTP (gradio_client refuses to send a lone surrogate;
     JSON's \\ud800 escape carries it): the last event of the stream, and its data."""
-    body = json.dumps({"data": list(arguments)}).encode()  # ASCII, surrogates escaped
+    # `chat` takes six inputs over plain HTTP (audio and greeting after these four): pad them.
+    data = list(arguments) + [None] * (6 - len(arguments))
+    body = json.dumps({"data": data}).encode()  # ASCII, surrogates escaped
     with httpx.Client(base_url=url, timeout=60) as http:
         posted = http.post(
             f"/gradio_api/call/{api_name}",

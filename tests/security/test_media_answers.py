@@ -264,7 +264,7 @@ def test_an_unexpected_failure_in_a_media_task_is_an_error_too(
 ) -> None:
     vocalizr = serve(lambda r: json_answer(SPEECH))
 
-    def broken_wait(timeout_s: float) -> bool:
+    def broken_wait(timeout_s: float) -> list[str]:
         raise RuntimeError("the local services could not be started")
 
     state = asyncio.run(one_turn(vocalizr.url, None, tmp_path, wait_started=broken_wait))

@@ -113,7 +113,7 @@ def test_the_page_downloads_and_forgets(start_app: StartApp) -> None:
     page = Page(app.url)
     assert page.event(None, "load", [])["success"]  # the page makes its own session
     for message in ("My name is Ada.", "Tell me about radium."):
-        said = page.event("chattr-message", "submit", [message, [], None, None, False])
+        said = page.event("chattr-message", "submit", [message, [], None, None, False, 0])
         assert said["success"], said
     exported = download(page)
     session = exported["session_id"]  # the page keeps it server-side (a gr.State)

@@ -159,7 +159,9 @@ def test_imports_over_the_limit_are_refused(
 def call_chat(url: str, address: str, message: str) -> tuple[str, str]:
     """One `chat` call over raw HTTP (Gradio's /call API): ("complete" | "error", its data)."""
     with httpx.Client(base_url=url, headers={"X-Forwarded-For": address}, timeout=180) as http:
-        posted = http.post("/gradio_api/call/chat", json={"data": [message, "curie", "", False]})
+        posted = http.post(
+            "/gradio_api/call/chat", json={"data": [message, "curie", "", False, None, None]}
+        )
         event_id = posted.json()["event_id"]
         kind = ""
         with http.stream("GET", f"/gradio_api/call/chat/{event_id}") as stream:
