@@ -40,8 +40,8 @@ def microphone_recording(assets: Path, target: Path) -> dict[str, float]:
     answers, a second utterance over the answer, then silence. Returns the timeline (s)."""
     speech, rate = sf.read(assets / "speech_en_16k.wav", dtype="float32", always_2d=True)
     speech = speech.mean(axis=1)
-    first = speech  # "The holidays are a time of celebrating with loved ones, ..."
-    second = speech[int(4.9 * rate) :]  # "... through Wisconsin's coat, but for many ..."
+    first = speech[: int(4.8 * rate)]  # "The holidays are a time of celebrating with ..."
+    second = speech[int(4.85 * rate) :]  # "... through Wisconsin's coat, but for many ..."
 
     def silence(seconds: float) -> np.ndarray:
         return np.zeros(int(seconds * rate), dtype=np.float32)
@@ -121,7 +121,7 @@ def test_two_spoken_turns_in_live_mode_and_a_barge_in(
 
     # Turn 1: the first utterance is transcribed, shown as the person's message, and answered.
     chat = page.locator("#chattr-chat")
-    chat.get_by_text("holidays", exact=False).first.wait_for(timeout=40_000)
+    chat.get_by_text("holidays", exact=False).first.wait_for(timeout=60_000)
     chat.get_by_text("a time I remember fondly", exact=False).first.wait_for(timeout=30_000)
     chat.locator("video").first.wait_for(timeout=60_000)
     # The reply's clips play by themselves, one after another.

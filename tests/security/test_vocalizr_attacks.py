@@ -242,6 +242,8 @@ async def test_chattr_sends_the_key_it_is_given(
     from chattr.server import make_fanout
     from chattr.settings import Settings
 
+    # The e2e stack's key (CHATTR_VOCALIZR_API_KEY, which comes first) must not stand in.
+    monkeypatch.delenv("CHATTR_VOCALIZR_API_KEY", raising=False)
     monkeypatch.setenv("VOCALIZR_API_KEY", KEYS[0])  # the service's own name works for chattr
     settings = Settings()
     assert settings.vocalizr_api_key is not None
