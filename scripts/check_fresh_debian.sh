@@ -65,7 +65,10 @@ since() { python3 -c "print(round($(now) - $1, 1))"; }
 
 if [[ ! -x $ROOT/usr/bin/apt-get ]]; then
     started=$(now)
-    debootstrap --variant=minbase "$SUITE" "$ROOT" http://deb.debian.org/debian >"$ROOT.debootstrap.log" 2>&1 \
+    # The Debian mirror: DEBIAN_MIRROR, else the first one this machine's apt uses.
+    mirror=${DEBIAN_MIRROR:-$(grep -hoE 'https?://[^ ]+' /etc/apt/sources.list.d/*.sources \
+        /etc/apt/sources.list 2>/dev/null | head -1)}
+    debootstrap --variant=minbase "$SUITE" "$ROOT" "$mirror" >"$ROOT.debootstrap.log" 2>&1 \
         || { tail -20 "$ROOT.debootstrap.log" >&2; exit 1; }
     echo "debootstrap: $(since "$started") s"
 fi
