@@ -10,7 +10,6 @@ marked as interrupted.
 from __future__ import annotations
 
 import threading
-import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -91,7 +90,6 @@ class LiveConversation:
         self.pending: deque[Utterance] = deque()
         self.reply: LiveReply | None = None
         self.signals = 0  # counter the page watches: a new value means "look again"
-        self.heard_end_at: float | None = None  # monotonic time the last utterance ended
         self.session_id = ""
         self.character_id = ""
         self._interrupt = threading.Event()
@@ -101,10 +99,17 @@ class LiveConversation:
         """Feed one microphone chunk. Returns (speech started, an utterance is ready)."""
         heard = self.detector.feed(sample_rate, chunk)
         with self._lock:
-            for utterance in heard.utterances:
-                self.pending.append(utterance)
-                self.heard_end_at = time.monotonic()
+            self.pending.extend(heard.utterances)
         return heard.speech_started, bool(heard.utterances)
+
+    def flush(self) -> bool:
+        """The microphone stopped: the utterance being heard is ended now. True if there was one."""
+        utterance = self.detector.flush()
+        if utterance is None:
+            return False
+        with self._lock:
+            self.pending.append(utterance)
+        return True
 
     def next_utterance(self) -> Utterance | None:
         with self._lock:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -289,11 +288,8 @@ def add_voice_controls(
 
     def flush(request: gr.Request) -> Any:
         live = registry.get(request)
-        utterance = live.detector.flush()
-        if utterance is None:
+        if not live.flush():
             return gr.skip()
-        live.pending.append(utterance)
-        live.heard_end_at = time.monotonic()
         live.signals += 1
         return str(live.signals)
 

@@ -69,10 +69,6 @@ class UtteranceCollector:
         """How much audio has been heard so far, seconds."""
         return self._fed / VAD_RATE
 
-    @property
-    def in_speech(self) -> bool:
-        return self._start is not None
-
     def feed(self, sample_rate: int, chunk: Any) -> Heard:
         """Take the next chunk (mono or channels-last, int16 or float); report what happened."""
         heard = Heard()
