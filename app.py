@@ -19,5 +19,12 @@ settings = get_settings()
 app = build_space_app(settings)
 
 if __name__ == "__main__":
-    # X-Forwarded-* are chattr's to judge (CHATTR_TRUSTED_PROXIES), not uvicorn's.
-    uvicorn.run(app, host=settings.host, port=settings.port, proxy_headers=False)
+    # X-Forwarded-* are chattr's to judge (CHATTR_TRUSTED_PROXIES), not uvicorn's; open event
+    # streams get a few seconds at shutdown, not for ever.
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        proxy_headers=False,
+        timeout_graceful_shutdown=5,
+    )

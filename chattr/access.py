@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from chattr.hf_signin import HfSignIn, check_oauth_configured
 from chattr.ratelimit import FairShare, RateLimiter, Refused, open_rate_limiter, try_again_in
 from chattr.settings import Settings
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def parse_auth(value: str) -> list[tuple[str, str]]:
@@ -36,62 +34,36 @@ def auth_pairs(settings: Settings) -> list[tuple[str, str]] | None:
     return parse_auth(settings.auth.get_secret_value())
 
 
-def parse_networks(value: str) -> list[Network]:
-    """`10.0.0.0/8, 127.0.0.1` → networks; a bad entry is a start-up error naming it."""
-    networks = []
-    for entry in (e.strip() for e in value.split(",")):
-        if not entry:
-            continue
-        try:
-            networks.append(ipaddress.ip_network(entry, strict=False))
-        except ValueError as exc:
-            raise ValueError(
-                f"CHATTR_TRUSTED_PROXIES: {entry!r} is not an address or network"
-            ) from exc
-    return networks
-
-
-def _trusted(address: str, trusted: Sequence[Network]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in network for network in trusted)
-
-
-def client_address(peer: str, forwarded_for: str | None, trusted: Sequence[Network]) -> str:
-    """The client's address: the peer, unless it is a trusted proxy; then, walking
-    X-Forwarded-For from the right, the first address that is not a trusted proxy.
-
-    Entries left of an untrusted hop are the client's own claims and are never believed.
-    """
-    address = peer
-    if not trusted or not forwarded_for:
-        return address
-    chain = [part.strip() for part in forwarded_for.split(",") if part.strip()]
-    while chain and _trusted(address, trusted):
-        candidate = chain.pop()
-        try:
-            ipaddress.ip_address(candidate)
-        except ValueError:
-            break  # a garbled hop: stop at the last address we could check
-        address = candidate
-    return address
-
-
-def request_keys(request: Any, session_id: str, trusted: Sequence[Network]) -> list[str]:
-    """The keys a request is counted under: its client's address and its session."""
-    peer = ""
-    headers: Mapping[str, str] = {}
-    if request is not None:
-        client = getattr(request, "client", None)
-        peer = str(getattr(client, "host", "") or "")
-        headers = getattr(request, "headers", None) or {}
-    forwarded = headers.get("x-forwarded-for") if headers else None
-    keys = [f"addr:{client_address(peer, forwarded, trusted) or 'unknown'}"]
+def request_keys(request: Any, session_id: str, user: str | None = None) -> list[str]:
+    """The keys a request is counted under: its client's address (as chattr's ForwardedHeaders
+    middleware left it: a trusted proxy's X-Forwarded-For already applied), its session and,
+    where people sign in with Hugging Face, its user."""
+    client = getattr(request, "client", None) if request is not None else None
+    keys = [f"addr:{getattr(client, 'host', '') or 'unknown'}"]
     if session_id:
         keys.append(f"session:{session_id}")
+    if user:
+        keys.append(f"user:{user}")
     return keys
+
+
+def hf_sign_in(settings: Settings) -> HfSignIn | None:
+    """Who is signed in with Hugging Face, where CHATTR_HF_SIGNIN asks for it (else None)."""
+    if not settings.hf_signin:
+        return None
+    check_oauth_configured()
+    return HfSignIn(settings.hf_endpoint)
+
+
+def upload_limiter(settings: Settings) -> RateLimiter | None:
+    """Raw file uploads one client may make per minute (CHATTR_UPLOADS_PER_MINUTE)."""
+    return open_rate_limiter(
+        settings.redis_url,
+        settings.uploads_per_minute,
+        60.0,
+        prefix=settings.redis_prefix,
+        name="uploads",
+    )
 
 
 class Gate:
@@ -103,12 +75,12 @@ class Gate:
         turns: RateLimiter | None,
         imports: RateLimiter | None,
         fair_share: FairShare,
-        trusted_proxies: Sequence[Network] = (),
+        sign_in: HfSignIn | None = None,
     ) -> None:
         self.turns = turns
         self.imports = imports
         self.fair_share = fair_share
-        self.trusted_proxies = list(trusted_proxies)
+        self.sign_in = sign_in
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Gate:
@@ -123,19 +95,19 @@ class Gate:
             fair_share=FairShare(
                 settings.concurrency_limit, settings.turns_per_client, settings.queue_size
             ),
-            # No proxies of its own: chattr's ForwardedHeaders middleware has already put the
-            # client that a trusted proxy names (CHATTR_TRUSTED_PROXIES) in the peer's place.
-            trusted_proxies=(),
+            sign_in=hf_sign_in(settings),
         )
 
     def keys(self, request: Any, session_id: str) -> list[str]:
-        return request_keys(request, session_id, self.trusted_proxies)
+        """The request's keys; SignInRequired where sign-in is required and it has none."""
+        user = self.sign_in.require(request) if self.sign_in is not None else None
+        return request_keys(request, session_id, user)
 
     @asynccontextmanager
     async def turn(self, request: Any, session_id: str) -> AsyncIterator[None]:
         """Admit one turn (a rate-limit hit, then a turn slot) for its whole duration, or raise
         Refused saying when to retry."""
-        keys = self.keys(request, session_id)
+        keys = await asyncio.to_thread(self.keys, request, session_id)
         if self.turns is not None:
             wait = await asyncio.to_thread(self.turns.hit, keys)
             if wait is not None:
@@ -149,9 +121,10 @@ class Gate:
 
     def check_import(self, request: Any, session_id: str) -> None:
         """Count one import, or raise Refused saying when to retry."""
+        keys = self.keys(request, session_id)  # sign-in first, whatever the limit
         if self.imports is None:
             return
-        wait = self.imports.hit(self.keys(request, session_id))
+        wait = self.imports.hit(keys)
         if wait is not None:
             raise Refused(
                 f"Too many imports: at most {self.imports.limit} an hour "

@@ -13,10 +13,14 @@ from typing import Any
 import gradio as gr
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import FileResponse
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Mount
 
 from chattr import worldinfo
-from chattr.access import auth_pairs
+from chattr.access import auth_pairs, hf_sign_in, upload_limiter
 from chattr.characters import load_characters
+from chattr.hf_signin import UploadGuard
 from chattr.llm import NOT_CONFIGURED_HELP, make_chat_model
 from chattr.media.relay import add_relay_routes
 from chattr.media.retention import purge_media
@@ -160,7 +164,7 @@ def create_app(
     # Copies of the portraits only (chattr/portraits.py); the characters' own folders never.
     portraits = portraits_dir(settings.data_dir)
     characters = Path(settings.characters_dir).resolve()
-    return gr.mount_gradio_app(
+    app = gr.mount_gradio_app(
         app,
         blocks,
         path="/",
@@ -172,6 +176,23 @@ def create_app(
         footer_links=["api", "gradio", "settings"],
         css=blocks.css,  # type: ignore[attr-defined]
     )
+    guard_uploads(app, settings)
+    return app
+
+
+def guard_uploads(app: FastAPI, settings: Settings) -> None:
+    """Put the upload guard (sign-in where required, the per-client upload limit) innermost in
+    Gradio's app, inside its session middleware, so a page's sign-in is already decoded."""
+    sign_in, uploads = hf_sign_in(settings), upload_limiter(settings)
+    if sign_in is None and uploads is None:
+        return
+    for route in app.routes:
+        if isinstance(route, Mount) and isinstance(route.app, Starlette) and route.path == "":
+            route.app.user_middleware.append(
+                Middleware(UploadGuard, sign_in=sign_in, uploads=uploads)
+            )
+            return
+    raise RuntimeError("Gradio's app was not found to guard its uploads")
 
 
 async def purge_periodically(media_dir: Path, retention_s: float) -> None:

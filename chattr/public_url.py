@@ -104,12 +104,30 @@ class ForwardedHeaders:
                 scope["raw_path"] = prefix.encode("latin-1") + scope["raw_path"]
         chain = [a.strip() for a in forwarded.get("x-forwarded-for", "").split(",") if a.strip()]
         if chain:
-            # The nearest address that is not one of our proxies is the client. Trusting every
-            # peer (a Space's own front proxy), only the hop that proxy added is believed.
-            fallback = chain[-1] if self.trusted is None else chain[0]
-            client = next((a for a in reversed(chain) if not self.is_trusted(a)), fallback)
-            scope["client"] = (client, 0)
+            scope["client"] = (self._client(chain, scope.get("client")), 0)
         return headers
+
+    def _client(self, chain: list[str], peer: tuple[str, int] | None) -> str:
+        """The client in an X-Forwarded-For chain: walking from the right (the hops our proxies
+        added), the first address that is not one of them. Trusting every peer (a Space's own
+        front proxy), only the hop that proxy added is believed. A garbled hop ends the walk at
+        the last address that could be checked."""
+        client = peer[0] if peer else "unknown"
+        for hop in reversed(chain):
+            if not _is_address(hop):
+                break
+            client = hop
+            if self.trusted is None or not self.is_trusted(hop):
+                break
+        return client
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def request_base_url(request: Any) -> str | None:

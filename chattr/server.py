@@ -108,9 +108,15 @@ def serve(settings: Settings, *, media: bool = True) -> None:
         service = create_service(settings, media=fanout, start_retrieval=False)
         app = create_app(settings, service, status=stack, on_shutdown=stack.stop if stack else None)
         log.info("chattr on %s", settings.own_url)
-        # X-Forwarded-* are chattr's to judge (CHATTR_TRUSTED_PROXIES), not uvicorn's.
+        # X-Forwarded-* are chattr's to judge (CHATTR_TRUSTED_PROXIES), not uvicorn's. Open
+        # streams (a page's event stream) would hold a shutdown open: they get a few seconds.
         uvicorn.run(
-            app, host=settings.host, port=settings.port, log_level="info", proxy_headers=False
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level="info",
+            proxy_headers=False,
+            timeout_graceful_shutdown=5,
         )
     finally:
         if stack is not None:

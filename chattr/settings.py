@@ -191,6 +191,17 @@ class Settings(BaseSettings):
         description="Sign-in for the page and its API: comma-separated `user:password` pairs; "
         "unset: open to all.",
     )
+    hf_signin: bool = Field(
+        default=False,
+        description="On a Hugging Face Space: only people signed in with Hugging Face may chat, "
+        "import characters or upload files (the page's button; scripts pass a token, "
+        "`Client(url, token=...)`). Needs `hf_oauth: true` in the Space's README front matter.",
+    )
+    hf_endpoint: str = Field(
+        default="https://huggingface.co",
+        validation_alias=AliasChoices("HF_ENDPOINT", "CHATTR_HF_ENDPOINT"),
+        description="The Hugging Face Hub asked whose a script's token is (CHATTR_HF_SIGNIN).",
+    )
     turns_per_minute: int = Field(
         default=20, ge=0, description="Turns one client may start per minute (0: no limit)."
     )
@@ -198,6 +209,12 @@ class Settings(BaseSettings):
         default=10,
         ge=0,
         description="Character imports one client may make per hour (0: no limit).",
+    )
+    uploads_per_minute: int = Field(
+        default=30,
+        ge=0,
+        description="File uploads (recordings, cards, voice clips) one client may make per "
+        "minute (0: no limit).",
     )
     turns_per_client: int = Field(
         default=2,

@@ -213,6 +213,8 @@ def build_blocks(
         session = gr.State("")
         character = gr.State(first)
         gr.Markdown("# Chatacter\nPick a character and talk to them: text, voice and video.")
+        if gate.sign_in is not None:  # CHATTR_HF_SIGNIN: Gradio's OAuth routes come with it
+            gr.LoginButton(elem_id="chattr-login")
         status_md = gr.Markdown(status_text(), elem_id="chattr-status")
         timer = gr.Timer(1.0)
 

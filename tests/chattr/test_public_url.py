@@ -54,6 +54,19 @@ async def test_a_trusted_proxy_sets_scheme_host_prefix_and_client() -> None:
     assert got["forwarded"] == []
 
 
+async def test_the_client_is_the_nearest_hop_that_is_not_a_trusted_proxy() -> None:
+    trusted = "127.0.0.1, 10.0.0.0/8"
+    # Entries left of the first untrusted hop are the client's own claims: never believed.
+    chain = {"x-forwarded-for": "6.6.6.6, 198.51.100.1, 10.1.2.3"}
+    assert (await seen("127.0.0.1", trusted, chain))["client"] == "198.51.100.1"
+    # A garbled hop ends the walk at the last address that could be checked.
+    garbled = {"x-forwarded-for": "6.6.6.6, not-an-ip, 10.1.2.3"}
+    assert (await seen("127.0.0.1", trusted, garbled))["client"] == "10.1.2.3"
+    assert (await seen("127.0.0.1", trusted, {"x-forwarded-for": "junk"}))["client"] == "127.0.0.1"
+    # Trusting every peer (a Space), only the hop its front proxy added counts.
+    assert (await seen("10.9.9.9", "*", chain))["client"] == "10.1.2.3"
+
+
 async def test_an_untrusted_peer_cannot_choose_the_host_replies_point_at() -> None:
     got = await seen("192.0.2.9", "10.0.0.0/8,127.0.0.1", PROXY)
     assert got["base"] == "http://10.0.0.5:7860"

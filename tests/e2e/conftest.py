@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
-from chattr.media.local_stack import LocalService, LocalStack
+from chattr.fake_llm import FakeLLMServer
+from chattr.media.local_stack import LocalService, LocalStack, free_port
+
+from ..conftest import REPO
 
 
 @pytest.fixture(scope="session")
@@ -62,3 +69,56 @@ def start_service(name: str, characters_dir: Path, data_dir: Path, **env: str) -
         service.stop()
         raise RuntimeError(f"{name} did not start: {service.status}")
     return service
+
+
+@pytest.fixture
+def launch(tmp_path: Path, characters_dir: Path, llm: FakeLLMServer) -> Iterator:
+    """Start `app.py` as a Space runs it (environment given), ready once its knowledge is."""
+    processes: list[subprocess.Popen] = []
+
+    def start(**env: str) -> str:
+        port = free_port()
+        environment = {
+            **os.environ,
+            "CHATTR_PORT": str(port),
+            "CHATTR_LLM_BASE_URL": llm.url,
+            "CHATTR_DATA_DIR": str(tmp_path / f"space-{port}"),
+            "CHATTR_CHARACTERS_DIR": str(characters_dir),
+            **env,
+        }
+        for name in (
+            "CHATTR_REDIS_URL",
+            "CHATTR_VOCALIZR_URL",
+            "CHATTR_VISUALIZR_URL",
+            "CHATTR_PUBLIC_URL",
+            "SPACE_HOST",
+            "SPACE_ID",
+            "SYSTEM",
+        ):
+            if name not in env:
+                environment.pop(name, None)
+        log = (tmp_path / f"app-{port}.log").open("wb")
+        process = subprocess.Popen(
+            [sys.executable, str(REPO / "app.py")], env=environment, stdout=log, stderr=log
+        )
+        processes.append(process)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 300  # importing gradio takes minutes on a busy machine
+        while time.monotonic() < deadline:
+            assert process.poll() is None, (tmp_path / f"app-{port}.log").read_text()[-3000:]
+            try:
+                health = httpx.get(url + "/healthz", timeout=1)
+                # Ready once the knowledge is indexed too: these turns check it is used.
+                if health.status_code == 200 and not str(
+                    health.json().get("knowledge", "")
+                ).startswith(("loading", "indexing", "not started")):
+                    return url
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError("app.py did not start")
+
+    yield start
+    for process in processes:
+        process.terminate()
+        process.wait(60)

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -15,7 +10,7 @@ import yaml
 from gradio_client import Client
 
 from chattr.fake_llm import FakeLLMServer
-from chattr.media.local_stack import LocalStack, free_port
+from chattr.media.local_stack import LocalStack
 
 from ..conftest import REPO
 from .proxy import forwarding_transport
@@ -39,57 +34,6 @@ def test_readme_front_matter_describes_the_space() -> None:
     assert str(meta["python_version"]).startswith("3.11")
     requirements = (REPO / "requirements.txt").read_text()
     assert "-r requirements.lock" in requirements
-
-
-@pytest.fixture
-def launch(tmp_path: Path, characters_dir: Path, llm: FakeLLMServer) -> Iterator:
-    processes: list[subprocess.Popen] = []
-
-    def start(**env: str) -> str:
-        port = free_port()
-        environment = {
-            **os.environ,
-            "CHATTR_PORT": str(port),
-            "CHATTR_LLM_BASE_URL": llm.url,
-            "CHATTR_DATA_DIR": str(tmp_path / f"space-{port}"),
-            "CHATTR_CHARACTERS_DIR": str(characters_dir),
-            **env,
-        }
-        for name in (
-            "CHATTR_REDIS_URL",
-            "CHATTR_VOCALIZR_URL",
-            "CHATTR_VISUALIZR_URL",
-            "CHATTR_PUBLIC_URL",
-            "SPACE_HOST",
-            "SPACE_ID",
-        ):
-            if name not in env:
-                environment.pop(name, None)
-        log = (tmp_path / f"app-{port}.log").open("wb")
-        process = subprocess.Popen(
-            [sys.executable, str(REPO / "app.py")], env=environment, stdout=log, stderr=log
-        )
-        processes.append(process)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 300  # importing gradio takes minutes on a busy machine
-        while time.monotonic() < deadline:
-            assert process.poll() is None, (tmp_path / f"app-{port}.log").read_text()[-3000:]
-            try:
-                health = httpx.get(url + "/healthz", timeout=1)
-                # Ready once the knowledge is indexed too: these turns check it is used.
-                if health.status_code == 200 and not str(
-                    health.json().get("knowledge", "")
-                ).startswith(("loading", "indexing", "not started")):
-                    return url
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise RuntimeError("app.py did not start")
-
-    yield start
-    for process in processes:
-        process.terminate()
-        process.wait(60)
 
 
 def check_turn(url: str, llm: FakeLLMServer) -> dict:
