@@ -56,10 +56,11 @@ def hf_sign_in(settings: Settings) -> HfSignIn | None:
 
 
 def upload_limiter(settings: Settings) -> RateLimiter | None:
-    """Raw file uploads one client may make per minute (CHATTR_UPLOADS_PER_MINUTE)."""
+    """The bytes of uploads one client may send per minute (CHATTR_UPLOAD_MB_PER_MINUTE), counted
+    in KiB."""
     return open_rate_limiter(
         settings.redis_url,
-        settings.uploads_per_minute,
+        settings.upload_mb_per_minute * 1024,
         60.0,
         prefix=settings.redis_prefix,
         name="uploads",

@@ -189,7 +189,12 @@ def guard_uploads(app: FastAPI, settings: Settings) -> None:
     for route in app.routes:
         if isinstance(route, Mount) and isinstance(route.app, Starlette) and route.path == "":
             route.app.user_middleware.append(
-                Middleware(UploadGuard, sign_in=sign_in, uploads=uploads)
+                Middleware(
+                    UploadGuard,
+                    sign_in=sign_in,
+                    uploads=uploads,
+                    max_bytes=settings.max_upload_mb * 1024 * 1024,
+                )
             )
             return
     raise RuntimeError("Gradio's app was not found to guard its uploads")

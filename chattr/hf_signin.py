@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -165,17 +166,25 @@ ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
 class UploadGuard:
     """ASGI middleware inside Gradio's app: `POST …/upload` needs a signed-in person (when
-    `sign_in` is set) and is counted per client (`uploads`, CHATTR_UPLOADS_PER_MINUTE).
+    `sign_in` is set), and its size counts against the client's upload budget (`uploads`, in
+    KiB: CHATTR_UPLOAD_MB_PER_MINUTE). A body of unknown length is counted at `max_bytes`, the
+    most Gradio accepts.
 
     It sits inside Gradio's session middleware, so the page's sign-in is already decoded.
     """
 
     def __init__(
-        self, app: ASGIApp, *, sign_in: HfSignIn | None, uploads: RateLimiter | None
+        self,
+        app: ASGIApp,
+        *,
+        sign_in: HfSignIn | None,
+        uploads: RateLimiter | None,
+        max_bytes: int,
     ) -> None:
         self.app = app
         self.sign_in = sign_in
         self.uploads = uploads
+        self.max_bytes = max_bytes
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if (
@@ -195,17 +204,29 @@ class UploadGuard:
                 return
             keys.append(f"user:{name}")
         if self.uploads is not None:
-            wait = await asyncio.to_thread(self.uploads.hit, keys)
+            size = _content_length(scope)
+            kib = math.ceil((self.max_bytes if size is None else size) / 1024)
+            wait = await asyncio.to_thread(self.uploads.hit, keys, kib)
             if wait is not None:
                 await _refuse(
                     send,
                     429,
-                    f"Too many uploads: at most {self.uploads.limit} a minute "
-                    f"(CHATTR_UPLOADS_PER_MINUTE); {try_again_in(wait)}.",
+                    f"Too many uploads: at most {self.uploads.limit // 1024} MB a minute "
+                    f"(CHATTR_UPLOAD_MB_PER_MINUTE); {try_again_in(wait)}.",
                     retry_after_s=wait,
                 )
                 return
         await self.app(scope, receive, send)
+
+
+def _content_length(scope: dict[str, Any]) -> int | None:
+    for name, value in scope.get("headers") or []:
+        if name == b"content-length":
+            try:
+                return max(0, int(value))
+            except ValueError:
+                return None
+    return None
 
 
 async def _refuse(send: Any, status: int, message: str, retry_after_s: float | None = None) -> None:

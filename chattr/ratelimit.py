@@ -32,14 +32,15 @@ class Refused(Exception):
 
 
 class RateLimiter(Protocol):
-    """At most `limit` hits per `window_s` seconds for each key (a sliding window)."""
+    """At most `limit` hits per `window_s` seconds for each key (a sliding window). A hit may
+    weigh more than one (an upload weighs its size)."""
 
     limit: int
     window_s: float
 
-    def hit(self, keys: Sequence[str]) -> float | None:
-        """Count one hit on every key and return None, or, when any key is full, count nothing
-        and return the seconds until it has room again."""
+    def hit(self, keys: Sequence[str], weight: int = 1) -> float | None:
+        """Count a hit of `weight` on every key and return None, or, when it would take any key
+        over the limit, count nothing and return the seconds until it has room again."""
         ...
 
 
@@ -49,48 +50,54 @@ class InProcessRateLimiter:
     def __init__(self, limit: int, window_s: float) -> None:
         self.limit = limit
         self.window_s = window_s
-        self._hits: dict[str, deque[float]] = {}
+        self._hits: dict[str, deque[tuple[float, int]]] = {}
         self._lock = threading.Lock()
 
-    def hit(self, keys: Sequence[str]) -> float | None:
+    def hit(self, keys: Sequence[str], weight: int = 1) -> float | None:
         now = time.monotonic()
+        weight = max(1, min(weight, self.limit))  # one hit never outweighs the whole window
         with self._lock:
             wait = 0.0
             for key in keys:
                 hits = self._hits.setdefault(key, deque())
-                while hits and hits[0] <= now - self.window_s:
+                while hits and hits[0][0] <= now - self.window_s:
                     hits.popleft()
-                if len(hits) >= self.limit:
-                    wait = max(wait, hits[0] + self.window_s - now)
+                if sum(w for _, w in hits) + weight > self.limit:
+                    wait = max(wait, hits[0][0] + self.window_s - now)
             if wait > 0:
                 return wait
             for key in keys:
-                self._hits[key].append(now)
+                self._hits[key].append((now, weight))
             # Forget idle clients, or the table grows with every address ever seen.
             if len(self._hits) > 10_000:
                 self._hits = {
-                    k: v for k, v in self._hits.items() if v and v[-1] > now - self.window_s
+                    k: v for k, v in self._hits.items() if v and v[-1][0] > now - self.window_s
                 }
             return None
 
 
 # Every key checked first, then all counted: a refused request costs no key a hit. Redis's own
-# clock, so replicas sharing the Redis agree. Numbers go back as strings: Lua would truncate.
+# clock, so replicas sharing the Redis agree. A hit's member is `id:weight`. Numbers go back as
+# strings: Lua would truncate.
 _SLIDING_WINDOW = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local window, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
+local window, limit, weight = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[4])
 local wait = 0
 for _, key in ipairs(KEYS) do
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-  if redis.call('ZCARD', key) >= limit then
+  local used = 0
+  for _, member in ipairs(redis.call('ZRANGE', key, 0, -1)) do
+    used = used + tonumber(string.match(member, ':(%d+)$') or '1')
+  end
+  if used + weight > limit then
     local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
     wait = math.max(wait, tonumber(oldest[2]) + window - now)
   end
 end
 if wait > 0 then return tostring(wait) end
 for _, key in ipairs(KEYS) do
-  redis.call('ZADD', key, now, ARGV[3])
+  redis.call('ZADD', key, now, ARGV[3] .. ':' .. ARGV[4])
   redis.call('PEXPIRE', key, math.ceil(window * 1000))
 end
 return ''
@@ -112,11 +119,12 @@ class RedisRateLimiter:
         self._script = self._redis.register_script(_SLIDING_WINDOW)
         self._prefix = f"{prefix}:rate:{name}"
 
-    def hit(self, keys: Sequence[str]) -> float | None:
+    def hit(self, keys: Sequence[str], weight: int = 1) -> float | None:
+        weight = max(1, min(weight, self.limit))
         try:
             result = self._script(
                 keys=[f"{self._prefix}:{k}" for k in keys],
-                args=[self.window_s, self.limit, uuid.uuid4().hex],
+                args=[self.window_s, self.limit, uuid.uuid4().hex, weight],
             )
         except redis.RedisError as exc:
             log.warning("rate limit not applied, Redis unreachable: %s", exc)

@@ -210,11 +210,11 @@ class Settings(BaseSettings):
         ge=0,
         description="Character imports one client may make per hour (0: no limit).",
     )
-    uploads_per_minute: int = Field(
-        default=30,
+    upload_mb_per_minute: int = Field(
+        default=200,
         ge=0,
-        description="File uploads (recordings, cards, voice clips) one client may make per "
-        "minute (0: no limit).",
+        description="MB of file uploads (recordings, the live microphone's chunks, cards, voice "
+        "clips) one client may send per minute (0: no limit).",
     )
     turns_per_client: int = Field(
         default=2,

@@ -86,7 +86,8 @@ PAGE_JS = """
 LIVE_ON_JS = (
     "(on) => { const l = window.chattrLive; if (l) { l.on = on; if (on) l.retire(); } return on; }"
 )
-STOP_JS = "(signal) => [window.chattrLive ? window.chattrLive.stop() : '']"
+STOP_JS = "(signal, chat) => [window.chattrLive ? window.chattrLive.stop() : '', chat]"
+INTERRUPTED = " ⏹ (interrupted)"
 
 CSS = ".chattr-signal { display: none !important; }"
 
@@ -129,6 +130,29 @@ def remember_heard(service: ChatService, session_id: str, cid: str, reply: LiveR
         )
     except MemoryUnavailable as exc:
         log.warning("could not record the interrupted turn: %s", exc)
+
+
+def mark_interrupted(history: list[Message]) -> list[Message]:
+    """The chat with its last reply's text marked as interrupted (once). The page sends messages
+    back as lists of parts; the reply's clips are messages of their own (HTML figures)."""
+    for message in reversed(history):
+        if message.get("role") == "user":
+            break
+        if message.get("role") != "assistant":
+            continue
+        content = message.get("content")
+        parts = content if isinstance(content, list) else [content]
+        for index in range(len(parts) - 1, -1, -1):
+            part = parts[index]
+            text = part.get("text") if isinstance(part, dict) else part
+            if not isinstance(text, str) or text.lstrip().startswith("<figure"):
+                continue
+            if not text.endswith(INTERRUPTED):
+                marked = text + INTERRUPTED
+                parts[index] = {**part, "text": marked} if isinstance(part, dict) else marked
+                message["content"] = parts if isinstance(content, list) else parts[0]
+            return history
+    return history
 
 
 def add_voice_controls(
@@ -221,7 +245,7 @@ def add_voice_controls(
         if live.finish(reply, remembered=done):
             # The person spoke over it while it was still being made: keep only what was heard.
             remember_heard(service, session_id, cid, reply)
-            reply_message["content"] += " ⏹ (interrupted)"
+            reply_message["content"] += INTERRUPTED
             yield history
 
     async def speak_message(
@@ -295,7 +319,7 @@ def add_voice_controls(
 
     live_mic.stop_recording(flush, None, utterance_signal, api_visibility="private")
 
-    def barge_in(report: str, request: gr.Request) -> None:
+    def barge_in(report: str, history: list[Message], request: gr.Request) -> Any:
         live = registry.get(request)
         try:
             parsed = json.loads(report) if report else {}
@@ -304,12 +328,20 @@ def add_voice_controls(
         playing = bool(parsed.get("playing")) if isinstance(parsed, dict) else False
         clips = parse_played(parsed.get("clips") if isinstance(parsed, dict) else None)
         stopped = live.barge_in(clips, playing=playing)
-        if stopped is not None and stopped.finished:
-            # The turn had ended already (its clips were still playing): fix its memory here.
-            remember_heard(service, live.session_id, live.character_id, stopped)
+        if stopped is None or not stopped.finished:
+            return gr.skip()  # nothing stopped, or the running turn marks its own reply
+        # The turn had ended already (its clips were still playing): fix its memory and its
+        # message here.
+        remember_heard(service, live.session_id, live.character_id, stopped)
+        return mark_interrupted(list(history or []))
 
     speech_signal.change(
-        barge_in, speech_signal, None, js=STOP_JS, queue=False, api_visibility="private"
+        barge_in,
+        [speech_signal, chatbot],
+        chatbot,
+        js=STOP_JS,
+        queue=False,
+        api_visibility="private",
     )
 
     async def live_turn(

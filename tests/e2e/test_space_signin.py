@@ -44,7 +44,7 @@ def space(launch, hub: FakeHub) -> str:
         OPENID_PROVIDER_URL=hub.url,
         HF_ENDPOINT=hub.url,
         CHATTR_HF_SIGNIN="true",
-        CHATTR_UPLOADS_PER_MINUTE="4",
+        CHATTR_UPLOAD_MB_PER_MINUTE="1",
         # Remote media that do not answer: these turns are text only.
         CHATTR_VOCALIZR_URL="http://127.0.0.1:9",
         CHATTR_VISUALIZR_URL="http://127.0.0.1:9",
@@ -139,19 +139,19 @@ def test_sign_in_is_required_and_works_by_page_session_and_by_token(
     assert session is None, "signing out did not delete the session cookie"
 
 
-def test_uploads_are_limited_per_client(space: str, tmp_path: Path) -> None:
+def test_uploads_are_limited_per_client_by_size(space: str, tmp_path: Path) -> None:
     cookie = {"Cookie": f"session={sign_in(space)}"}
-    clip = tmp_path / "card.json"
-    clip.write_text("{}")
-    codes = [
-        httpx.post(
-            space + "/gradio_api/upload", files={"files": clip.open("rb")}, headers=cookie
-        ).status_code
-        for _ in range(4)
-    ]
-    assert codes == [200] * 4
-    last = httpx.post(
-        space + "/gradio_api/upload", files={"files": clip.open("rb")}, headers=cookie
-    )
+    clip = tmp_path / "clip.bin"
+    clip.write_bytes(b"\0" * 300_000)  # three fit in the 1 MB a minute, a fourth does not
+
+    def upload() -> httpx.Response:
+        with clip.open("rb") as handle:
+            return httpx.post(
+                space + "/gradio_api/upload", files={"files": handle}, headers=cookie
+            )
+
+    assert [upload().status_code for _ in range(3)] == [200] * 3
+    last = upload()
     assert last.status_code == 429 and "try again in" in last.json()["error"]
+    assert "1 MB a minute" in last.json()["error"]
     assert int(last.headers["retry-after"]) >= 1

@@ -60,6 +60,21 @@ def test_sliding_window_counts_every_key_and_refused_hits_cost_nothing(
     assert limiter.hit(["addr:a", "session:1"]) is None  # the window slid on
 
 
+def test_weighted_hits_count_their_weight_and_none_outweighs_the_window(
+    limiter: RateLimiter,
+) -> None:
+    # An upload budget: the limit (3) is what the window holds, each hit weighs its size.
+    assert limiter.hit(["addr:w"], weight=2) is None
+    assert limiter.hit(["addr:w"], weight=2) is not None  # 2 + 2 > 3: refused, counted nothing
+    assert limiter.hit(["addr:w"], weight=1) is None  # exactly full
+    assert limiter.hit(["addr:w"]) is not None
+    # A hit heavier than the whole window is counted as the whole window, not refused for ever.
+    assert limiter.hit(["addr:big"], weight=50) is None
+    assert limiter.hit(["addr:big"]) is not None
+    time.sleep(1.05)
+    assert limiter.hit(["addr:w"], weight=3) is None
+
+
 def test_redis_keys_expire_with_the_window(redis_prefix: str) -> None:
     limiter = RedisRateLimiter(REDIS_URL, 2, 5.0, prefix=redis_prefix, name="turns")
     limiter.hit(["addr:x"])

@@ -129,3 +129,23 @@ def test_the_page_report_is_read_defensively() -> None:
     ]
     assert parse_played(report) == [PlayedClip("http://h/v1.mp4", 1.2, 2.0, False)]
     assert parse_played({"not": "a list"}) == []
+
+
+def test_an_interrupted_reply_is_marked_once_on_its_text_not_its_clips() -> None:
+    from chattr.voice.page import INTERRUPTED, mark_interrupted
+
+    figure = {"type": "text", "text": "<figure><figcaption>Sentence 1</figcaption></figure>"}
+    history = [
+        {"role": "user", "content": [{"type": "text", "text": "Hello"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "Ah, my friend."}]},
+        {"role": "assistant", "content": [figure]},
+    ]
+    marked = mark_interrupted(mark_interrupted(history))
+    assert marked[1]["content"][0]["text"] == "Ah, my friend." + INTERRUPTED
+    assert marked[2]["content"] == [figure]
+    # Plain strings too; an earlier turn's reply is never touched.
+    plain = [{"role": "assistant", "content": "Old."}, {"role": "user", "content": "Hi"}]
+    assert mark_interrupted(plain) == plain
+    assert mark_interrupted([{"role": "assistant", "content": "Yes."}])[0]["content"] == (
+        "Yes." + INTERRUPTED
+    )
