@@ -7,6 +7,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import gradio as gr
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import FileResponse
 
+from chatacter_common.service.retention import purge_period_s, purge_periodically
 from chattr import worldinfo
 from chattr.access import auth_pairs
 from chattr.characters import load_characters
@@ -118,7 +120,9 @@ def create_app(
         async with AsyncExitStack() as stack:
             for sub_app in mounts.values():
                 await stack.enter_async_context(sub_app.router.lifespan_context(sub_app))
-            purging = asyncio.create_task(purge_periodically(media_dir, settings.media_retention_s))
+            retention_s = settings.media_retention_s
+            purge = partial(purge_media, media_dir, retention_s)
+            purging = asyncio.create_task(purge_periodically([purge], purge_period_s(retention_s)))
             try:
                 yield
             finally:
@@ -172,16 +176,6 @@ def create_app(
         footer_links=["api", "gradio", "settings"],
         css=blocks.css,  # type: ignore[attr-defined]
     )
-
-
-async def purge_periodically(media_dir: Path, retention_s: float) -> None:
-    """Delete expired joined media now and then, for as long as the app runs."""
-    while True:
-        try:
-            await asyncio.to_thread(purge_media, media_dir, retention_s)
-        except OSError as exc:
-            log.warning("could not purge expired media in %s: %s", media_dir, exc)
-        await asyncio.sleep(min(60.0, retention_s / 2))
 
 
 def safe_media_path(media_dir: Path, name: str) -> Path | None:
