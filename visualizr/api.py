@@ -14,12 +14,8 @@ import anyio.to_thread
 from fastapi import FastAPI
 
 from chatacter_common.service import (
-    BearerAuth,
-    BodyLimit,
-    count_requests,
-    install_error_handlers,
-    ops_router,
-    parse_keys,
+    create_service_app,
+    guard,
     purge_period_s,
     purge_periodically,
 )
@@ -55,33 +51,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the visualizr app; the engine loads in the background at start-up."""
     settings = settings or Settings()
     service = VideoService(settings)
-    app = FastAPI(
+    app = create_service_app(
         title="visualizr",
         version="1.0",
-        summary="Talking-head videos from speech audio and a portrait.",
+        description="Talking-head videos from speech audio and a portrait.",
         lifespan=lifespan,
+        settings=settings,
+        service=service,
+        routers=[routes.router],
     )
-    app.state.settings = settings
-    app.state.service = service
-    app.state.health = service.health
-    app.state.metrics = service.metrics
-
-    install_error_handlers(
-        app, retry_after_s=service.jobs.retry_after_s, on_error=service.metrics.count_error
-    )
-    count_requests(app, service.metrics)
-    app.include_router(routes.router)
-    app.include_router(ops_router)
-
     if settings.ui:
         from visualizr.ui import mount_ui
 
         mount_ui(app, service)
-    # Outermost first: a caller without the key is refused before its body is read at all.
-    app.add_middleware(
-        BodyLimit,
-        max_bytes=2 * settings.max_upload_bytes + FORM_OVERHEAD,
-        setting="VISUALIZR_MAX_UPLOAD_BYTES",
+    return guard(
+        app,
+        max_body_bytes=2 * settings.max_upload_bytes + FORM_OVERHEAD,
+        body_setting="VISUALIZR_MAX_UPLOAD_BYTES",
+        api_key=settings.api_key,
+        key_setting="VISUALIZR_API_KEY",
     )
-    app.add_middleware(BearerAuth, keys=parse_keys(settings.api_key), setting="VISUALIZR_API_KEY")
-    return app

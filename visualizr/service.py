@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import partial
 
 import anyio
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter
 
 from chatacter_common.service import (
     EngineNotReady,
@@ -41,22 +41,15 @@ class VideoJob:
 
 
 class Metrics(ServiceMetrics):
-    """The kit's metrics as `visualizr_*`, plus render time, video and frames by engine."""
+    """The kit's metrics named for video (`visualizr_render_seconds`, ...), and frames."""
 
     def __init__(self, jobs: JobQueue) -> None:
-        super().__init__("visualizr", jobs)
-        self.render_seconds = Histogram(
-            "visualizr_render_seconds",
-            "Wall time to render and encode one video.",
-            ["engine"],
+        super().__init__(
+            "visualizr",
+            jobs,
+            work="render",
+            output="video",
             buckets=(0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64),
-            registry=self.registry,
-        )
-        self.video_seconds = Counter(
-            "visualizr_video_seconds",
-            "Seconds of video produced.",
-            ["engine"],
-            registry=self.registry,
         )
         self.frames = Counter(
             "visualizr_frames", "Frames produced.", ["engine"], registry=self.registry
@@ -133,8 +126,7 @@ class VideoService:
         renderer = self.ready_renderer()
         result = await self.jobs.run(partial(self._render, renderer, job))
         engine = renderer.engine.name
-        self.metrics.render_seconds.labels(engine).observe(result.render_s)
-        self.metrics.video_seconds.labels(engine).inc(result.duration_s)
+        self.metrics.count_job(engine, result.render_s, result.duration_s)
         self.metrics.frames.labels(engine).inc(result.frames)
         return result
 

@@ -13,13 +13,9 @@ import anyio.to_thread
 from fastapi import FastAPI
 
 from chatacter_common.service import (
-    BearerAuth,
-    BodyLimit,
     JobQueue,
-    count_requests,
-    install_error_handlers,
-    ops_router,
-    parse_keys,
+    create_service_app,
+    guard,
     purge_period_s,
     purge_periodically,
 )
@@ -72,37 +68,26 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app(settings: Settings) -> FastAPI:
     """Build the app; the engine loads in the background once it starts (see /healthz)."""
     service = create_service(settings)
-    app = FastAPI(
+    app = create_service_app(
         title="vocalizr",
         version="1",
         description="Text to speech in a character's cloned voice.",
         lifespan=lifespan,
+        settings=settings,
+        service=service,
+        routers=[routes.router, openai_routes.router],
     )
-    app.state.settings = settings
-    app.state.service = service
     app.state.transcription = TranscriptionService(
         create_transcriber(settings), service.jobs, settings.stt_max_s
     )
-    app.state.health = service.health
-    app.state.metrics = service.metrics
-
-    install_error_handlers(
-        app, retry_after_s=service.jobs.retry_after_s, on_error=service.metrics.count_error
-    )
-    count_requests(app, service.metrics)
-    app.include_router(ops_router)
-    app.include_router(routes.router)
-    app.include_router(openai_routes.router)
-
     if settings.ui:
         from vocalizr.ui import mount_ui
 
         app = mount_ui(app, service)
-    # Outermost first: a caller without the key is refused before its body is read at all.
-    app.add_middleware(
-        BodyLimit,
-        max_bytes=settings.max_upload_bytes + UPLOAD_OVERHEAD,
-        setting="VOCALIZR_MAX_UPLOAD_BYTES",
+    return guard(
+        app,
+        max_body_bytes=settings.max_upload_bytes + UPLOAD_OVERHEAD,
+        body_setting="VOCALIZR_MAX_UPLOAD_BYTES",
+        api_key=settings.api_key,
+        key_setting="VOCALIZR_API_KEY",
     )
-    app.add_middleware(BearerAuth, keys=parse_keys(settings.api_key), setting="VOCALIZR_API_KEY")
-    return app

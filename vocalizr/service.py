@@ -177,8 +177,7 @@ class SpeechService:
         write_wav(path, samples, self.engine.sample_rate)
         elapsed = time.perf_counter() - started
         duration = len(samples) / self.engine.sample_rate
-        self.metrics.synthesis_seconds.labels(self.engine.name).observe(elapsed)
-        self.metrics.audio_seconds.labels(self.engine.name).inc(duration)
+        self.metrics.count_job(self.engine.name, elapsed, duration)
         return SpeechResult(
             file_id, round(duration, 3), self.engine.sample_rate, self.engine.name, elapsed
         )
@@ -223,11 +222,8 @@ class SpeechService:
             log.exception("streaming synthesis failed")
         finally:
             release()
-            self.metrics.synthesis_seconds.labels(self.engine.name).observe(
-                time.perf_counter() - started
-            )
-            self.metrics.audio_seconds.labels(self.engine.name).inc(
-                produced / self.engine.sample_rate
+            self.metrics.count_job(
+                self.engine.name, time.perf_counter() - started, produced / self.engine.sample_rate
             )
             # Shielded: a client that hangs up cancels us, and the engine's generator must
             # still be closed (it frees model state) in a worker thread.

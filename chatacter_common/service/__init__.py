@@ -1,7 +1,9 @@
 """The service kit both media services use: one set of errors, body limits, bearer keys, bounded
 audio decoding, the job queue, the file store and its retention, health, metrics, the engine
-registry and the command line. Imports neither vocalizr nor visualizr (nor chattr)."""
+registry, the app's common shape and the command line. Imports neither vocalizr nor visualizr
+(nor chattr)."""
 
+from chatacter_common.service.app import create_service_app, guard
 from chatacter_common.service.auth import BearerAuth, caller_id, parse_keys
 from chatacter_common.service.engines import EngineRegistry, UnknownEngine
 from chatacter_common.service.errors import (
@@ -44,9 +46,11 @@ __all__ = [
     "UploadTooLarge",
     "caller_id",
     "count_requests",
+    "create_service_app",
     "error_response",
     "get_health",
     "get_metrics",
+    "guard",
     "install_error_handlers",
     "ops_router",
     "parse_keys",
