@@ -4,15 +4,15 @@ fake renderer reaches each failure path in milliseconds (no server, no models, n
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import cast
 
 import pytest
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
+from tests.in_process import overridden
 from visualizr.api import create_app
 from visualizr.dependencies import get_service
 from visualizr.errors import NoFace
@@ -66,100 +66,79 @@ def app(settings: Settings) -> FastAPI:
     return create_app(settings)
 
 
-@pytest.fixture
-def client(app: FastAPI) -> Iterator[TestClient]:
-    yield TestClient(app)  # not entered: the lifespan (and the real engine's loading) never runs
-    app.dependency_overrides.clear()
-
-
-def use(app: FastAPI, service: VideoService) -> VideoService:
-    app.dependency_overrides[get_service] = lambda: service
-    return service
-
-
-def test_a_video_is_stored_and_served_at_the_public_url(
-    app: FastAPI, client: TestClient, settings: Settings
-) -> None:
-    use(app, FakeVideoService(settings, stored_video))
-    answer = client.post("/v1/videos", files=UPLOAD, data={"fps": "20", "size": "256"})
-    assert answer.status_code == 200, answer.text
-    body = answer.json()
+def test_a_video_is_stored_and_served_at_the_public_url(app: FastAPI, settings: Settings) -> None:
+    with overridden(app, {get_service: FakeVideoService(settings, stored_video)}) as client:
+        answer = client.post("/v1/videos", files=UPLOAD, data={"fps": "20", "size": "256"})
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        served = client.get(f"/files/{body['id']}")
     assert (body["engine"], body["fps"], body["size"]) == ("fake", 20, 256)
     assert body["url"] == f"{PUBLIC_URL}/files/{body['id']}"
-    served = client.get(f"/files/{body['id']}")
     assert served.status_code == 200 and served.headers["content-type"] == "video/mp4"
 
 
-def test_the_engines_refusal_is_its_own_4xx(
-    app: FastAPI, client: TestClient, settings: Settings
-) -> None:
-    use(app, FakeVideoService(settings, no_face))
-    answer = client.post("/v1/videos", files=UPLOAD)
+def test_the_engines_refusal_is_its_own_4xx(app: FastAPI, settings: Settings) -> None:
+    with overridden(app, {get_service: FakeVideoService(settings, no_face)}) as client:
+        answer = client.post("/v1/videos", files=UPLOAD)
     assert (answer.status_code, answer.json()["error"]) == (422, "no_face")
 
 
 def test_a_bug_is_a_500_that_points_to_the_log_not_the_exception(
     app: FastAPI, settings: Settings
 ) -> None:
-    use(app, FakeVideoService(settings, bug))
-    client = TestClient(app, raise_server_exceptions=False)
-    answer = client.post("/v1/videos", files=UPLOAD)
+    with overridden(app, {get_service: FakeVideoService(settings, bug)}) as client:
+        answer = client.post("/v1/videos", files=UPLOAD)
     assert (answer.status_code, answer.json()["error"]) == (500, "internal")
     assert "log" in answer.json()["detail"] and "/srv" not in answer.text
-    app.dependency_overrides.clear()
 
 
-def test_a_full_queue_is_503_with_retry_after_and_counted(
-    app: FastAPI, client: TestClient, settings: Settings
-) -> None:
-    one_place = settings.model_copy(update={"max_queue": 1})
-    service = use(app, FakeVideoService(one_place, stored_video))
-    release = service.jobs.acquire()
-    try:
+def test_a_full_queue_is_503_with_retry_after_and_counted(app: FastAPI, settings: Settings) -> None:
+    service = FakeVideoService(settings.model_copy(update={"max_queue": 1}), stored_video)
+    release = service.jobs.acquire()  # the one place, taken
+    with overridden(app, {get_service: service}) as client:
         answer = client.post("/v1/videos", files=UPLOAD)
-    finally:
         release()
+        metrics = client.get("/metrics").text
     assert (answer.status_code, answer.json()["error"]) == (503, "queue_full")
     assert answer.headers["retry-after"].isdigit()
-    metrics = client.get("/metrics").text
     assert 'visualizr_errors_total{code="queue_full"} 1.0' in metrics
     assert 'visualizr_requests_total{route="/v1/videos",status="503"} 1.0' in metrics
 
 
-def test_loading_and_failed_loading_are_503s(
-    app: FastAPI, client: TestClient, settings: Settings
-) -> None:
-    service = use(app, VideoService(settings))  # never loaded
-    loading = client.post("/v1/videos", files=UPLOAD)
-    assert (loading.status_code, loading.json()["error"]) == (503, "loading")
+def test_loading_and_failed_loading_are_503s(app: FastAPI, settings: Settings) -> None:
+    service = VideoService(settings)  # never loaded
 
     def fail() -> tuple[str, str]:
         raise FileNotFoundError("no weights in /weights/musetalk")
 
-    assert not service.health.load(fail, "the musetalk engine failed to load")
-    failed = client.post("/v1/videos", files=UPLOAD)
+    with overridden(app, {get_service: service}) as client:
+        loading = client.post("/v1/videos", files=UPLOAD)
+        assert not service.health.load(fail, "the musetalk engine failed to load")
+        failed = client.post("/v1/videos", files=UPLOAD)
+    assert (loading.status_code, loading.json()["error"]) == (503, "loading")
     assert (failed.status_code, failed.json()["error"]) == (503, "engine_unavailable")
     assert "/weights" not in failed.json()["detail"]
 
 
 def test_an_audio_url_off_the_allow_list_is_refused_before_connecting(
-    app: FastAPI, client: TestClient, settings: Settings
+    app: FastAPI, settings: Settings
 ) -> None:
-    use(app, FakeVideoService(settings, stored_video))
     started = time.monotonic()
-    answer = client.post(
-        "/v1/videos",
-        data={"audio_url": "http://10.0.0.1:8001/a.wav"},
-        files={"portrait": UPLOAD["portrait"]},
-    )
+    with overridden(app, {get_service: FakeVideoService(settings, stored_video)}) as client:
+        answer = client.post(
+            "/v1/videos",
+            data={"audio_url": "http://10.0.0.1:8001/a.wav"},
+            files={"portrait": UPLOAD["portrait"]},
+        )
     assert (answer.status_code, answer.json()["error"]) == (400, "host_not_allowed")
     assert time.monotonic() - started < 2
 
 
-def test_files_that_are_not_ids_are_404(
-    app: FastAPI, client: TestClient, settings: Settings
-) -> None:
-    use(app, FakeVideoService(settings, stored_video))
-    for name in ("..%2Fsettings.py", "0" * 32 + ".wav", "0" * 32 + ".mp4"):
-        answer = client.get(f"/files/{name}")
+def test_files_that_are_not_ids_are_404(app: FastAPI, settings: Settings) -> None:
+    with overridden(app, {get_service: FakeVideoService(settings, stored_video)}) as client:
+        answers = [
+            client.get(f"/files/{name}")
+            for name in ("..%2Fsettings.py", "0" * 32 + ".wav", "0" * 32 + ".mp4")
+        ]
+    for answer in answers:
         assert (answer.status_code, answer.json()["error"]) == (404, "not_found")

@@ -3,15 +3,15 @@ fake engine reaches each failure path in milliseconds (no server, no model, no l
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
 from chatacter_common.service import Health, JobQueue, get_health
+from tests.in_process import overridden
 from vocalizr.api import create_app
 from vocalizr.audio import Clip
 from vocalizr.dependencies import get_service
@@ -23,6 +23,7 @@ from vocalizr.settings import Settings
 from vocalizr.voices import VoiceRegistry
 
 PUBLIC_URL = "http://speech.example:9000"
+HELLO = {"text": "Hello.", "voice": "default"}
 
 
 class FakeEngine(SpeechEngine):
@@ -60,11 +61,12 @@ def failing_load() -> tuple[str, str]:
 def fake_service(
     folder: Path, speak: Callable[[str], np.ndarray], max_queue: int = 4
 ) -> SpeechService:
+    """The real service (checks, queue, files) on a fake engine, loaded."""
     engine = FakeEngine(speak)
     jobs = JobQueue(max_queue, 1, "speech jobs")
     voices = VoiceRegistry(engine, folder / "characters", folder / "voices", 3.0, 30.0)
     service = SpeechService(engine, voices, FileStore(folder / "files"), jobs, Metrics(jobs), 200)
-    service.health.load(lambda: (engine.name, engine.device), "the fake engine failed to load")
+    assert service.health.load(lambda: (engine.name, engine.device), "the fake failed to load")
     return service
 
 
@@ -80,35 +82,22 @@ def app(tmp_path: Path) -> FastAPI:
     return create_app(settings)
 
 
-@pytest.fixture
-def client(app: FastAPI) -> Iterator[TestClient]:
-    yield TestClient(app)  # not entered: the lifespan (and the real engine's loading) never runs
-    app.dependency_overrides.clear()
-
-
-def use(app: FastAPI, service: SpeechService) -> SpeechService:
-    app.dependency_overrides[get_service] = lambda: service
-    return service
-
-
-def test_speech_is_stored_and_served_at_the_public_url(
-    app: FastAPI, client: TestClient, tmp_path: Path
-) -> None:
-    use(app, fake_service(tmp_path, one_second))
-    answer = client.post("/v1/speech", json={"text": "Hello.", "voice": "default"})
-    assert answer.status_code == 200, answer.text
-    body = answer.json()
-    assert body["engine"] == "fake" and body["duration_s"] == 1.0
-    assert body["url"] == f"{PUBLIC_URL}/files/{body['id']}"
-    served = client.get(f"/files/{body['id']}")
+def test_speech_is_stored_and_served_at_the_public_url(app: FastAPI, tmp_path: Path) -> None:
+    with overridden(app, {get_service: fake_service(tmp_path, one_second)}) as client:
+        answer = client.post("/v1/speech", json=HELLO)
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["engine"] == "fake" and body["duration_s"] == 1.0
+        assert body["url"] == f"{PUBLIC_URL}/files/{body['id']}"
+        served = client.get(f"/files/{body['id']}")
     assert served.status_code == 200 and served.headers["content-type"] == "audio/wav"
 
 
 def test_an_engine_that_raises_is_a_422_that_names_it_not_its_message(
-    app: FastAPI, client: TestClient, tmp_path: Path
+    app: FastAPI, tmp_path: Path
 ) -> None:
-    use(app, fake_service(tmp_path, broken))
-    answer = client.post("/v1/speech", json={"text": "Hello.", "voice": "default"})
+    with overridden(app, {get_service: fake_service(tmp_path, broken)}) as client:
+        answer = client.post("/v1/speech", json=HELLO)
     assert answer.status_code == 422
     body = answer.json()
     assert body["error"] == "synthesis_failed"
@@ -116,46 +105,42 @@ def test_an_engine_that_raises_is_a_422_that_names_it_not_its_message(
     assert "/weights" not in body["detail"]
 
 
-def test_an_engine_that_says_nothing_is_nothing_to_say(
-    app: FastAPI, client: TestClient, tmp_path: Path
-) -> None:
-    use(app, fake_service(tmp_path, lambda text: np.zeros(0, np.float32)))
-    answer = client.post("/v1/speech", json={"text": "§§§", "voice": "default"})
+def test_an_engine_that_says_nothing_is_nothing_to_say(app: FastAPI, tmp_path: Path) -> None:
+    silent = fake_service(tmp_path, lambda text: np.zeros(0, np.float32))
+    with overridden(app, {get_service: silent}) as client:
+        answer = client.post("/v1/speech", json={"text": "§§§", "voice": "default"})
     assert (answer.status_code, answer.json()["error"]) == (422, "nothing_to_say")
 
 
-def test_a_full_queue_is_503_with_retry_after(
-    app: FastAPI, client: TestClient, tmp_path: Path
-) -> None:
-    service = use(app, fake_service(tmp_path, one_second, max_queue=1))
+def test_a_full_queue_is_503_with_retry_after_and_counted(app: FastAPI, tmp_path: Path) -> None:
+    service = fake_service(tmp_path, one_second, max_queue=1)
     release = service.jobs.acquire()  # the one place, taken
-    try:
-        answer = client.post("/v1/speech", json={"text": "Hello.", "voice": "default"})
-    finally:
+    with overridden(app, {get_service: service}) as client:
+        answer = client.post("/v1/speech", json=HELLO)
         release()
+        metrics = client.get("/metrics").text
     assert (answer.status_code, answer.json()["error"]) == (503, "queue_full")
     assert int(answer.headers["Retry-After"]) >= 1
+    assert 'vocalizr_errors_total{code="queue_full"} 1.0' in metrics
+    assert 'vocalizr_requests_total{route="/v1/speech",status="503"} 1.0' in metrics
 
 
-def test_a_service_still_loading_refuses_speech_and_uploads(
-    app: FastAPI, client: TestClient, tmp_path: Path
-) -> None:
-    service = use(app, fake_service(tmp_path, one_second))
+def test_a_service_still_loading_refuses_speech_and_uploads(app: FastAPI, tmp_path: Path) -> None:
+    service = fake_service(tmp_path, one_second)
     service.health = Health()  # as before the engine has loaded
-    speech = client.post("/v1/speech", json={"text": "Hello.", "voice": "default"})
-    upload = client.post("/v1/voices", files={"file": ("clip.wav", b"RIFF")})
+    with overridden(app, {get_service: service}) as client:
+        speech = client.post("/v1/speech", json=HELLO)
+        upload = client.post("/v1/voices", files={"file": ("clip.wav", b"RIFF")})
     for answer in (speech, upload):
         assert (answer.status_code, answer.json()["error"]) == (503, "loading")
         assert answer.headers["Retry-After"].isdigit()
 
 
-def test_healthz_says_why_loading_failed_without_server_paths(
-    app: FastAPI, client: TestClient
-) -> None:
+def test_healthz_says_why_loading_failed_without_server_paths(app: FastAPI) -> None:
     health = Health()
     assert not health.load(failing_load, "the fake engine failed to load")
-    app.dependency_overrides[get_health] = lambda: health
-    answer = client.get("/healthz")
+    with overridden(app, {get_health: health}) as client:
+        answer = client.get("/healthz")
     assert answer.status_code == 503
     body = answer.json()
     assert (body["status"], body["error"]) == ("error", "engine_unavailable")
@@ -164,9 +149,12 @@ def test_healthz_says_why_loading_failed_without_server_paths(
 
 
 def test_files_that_are_not_ids_are_404_without_touching_the_disk(
-    app: FastAPI, client: TestClient, tmp_path: Path
+    app: FastAPI, tmp_path: Path
 ) -> None:
-    use(app, fake_service(tmp_path, one_second))
-    for name in ("..%2F..%2Fetc%2Fpasswd", "0" * 32 + ".mp4", "0" * 32 + ".wav"):
-        answer = client.get(f"/files/{name}")
+    with overridden(app, {get_service: fake_service(tmp_path, one_second)}) as client:
+        answers = [
+            client.get(f"/files/{name}")
+            for name in ("..%2F..%2Fetc%2Fpasswd", "0" * 32 + ".mp4", "0" * 32 + ".wav")
+        ]
+    for answer in answers:
         assert (answer.status_code, answer.json()["error"]) == (404, "not_found")
