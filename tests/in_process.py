@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -31,3 +31,33 @@ def overridden(
         yield TestClient(app, raise_server_exceptions=False)
     finally:
         app.dependency_overrides.clear()
+
+
+class Answer(Protocol):
+    """What the tests read of a TestClient's response."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def text(self) -> str: ...
+
+    def json(self) -> Any: ...
+
+
+def assert_refused(answer: Answer, status: int, code: str) -> None:
+    """The kit's error answer: `status`, `{error: code, detail}`, Retry-After on a 503."""
+    assert (answer.status_code, answer.json()["error"]) == (status, code), answer.text
+    assert answer.json()["detail"]
+    if status == 503:
+        assert int(answer.headers["retry-after"]) >= 1
+
+
+def assert_counted(client: TestClient, service: str, route: str, status: int, code: str) -> None:
+    """One such answer in `/metrics`, under the labels both services use."""
+    metrics = client.get("/metrics").text
+    assert f'{service}_errors_total{{code="{code}"}} 1.0' in metrics
+    assert f'{service}_requests_total{{route="{route}",status="{status}"}} 1.0' in metrics

@@ -12,7 +12,7 @@ from typing import cast
 import pytest
 from fastapi import FastAPI
 
-from tests.in_process import overridden
+from tests.in_process import assert_counted, assert_refused, overridden
 from visualizr.api import create_app
 from visualizr.dependencies import get_service
 from visualizr.errors import NoFace
@@ -96,13 +96,9 @@ def test_a_full_queue_is_503_with_retry_after_and_counted(app: FastAPI, settings
     service = FakeVideoService(settings.model_copy(update={"max_queue": 1}), stored_video)
     release = service.jobs.acquire()  # the one place, taken
     with overridden(app, {get_service: service}) as client:
-        answer = client.post("/v1/videos", files=UPLOAD)
+        assert_refused(client.post("/v1/videos", files=UPLOAD), 503, "queue_full")
         release()
-        metrics = client.get("/metrics").text
-    assert (answer.status_code, answer.json()["error"]) == (503, "queue_full")
-    assert answer.headers["retry-after"].isdigit()
-    assert 'visualizr_errors_total{code="queue_full"} 1.0' in metrics
-    assert 'visualizr_requests_total{route="/v1/videos",status="503"} 1.0' in metrics
+        assert_counted(client, "visualizr", "/v1/videos", 503, "queue_full")
 
 
 def test_loading_and_failed_loading_are_503s(app: FastAPI, settings: Settings) -> None:

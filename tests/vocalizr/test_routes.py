@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI
 
 from chatacter_common.service import Health, JobQueue, get_health
-from tests.in_process import overridden
+from tests.in_process import assert_counted, assert_refused, overridden
 from vocalizr.api import create_app
 from vocalizr.audio import Clip
 from vocalizr.dependencies import get_service
@@ -116,13 +116,9 @@ def test_a_full_queue_is_503_with_retry_after_and_counted(app: FastAPI, tmp_path
     service = fake_service(tmp_path, one_second, max_queue=1)
     release = service.jobs.acquire()  # the one place, taken
     with overridden(app, {get_service: service}) as client:
-        answer = client.post("/v1/speech", json=HELLO)
+        assert_refused(client.post("/v1/speech", json=HELLO), 503, "queue_full")
         release()
-        metrics = client.get("/metrics").text
-    assert (answer.status_code, answer.json()["error"]) == (503, "queue_full")
-    assert int(answer.headers["Retry-After"]) >= 1
-    assert 'vocalizr_errors_total{code="queue_full"} 1.0' in metrics
-    assert 'vocalizr_requests_total{route="/v1/speech",status="503"} 1.0' in metrics
+        assert_counted(client, "vocalizr", "/v1/speech", 503, "queue_full")
 
 
 def test_a_service_still_loading_refuses_speech_and_uploads(app: FastAPI, tmp_path: Path) -> None:
@@ -148,13 +144,8 @@ def test_healthz_says_why_loading_failed_without_server_paths(app: FastAPI) -> N
     assert "/weights" not in body["detail"] and "<path>" in body["detail"]
 
 
-def test_files_that_are_not_ids_are_404_without_touching_the_disk(
-    app: FastAPI, tmp_path: Path
-) -> None:
+@pytest.mark.parametrize("name", ["..%2F..%2Fetc%2Fpasswd", "0" * 32 + ".mp4", "0" * 32 + ".wav"])
+def test_a_file_that_is_not_a_live_id_is_404(app: FastAPI, tmp_path: Path, name: str) -> None:
     with overridden(app, {get_service: fake_service(tmp_path, one_second)}) as client:
-        answers = [
-            client.get(f"/files/{name}")
-            for name in ("..%2F..%2Fetc%2Fpasswd", "0" * 32 + ".mp4", "0" * 32 + ".wav")
-        ]
-    for answer in answers:
-        assert (answer.status_code, answer.json()["error"]) == (404, "not_found")
+        answer = client.get(f"/files/{name}", params={"format": "mp3"})
+    assert (answer.status_code, answer.json()["error"]) == (404, "not_found")
