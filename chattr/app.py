@@ -7,6 +7,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Mount
 
+from chatacter_common.service.retention import purge_period_s, purge_periodically
 from chattr import worldinfo
 from chattr.access import auth_pairs, hf_sign_in, upload_limiter
 from chattr.characters import load_characters
@@ -122,7 +124,9 @@ def create_app(
         async with AsyncExitStack() as stack:
             for sub_app in mounts.values():
                 await stack.enter_async_context(sub_app.router.lifespan_context(sub_app))
-            purging = asyncio.create_task(purge_periodically(media_dir, settings.media_retention_s))
+            retention_s = settings.media_retention_s
+            purge = partial(purge_media, media_dir, retention_s)
+            purging = asyncio.create_task(purge_periodically([purge], purge_period_s(retention_s)))
             try:
                 yield
             finally:
@@ -198,16 +202,6 @@ def guard_uploads(app: FastAPI, settings: Settings) -> None:
             )
             return
     raise RuntimeError("Gradio's app was not found to guard its uploads")
-
-
-async def purge_periodically(media_dir: Path, retention_s: float) -> None:
-    """Delete expired joined media now and then, for as long as the app runs."""
-    while True:
-        try:
-            await asyncio.to_thread(purge_media, media_dir, retention_s)
-        except OSError as exc:
-            log.warning("could not purge expired media in %s: %s", media_dir, exc)
-        await asyncio.sleep(min(60.0, retention_s / 2))
 
 
 def safe_media_path(media_dir: Path, name: str) -> Path | None:

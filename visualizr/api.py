@@ -1,312 +1,73 @@
-"""The HTTP edge: FastAPI app factory, request parsing, JSON errors, files, health, metrics."""
+"""The HTTP edge: the app factory. It builds the service, puts it on `app.state` for the
+routers' dependencies, and runs the engine's loading and the retention sweep in the background.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from functools import partial
 
 import anyio
-from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, Field, ValidationError
-from starlette.datastructures import UploadFile
+import anyio.to_thread
+from fastapi import FastAPI
 
 from chatacter_common.service import (
-    BearerAuth,
-    BodyLimit,
-    UploadTooLarge,
-    install_error_handlers,
-    parse_keys,
-    redact_paths,
+    create_service_app,
+    guard,
+    purge_period_s,
+    purge_periodically,
 )
-from chatacter_common.service.errors import error_response, validation_detail
-from chatacter_common.service.limits import BodyTooLarge
-from visualizr.errors import VisualizrError
-from visualizr.service import VideoJob, VideoService
+from visualizr import routes
+from visualizr.service import VideoService
 from visualizr.settings import Settings
 
-RETRY_AFTER_S = 2
 # Room for multipart boundaries and form fields around the two files of a request.
 FORM_OVERHEAD = 65536
-log = logging.getLogger(__name__)
 
 
-class VideoRequest(BaseModel):
-    """JSON body of POST /v1/videos."""
-
-    audio_url: str = Field(
-        ...,
-        min_length=1,
-        max_length=2048,
-        description="URL of the speech audio (allowed host).",
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Load the engine in a worker thread; delete expired videos until shutdown."""
+    service: VideoService = app.state.service
+    retention_s = service.settings.retention_s
+    loading = asyncio.create_task(anyio.to_thread.run_sync(service.load))
+    retention = asyncio.create_task(
+        purge_periodically([partial(service.files.purge, retention_s)], purge_period_s(retention_s))
     )
-    portrait: str | None = Field(
-        None,
-        min_length=1,
-        max_length=2048,
-        description="Character id (from characters/) or an image URL on an allow-listed host.",
-    )
-    character: str | None = Field(
-        None, min_length=1, max_length=200, description="Character id (alternative to portrait)."
-    )
-    fps: int | None = Field(None, ge=1, le=60, description="Frames per second (default 25).")
-    size: int | None = Field(
-        None, ge=128, le=1024, multiple_of=16, description="Width = height in pixels (default 512)."
-    )
-
-
-class VideoResponse(BaseModel):
-    """A produced video."""
-
-    id: str
-    url: str = Field(description="Absolute URL of the MP4 (H.264 + AAC, faststart).")
-    duration_s: float
-    frames: int
-    fps: int
-    size: int
-    engine: str
-
-
-class ErrorResponse(BaseModel):
-    """Every error the service returns."""
-
-    error: str
-    detail: str
-
-
-MULTIPART_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "audio": {"type": "string", "format": "binary", "description": "Speech audio file."},
-        "audio_url": {"type": "string", "description": "Or: URL of the audio (allow-listed host)."},
-        "portrait": {
-            "type": "string",
-            "format": "binary",
-            "description": "Portrait image (JPEG, PNG with or without alpha, WebP).",
-        },
-        "character": {"type": "string", "description": "Or: a character id."},
-        "fps": {"type": "integer", "minimum": 1, "maximum": 60},
-        "size": {"type": "integer", "minimum": 128, "maximum": 1024, "multipleOf": 16},
-    },
-}
-
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse, "description": text}
-    for status, text in {
-        400: "Bad request (audio_url not allowed, missing fields).",
-        401: "A bearer key is set (VISUALIZR_API_KEY) and the request has not got it.",
-        404: "Unknown character.",
-        413: "Upload, fetched file or image too large.",
-        415: "Neither JSON nor multipart.",
-        422: "Audio that does not decode, silent or too long; image without a face; a fetch "
-        "that failed or passed its deadline.",
-        503: "Busy past the queue bound (`queue_full`) or still loading (Retry-After).",
-    }.items()
-}
-
-
-async def _read_upload(upload: UploadFile, limit: int, what: str) -> bytes:
-    data = await upload.read(limit + 1)
-    if len(data) > limit:
-        raise UploadTooLarge(f"{what} is larger than {limit} bytes (VISUALIZR_MAX_UPLOAD_BYTES)")
-    return data
-
-
-async def parse_video_request(request: Request, service: VideoService) -> VideoJob:
-    """Turn a JSON or multipart request into a job, fetching URLs from allowed hosts."""
-    settings = service.settings
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    audio: bytes | None = None
-    portrait_file: bytes | None = None
-    fields: dict[str, Any] = {}
-    if content_type == "application/json":
-        try:
-            body = json.loads(await request.body())
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            raise VisualizrError("the body is not valid JSON", code="bad_json") from None
-        if not isinstance(body, dict):
-            raise VisualizrError("the JSON body must be an object", code="bad_json")
-        fields = body
-    elif content_type == "multipart/form-data":
-        try:
-            form = await request.form(max_files=4, max_fields=16)
-        except Exception as error:  # starlette raises several types for broken multipart
-            if isinstance(error, BodyTooLarge):
-                raise  # the body limit answers this one (413)
-            raise VisualizrError(
-                f"the multipart body does not parse: {error}", code="bad_form"
-            ) from None
-        for name, value in form.multi_items():
-            if isinstance(value, UploadFile):
-                if name == "audio":
-                    audio = await _read_upload(value, settings.max_upload_bytes, "audio")
-                elif name == "portrait":
-                    portrait_file = await _read_upload(value, settings.max_upload_bytes, "portrait")
-            elif name in ("audio_url", "character", "fps", "size") or (
-                name == "portrait" and portrait_file is None
-            ):
-                fields[name] = value
-    else:
-        raise VisualizrError(
-            "send application/json or multipart/form-data",
-            code="unsupported_media_type",
-            status=415,
-        )
-    if audio is not None:
-        fields.setdefault("audio_url", "upload")
     try:
-        parsed = VideoRequest.model_validate(fields)
-    except ValidationError as error:
-        raise VisualizrError(
-            validation_detail(error.errors()), code="invalid_request", status=422
-        ) from None
-    portrait: Any
-    if portrait_file is not None:
-        portrait = portrait_file
-    else:
-        reference = parsed.character or parsed.portrait
-        if not reference:
-            raise VisualizrError(
-                "name a `portrait` (character id or image URL) or `character`, or upload a "
-                "`portrait` image",
-                code="missing_portrait",
-            )
-        if reference.startswith(("http://", "https://")):
-            portrait = await service.fetch(reference, "portrait")
-        else:
-            portrait = await service.character(reference)
-    if audio is None:
-        audio = await service.fetch(parsed.audio_url, "audio_url")
-    return VideoJob(
-        audio=audio,
-        portrait=portrait,
-        fps=parsed.fps or settings.default_fps,
-        size=parsed.size or settings.default_size,
-    )
+        yield
+    finally:
+        retention.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await retention
+        await asyncio.shield(loading)
+        if service.renderer is not None:
+            service.renderer.locator.close()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the visualizr app; the engine loads in the background at start-up."""
     settings = settings or Settings()
     service = VideoService(settings)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        loading = asyncio.create_task(anyio.to_thread.run_sync(service.load))
-        retention = asyncio.create_task(service.retain())
-        try:
-            yield
-        finally:
-            retention.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await retention
-            await asyncio.shield(loading)
-            if service.renderer is not None:
-                service.renderer.locator.close()
-
-    app = FastAPI(
+    app = create_service_app(
         title="visualizr",
         version="1.0",
-        summary="Talking-head videos from speech audio and a portrait.",
+        description="Talking-head videos from speech audio and a portrait.",
         lifespan=lifespan,
+        settings=settings,
+        service=service,
+        routers=[routes.router],
     )
-    app.state.service = service
-
-    install_error_handlers(app, retry_after_s=service.jobs.retry_after_s)
-
-    @app.post(
-        "/v1/videos",
-        response_model=VideoResponse,
-        responses=ERROR_RESPONSES,
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {"schema": VideoRequest.model_json_schema()},
-                    "multipart/form-data": {"schema": MULTIPART_SCHEMA},
-                },
-            }
-        },
-    )
-    async def create_video(request: Request) -> VideoResponse:
-        """Make a talking-head MP4: audio (URL or upload) + portrait (character id or upload).
-
-        JSON `{audio_url, portrait, fps?, size?}` or multipart fields `audio`|`audio_url`,
-        `portrait` (image)|`character`, `fps`, `size`. Every video of one portrait and size has the
-        same codec parameters, so they join by stream copy.
-        """
-        service.ready_renderer()
-        async with service.admitted():  # fetching the inputs counts against the queue bound
-            job = await parse_video_request(request, service)
-            result = await service.render(job)
-        file_id = result.path.name
-        return VideoResponse(
-            id=file_id,
-            url=f"{settings.base_url()}/files/{file_id}",
-            duration_s=round(result.duration_s, 4),
-            frames=result.frames,
-            fps=result.fps,
-            size=result.size,
-            engine=service.renderer.engine.name if service.renderer else settings.engine,
-        )
-
-    @app.get(
-        "/files/{file_id}",
-        response_class=FileResponse,
-        responses={404: {"model": ErrorResponse, "description": "No such file."}},
-    )
-    async def get_file(file_id: str) -> Response:
-        """Serve a produced MP4 (supports Range requests, for seeking in a browser)."""
-        path = service.files.find(file_id)
-        if path is None:
-            return error_response(
-                404, "not_found", f"no file {file_id!r}; files expire after retention"
-            )
-        return FileResponse(path, media_type="video/mp4")
-
-    @app.get("/v1/characters")
-    async def list_characters() -> dict[str, list[str]]:
-        """Character ids with portraits: found at start-up or requested since."""
-        return {"characters": service.characters.ids()}
-
-    @app.get("/healthz", responses={503: {"description": "Loading, or the engine failed."}})
-    async def healthz() -> JSONResponse:
-        """200 once the engine is loaded; 503 before (or if it failed)."""
-        if service.renderer is not None:
-            engine = service.renderer.engine
-            return JSONResponse({"status": "ok", "engine": engine.name, "device": engine.device})
-        if service.load_error is not None:
-            return JSONResponse(
-                {
-                    "status": "error",
-                    "error": "engine_unavailable",
-                    "detail": redact_paths(service.load_error),
-                },
-                status_code=503,
-            )
-        return JSONResponse(
-            {"status": "loading"}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)}
-        )
-
-    @app.get("/metrics", response_class=Response)
-    async def metrics() -> Response:
-        """Prometheus metrics."""
-        return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
     if settings.ui:
         from visualizr.ui import mount_ui
 
         mount_ui(app, service)
-    # Outermost first: a caller without the key is refused before its body is read at all.
-    app.add_middleware(
-        BodyLimit,
-        max_bytes=2 * settings.max_upload_bytes + FORM_OVERHEAD,
-        setting="VISUALIZR_MAX_UPLOAD_BYTES",
+    return guard(
+        app,
+        max_body_bytes=2 * settings.max_upload_bytes + FORM_OVERHEAD,
+        body_setting="VISUALIZR_MAX_UPLOAD_BYTES",
+        api_key=settings.api_key,
+        key_setting="VISUALIZR_API_KEY",
     )
-    app.add_middleware(BearerAuth, keys=parse_keys(settings.api_key), setting="VISUALIZR_API_KEY")
-    return app

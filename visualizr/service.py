@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -10,18 +9,18 @@ from dataclasses import dataclass
 from functools import partial
 
 import anyio
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import Counter
 
-from chatacter_common.service import JobQueue
-from visualizr.engines import load_engine
-from visualizr.errors import (
-    CharacterNotFound,
-    EngineUnavailable,
-    QueueFull,
-    VisualizrError,
+from chatacter_common.service import (
+    EngineNotReady,
+    FileStore,
+    Health,
+    JobQueue,
+    ServiceMetrics,
 )
+from visualizr.engines import load_engine
+from visualizr.errors import CharacterNotFound, EngineUnavailable
 from visualizr.fetch import fetch
-from visualizr.files import FileStore
 from visualizr.geometry import FaceLocator
 from visualizr.media import decode_audio
 from visualizr.portraits import CharacterPortraits, Portrait, portrait_from_bytes
@@ -41,26 +40,19 @@ class VideoJob:
     size: int
 
 
-class Metrics:
-    """Prometheus metrics in a registry of this app's own."""
+class Metrics(ServiceMetrics):
+    """The kit's metrics named for video (`visualizr_render_seconds`, ...), and frames."""
 
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "visualizr_requests", "Video requests by outcome.", ["outcome"], registry=self.registry
-        )
-        self.render_seconds = Histogram(
-            "visualizr_render_seconds",
-            "Wall time to render and encode one video.",
+    def __init__(self, jobs: JobQueue) -> None:
+        super().__init__(
+            "visualizr",
+            jobs,
+            work="render",
+            output="video",
             buckets=(0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64),
-            registry=self.registry,
         )
-        self.video_seconds = Counter(
-            "visualizr_video_seconds", "Seconds of video produced.", registry=self.registry
-        )
-        self.frames = Counter("visualizr_frames", "Frames produced.", registry=self.registry)
-        self.queue = Gauge(
-            "visualizr_queue_depth", "Requests queued or rendering.", registry=self.registry
+        self.frames = Counter(
+            "visualizr_frames", "Frames produced.", ["engine"], registry=self.registry
         )
 
 
@@ -69,37 +61,40 @@ class VideoService:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.metrics = Metrics()
-        self.files = FileStore(settings.data_dir / "videos")
+        self.files = FileStore(settings.data_dir / "videos", ".mp4", what="videos")
         self.characters = CharacterPortraits(
             settings.characters_dir, max_pixels=settings.max_image_pixels
         )
         self.renderer: Renderer | None = None
-        self.load_error: str | None = None
+        self.health = Health(retry_after_s=2)
         self.jobs = JobQueue(settings.max_queue, settings.workers, "videos")
-        self.metrics.queue.set_function(lambda: self.jobs.depth)
+        self.metrics = Metrics(self.jobs)
+
+    @property
+    def load_error(self) -> str | None:
+        """Why loading failed (server paths taken out), or None."""
+        return self.health.load_error
 
     def load(self) -> None:
-        """Load the engine and the characters (blocking; run in a thread at start-up)."""
-        try:
-            self.characters.discover()
-            engine = load_engine(self.settings)
-            locator = FaceLocator(self.settings.data_dir / "cache")
-            self.renderer = Renderer(engine, locator, encoder_threads=self.settings.encoder_threads)
-            log.info("visualizr ready: engine %s on %s", engine.name, engine.device)
-        except Exception as error:  # any load failure is reported by /healthz, not fatal
-            log.exception("engine failed to load")
-            self.load_error = str(error)
+        """Load the engine and the characters (blocking; run in a thread at start-up). A failure
+        is kept for /healthz and the 503s, not raised."""
+        if self.health.load(self._load, f"the {self.settings.engine} engine failed to load"):
+            log.info("visualizr ready: engine %s on %s", self.health.engine, self.health.device)
+
+    def _load(self) -> tuple[str, str]:
+        self.characters.discover()
+        engine = load_engine(self.settings)
+        locator = FaceLocator(self.settings.data_dir / "cache")
+        self.renderer = Renderer(engine, locator, encoder_threads=self.settings.encoder_threads)
+        return engine.name, engine.device
 
     def ready_renderer(self) -> Renderer:
         """The renderer, or a 503 error that says the service is still loading or broken."""
         if self.renderer is not None:
             return self.renderer
         if self.load_error is not None:
-            raise EngineUnavailable(f"the engine failed to load: {self.load_error}")
-        raise EngineUnavailable(
-            "the engine is still loading; retry in a few seconds", code="loading"
-        )
+            raise EngineUnavailable(self.load_error)
+        raise EngineNotReady("the engine is still loading; retry in a few seconds")
 
     async def character(self, character: str) -> Portrait:
         """A character's portrait; a folder added since start-up is loaded now, off the loop."""
@@ -118,15 +113,8 @@ class VideoService:
 
         Fetching counts: slow `audio_url` bodies hold places too, so they meet the bound (503).
         """
-        try:
-            release = self.jobs.acquire()
-        except QueueFull:
-            self.metrics.requests.labels("busy").inc()
-            raise
-        try:
+        async with self.jobs.slot():
             yield
-        finally:
-            release()
 
     async def make_video(self, job: VideoJob) -> VideoResult:
         """Run one job in a worker thread, refusing it when the queue is full."""
@@ -136,15 +124,10 @@ class VideoService:
     async def render(self, job: VideoJob) -> VideoResult:
         """Run one admitted job in a worker thread (the caller holds its queue place)."""
         renderer = self.ready_renderer()
-        try:
-            result = await self.jobs.run(partial(self._render, renderer, job))
-        except VisualizrError:
-            self.metrics.requests.labels("rejected").inc()
-            raise
-        self.metrics.requests.labels("ok").inc()
-        self.metrics.render_seconds.observe(result.render_s)
-        self.metrics.video_seconds.inc(result.duration_s)
-        self.metrics.frames.inc(result.frames)
+        result = await self.jobs.run(partial(self._render, renderer, job))
+        engine = renderer.engine.name
+        self.metrics.count_job(engine, result.render_s, result.duration_s)
+        self.metrics.frames.labels(engine).inc(result.frames)
         return result
 
     def _render(self, renderer: Renderer, job: VideoJob) -> VideoResult:
@@ -153,16 +136,5 @@ class VideoService:
         if isinstance(portrait, bytes):
             portrait = portrait_from_bytes(portrait, max_pixels=self.settings.max_image_pixels)
         return renderer.render(
-            portrait, audio, fps=job.fps, size=job.size, path=self.files.new_path()
+            portrait, audio, fps=job.fps, size=job.size, path=self.files.new_path()[1]
         )
-
-    async def retain(self) -> None:
-        """Delete old videos now and then, forever (a background task)."""
-        period = min(60.0, max(1.0, self.settings.retention_s / 4))
-        while True:
-            removed = await anyio.to_thread.run_sync(
-                self.files.delete_older_than, self.settings.retention_s
-            )
-            if removed:
-                log.info("deleted %d videos past retention", removed)
-            await asyncio.sleep(period)

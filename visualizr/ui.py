@@ -60,4 +60,4 @@ def mount_ui(app: FastAPI, service: VideoService) -> None:
             video = gr.Video(label="Talking head")
         button.click(make, [audio, image, character, fps, size], video, api_name="make_video")
         blocks.load(lambda: gr.Dropdown(choices=service.characters.ids()), None, character)
-    gr.mount_gradio_app(app, blocks, path="/ui", allowed_paths=[str(service.files.folder)])
+    gr.mount_gradio_app(app, blocks, path="/ui", allowed_paths=[str(service.files.directory)])

@@ -1,13 +1,16 @@
 """Errors the caller can act on: each maps to an HTTP status and a short code.
 
-The codes both services share (queue full, upload too large, undecodable audio, unauthorized)
-come from the service kit, so vocalizr and visualizr answer them alike.
+The codes both services share (queue full, upload too large, undecodable audio, unauthorized,
+no such file, still loading) come from the service kit, so vocalizr and visualizr answer them
+alike.
 """
 
 from __future__ import annotations
 
 from chatacter_common.service.errors import (
     AudioTooLong,
+    EngineNotReady,
+    FileNotFound,
     QueueFull,
     ServiceError,
     Unauthorized,
@@ -19,6 +22,8 @@ VocalizrError = ServiceError
 
 __all__ = [
     "AudioTooLong",
+    "EngineNotReady",
+    "FileNotFound",
     "QueueFull",
     "Unauthorized",
     "UndecodableAudio",
@@ -52,16 +57,6 @@ class BadReference(VocalizrError):
 
     status = 422
     code = "bad_reference"
-
-
-class FileNotFound(VocalizrError):
-    status = 404
-    code = "not_found"
-
-
-class EngineNotReady(VocalizrError):
-    status = 503
-    code = "loading"
 
 
 class NothingToSay(VocalizrError):

@@ -18,18 +18,19 @@ import anyio
 import anyio.to_thread
 import numpy as np
 import soundfile as sf
-from fastapi import APIRouter, FastAPI, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 
-from vocalizr.errors import UploadTooLarge, VocalizrError
+from chatacter_common.service.limits import read_limited
+from vocalizr.dependencies import get_service, get_settings, get_transcription
+from vocalizr.errors import VocalizrError
 from vocalizr.service import SpeechRequest, SpeechService
 from vocalizr.settings import Settings
 from vocalizr.transcription import Transcript, TranscriptionService
 
-UPLOAD_READ_BYTES = 1 << 20
 # OpenAI's `pcm` format: raw signed 16-bit little-endian mono at 24 kHz, no header.
 PCM_RATE = 24_000
 
@@ -123,107 +124,105 @@ class OpenAIErrorRoute(APIRoute):
         return route
 
 
-def create_openai_router(
-    settings: Settings, speech: SpeechService, transcription: TranscriptionService
-) -> APIRouter:
-    """The routes, plus a lifespan that preloads speech to text once the speech engine is up."""
+async def preload(speech: SpeechService, transcription: TranscriptionService) -> None:
+    """Load speech to text once the speech engine is up (or failed to load)."""
+    # After the speech engine, so the two loads do not share the cores and /healthz
+    # turns 200 as soon as it did without speech to text.
+    while not (speech.ready or speech.load_error):
+        await anyio.sleep(0.05)
+    await anyio.to_thread.run_sync(_load_quietly, transcription)
 
-    async def preload() -> None:
-        # After the speech engine, so the two loads do not share the cores and /healthz
-        # turns 200 as soon as it did without speech to text.
-        while not (speech.ready or speech.load_error):
-            await anyio.sleep(0.05)
-        await anyio.to_thread.run_sync(_load_quietly, transcription)
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with anyio.create_task_group() as tasks:
-            if settings.stt_preload and transcription.engine is not None:
-                tasks.start_soon(preload)
-            yield
-            tasks.cancel_scope.cancel()
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Preloads speech to text in the background, where the settings ask for it."""
+    settings: Settings = app.state.settings
+    transcription: TranscriptionService = app.state.transcription
+    async with anyio.create_task_group() as tasks:
+        if settings.stt_preload and transcription.engine is not None:
+            tasks.start_soon(preload, app.state.service, transcription)
+        yield
+        tasks.cancel_scope.cancel()
 
-    error_models: dict[int | str, dict[str, Any]] = {
-        status: {"description": "`{error: {message, type, code}}`"} for status in ERROR_STATUSES
-    }
-    router = APIRouter(
-        prefix="/v1/audio",
-        tags=["OpenAI-compatible"],
-        lifespan=lifespan,
-        route_class=OpenAIErrorRoute,
-    )
 
-    @router.post(
-        "/transcriptions",
-        responses={
-            **error_models,
-            200: {
-                "content": {"text/plain": {}},
-                "description": "json: `{text}`; verbose_json: with segments; text/srt/vtt: text.",
-            },
+ERROR_MODELS: dict[int | str, dict[str, Any]] = {
+    status: {"description": "`{error: {message, type, code}}`"} for status in ERROR_STATUSES
+}
+
+router = APIRouter(
+    prefix="/v1/audio",
+    tags=["OpenAI-compatible"],
+    lifespan=lifespan,
+    route_class=OpenAIErrorRoute,
+)
+
+
+@router.post(
+    "/transcriptions",
+    responses={
+        **ERROR_MODELS,
+        200: {
+            "content": {"text/plain": {}},
+            "description": "json: `{text}`; verbose_json: with segments; text/srt/vtt: text.",
         },
-        response_model=None,
+    },
+    response_model=None,
+)
+async def transcriptions(
+    file: Annotated[UploadFile, File(description="The recording, any common audio format.")],
+    transcription: Annotated[TranscriptionService, Depends(get_transcription)],
+    settings: Annotated[Settings, Depends(get_settings)],
+    model: Annotated[str, Form(description="Accepted and ignored (VOCALIZR_STT_MODEL).")] = (
+        "whisper-1"
+    ),
+    language: Annotated[
+        str | None, Form(max_length=32, description="Language code; empty: detect.")
+    ] = None,
+    prompt: Annotated[
+        str | None, Form(max_length=1000, description="Words to expect (names, spelling).")
+    ] = None,
+    response_format: Annotated[TranscriptFormat, Form()] = "json",
+    temperature: Annotated[float, Form(ge=0.0, le=1.0)] = 0.0,
+) -> Response:
+    """Speech to text, as OpenAI's `audio.transcriptions.create`."""
+    data = await read_limited(
+        file,
+        settings.max_upload_bytes,
+        f"upload is over {settings.max_upload_bytes} bytes (VOCALIZR_MAX_UPLOAD_BYTES); send a "
+        "shorter recording or a compressed format",
     )
-    async def transcriptions(
-        file: Annotated[UploadFile, File(description="The recording, any common audio format.")],
-        model: Annotated[str, Form(description="Accepted and ignored (VOCALIZR_STT_MODEL).")] = (
-            "whisper-1"
-        ),
-        language: Annotated[
-            str | None, Form(max_length=32, description="Language code; empty: detect.")
-        ] = None,
-        prompt: Annotated[
-            str | None, Form(max_length=1000, description="Words to expect (names, spelling).")
-        ] = None,
-        response_format: Annotated[TranscriptFormat, Form()] = "json",
-        temperature: Annotated[float, Form(ge=0.0, le=1.0)] = 0.0,
-    ) -> Response:
-        """Speech to text, as OpenAI's `audio.transcriptions.create`."""
-        data = await read_upload(file, settings.max_upload_bytes)
-        transcript = await transcription.transcribe(data, language, prompt, temperature)
-        return transcript_response(transcript, response_format, temperature)
+    transcript = await transcription.transcribe(data, language, prompt, temperature)
+    return transcript_response(transcript, response_format, temperature)
 
-    @router.post(
-        "/speech",
-        responses={
-            **error_models,
-            200: {"content": {media: {} for media in MEDIA_TYPES.values()}},
-        },
-        response_class=Response,
-    )
-    async def create_speech(body: SpeechCreate) -> Response:
-        """Text to speech in a vocalizr voice, as OpenAI's `audio.speech.create`."""
-        request = SpeechRequest(body.input, body.voice, body.language, body.speed)
-        result = await speech.speak(request)
-        media_type = MEDIA_TYPES[body.response_format]
-        if body.response_format in ("mp3", "opus", "wav"):
-            stored = {"opus": "ogg"}.get(body.response_format, body.response_format)
-            path = await anyio.to_thread.run_sync(speech.files.encoded, result.id, stored)
-            return FileResponse(path, media_type=media_type)
-        wav = speech.files.path_of(result.id)
-        audio = await anyio.to_thread.run_sync(reencode, wav, body.response_format)
-        return Response(audio, media_type=media_type)
 
-    return router
+@router.post(
+    "/speech",
+    responses={
+        **ERROR_MODELS,
+        200: {"content": {media: {} for media in MEDIA_TYPES.values()}},
+    },
+    response_class=Response,
+)
+async def create_speech(
+    body: SpeechCreate, speech: Annotated[SpeechService, Depends(get_service)]
+) -> Response:
+    """Text to speech in a vocalizr voice, as OpenAI's `audio.speech.create`."""
+    request = SpeechRequest(body.input, body.voice, body.language, body.speed)
+    result = await speech.speak(request)
+    media_type = MEDIA_TYPES[body.response_format]
+    if body.response_format in ("mp3", "opus", "wav"):
+        stored = {"opus": "ogg"}.get(body.response_format, body.response_format)
+        path = await anyio.to_thread.run_sync(speech.files.encoded, result.id, stored)
+        return FileResponse(path, media_type=media_type)
+    wav = speech.files.path_of(result.id)
+    audio = await anyio.to_thread.run_sync(reencode, wav, body.response_format)
+    return Response(audio, media_type=media_type)
 
 
 def _load_quietly(transcription: TranscriptionService) -> None:
     # A failure is logged and kept as the load error that transcription requests answer with.
     with contextlib.suppress(Exception):
         transcription.ensure_loaded()
-
-
-async def read_upload(file: UploadFile, limit: int) -> bytes:
-    """The upload's bytes, refusing more than `limit` without reading them all."""
-    data = bytearray()
-    while chunk := await file.read(UPLOAD_READ_BYTES):
-        data.extend(chunk)
-        if len(data) > limit:
-            raise UploadTooLarge(
-                f"upload is over {limit} bytes (VOCALIZR_MAX_UPLOAD_BYTES); send a shorter "
-                "recording or a compressed format"
-            )
-    return bytes(data)
 
 
 def reencode(wav: Any, audio_format: str) -> bytes:

@@ -13,6 +13,7 @@ from functools import partial
 import anyio.to_thread
 import numpy as np
 
+from chatacter_common.service import Health
 from vocalizr.audio import pcm16, streaming_wav_header, write_wav
 from vocalizr.engines.base import SpeechEngine
 from vocalizr.errors import (
@@ -83,15 +84,42 @@ class SpeechService:
         self.jobs = jobs
         self.metrics = metrics
         self.max_text_chars = max_text_chars
-        self.ready = False
-        self.load_error: str | None = None
+        self.health = Health(retry_after_s=1)
 
-    def check(self, request: SpeechRequest) -> tuple[str, str]:
-        """Cleaned text and the engine's language code, or the caller's mistake as an error."""
+    @property
+    def ready(self) -> bool:
+        """Whether the engine and the voices are loaded."""
+        return self.health.ready
+
+    @property
+    def load_error(self) -> str | None:
+        """Why loading failed (server paths taken out), or None."""
+        return self.health.load_error
+
+    def load(self) -> None:
+        """Load the engine, then the characters' and uploaded voices (blocking: a worker thread
+        runs it at start-up). A failure is kept for /healthz and the 503s, not raised."""
+        if self.health.load(self._load, f"the {self.engine.name} engine failed to load"):
+            log.info(
+                "vocalizr ready: engine %s, %d voices", self.engine.name, len(self.voices.all())
+            )
+
+    def _load(self) -> tuple[str, str]:
+        self.engine.load()
+        self.voices.load_characters()
+        self.voices.load_uploads()
+        return self.engine.name, self.engine.device
+
+    def ensure_ready(self) -> None:
+        """EngineNotReady (503) while the engine loads, or with the reason if it failed."""
         if not self.ready:
             raise EngineNotReady(
                 self.load_error or f"the {self.engine.name} engine is still loading; retry shortly"
             )
+
+    def check(self, request: SpeechRequest) -> tuple[str, str]:
+        """Cleaned text and the engine's language code, or the caller's mistake as an error."""
+        self.ensure_ready()
         text = clean_text(request.text)
         if not text:
             raise EmptyText("text is empty; send the sentence to speak")
@@ -127,6 +155,12 @@ class SpeechService:
             f"supported: {supported}"
         )
 
+    async def add_voice(self, data: bytes, owner: str) -> Voice:
+        """Register an uploaded reference clip as `owner`'s voice (queued like synthesis)."""
+        self.ensure_ready()
+        async with self.jobs.slot():
+            return await self.jobs.run(partial(self.voices.add_upload, data, owner))
+
     async def speak(self, request: SpeechRequest) -> SpeechResult:
         """Synthesize the text into a WAV file in the store."""
         text, language = self.check(request)
@@ -143,8 +177,7 @@ class SpeechService:
         write_wav(path, samples, self.engine.sample_rate)
         elapsed = time.perf_counter() - started
         duration = len(samples) / self.engine.sample_rate
-        self.metrics.synthesis_seconds.labels(self.engine.name).observe(elapsed)
-        self.metrics.audio_seconds.labels(self.engine.name).inc(duration)
+        self.metrics.count_job(self.engine.name, elapsed, duration)
         return SpeechResult(
             file_id, round(duration, 3), self.engine.sample_rate, self.engine.name, elapsed
         )
@@ -189,11 +222,8 @@ class SpeechService:
             log.exception("streaming synthesis failed")
         finally:
             release()
-            self.metrics.synthesis_seconds.labels(self.engine.name).observe(
-                time.perf_counter() - started
-            )
-            self.metrics.audio_seconds.labels(self.engine.name).inc(
-                produced / self.engine.sample_rate
+            self.metrics.count_job(
+                self.engine.name, time.perf_counter() - started, produced / self.engine.sample_rate
             )
             # Shielded: a client that hangs up cancels us, and the engine's generator must
             # still be closed (it frees model state) in a worker thread.

@@ -11,7 +11,6 @@ import logging
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from chatacter_common.service import EngineRegistry
 from chatacter_common.service import audio as common_audio
 from vocalizr.audio import SILENCE_RMS, Clip
 from vocalizr.errors import AudioTooLong, EngineNotReady, UnsupportedLanguage, VocalizrError
@@ -160,19 +160,21 @@ def _faster_whisper(settings: Settings) -> SpeechToText:
     return FasterWhisperEngine(settings)
 
 
-STT_ENGINES: dict[str, Callable[[Settings], SpeechToText]] = {"faster-whisper": _faster_whisper}
+def _off(settings: Settings) -> None:
+    return None
+
+
+STT_ENGINES = EngineRegistry[Settings, SpeechToText | None](
+    "speech-to-text engine",
+    "VOCALIZR_STT_ENGINE",
+    {"faster-whisper": _faster_whisper, "none": _off},
+)
 
 
 def create_transcriber(settings: Settings) -> SpeechToText | None:
-    """Build (not yet load) the speech-to-text engine named in settings; None for `none`."""
-    if settings.stt_engine == "none":
-        return None
-    try:
-        factory = STT_ENGINES[settings.stt_engine]
-    except KeyError:
-        known = ", ".join([*sorted(STT_ENGINES), "none"])
-        raise ValueError(f"unknown stt_engine {settings.stt_engine!r}; known: {known}") from None
-    return factory(settings)
+    """Build (not yet load) the speech-to-text engine named in settings; None for `none`;
+    UnknownEngine (a ValueError) for a name that is neither."""
+    return STT_ENGINES.create(settings.stt_engine, settings)
 
 
 def to_whisper_rate(clip: Clip) -> np.ndarray:

@@ -38,8 +38,7 @@ def build_ui(service: SpeechService) -> gr.Blocks:
         with open(path, "rb") as clip:
             data = clip.read()
         try:
-            async with service.jobs.slot():
-                voice = await service.jobs.run(lambda: service.voices.add_upload(data, UI_CALLER))
+            voice = await service.add_voice(data, UI_CALLER)
         except VocalizrError as error:
             return gr.update(), f"{error.code}: {error.detail}"
         ids = [known.id for known in service.voices.all(UI_CALLER)]

@@ -68,6 +68,20 @@ class AudioTooLong(ServiceError):
         self.seconds = seconds
 
 
+class FileNotFound(ServiceError):
+    """A file id that is not a live produced file (malformed, never made, or expired)."""
+
+    status = 404
+    code = "not_found"
+
+
+class EngineNotReady(ServiceError):
+    """The engine is still loading: 503 with Retry-After, as `/healthz` says."""
+
+    status = 503
+    code = "loading"
+
+
 class QueueFull(ServiceError):
     """More jobs than the queue bound: 503 with Retry-After."""
 

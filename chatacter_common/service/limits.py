@@ -7,9 +7,10 @@ instead of whatever the app made of the failure. So nothing past the cap is ever
 
 from __future__ import annotations
 
+from starlette.datastructures import UploadFile
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from chatacter_common.service.errors import error_response
+from chatacter_common.service.errors import UploadTooLarge, error_response
 
 
 class BodyTooLarge(Exception):
@@ -83,3 +84,17 @@ class BodyLimit:
         if exceeded and not started:
             for message in self._refusal(f"over {self.max_bytes} bytes"):
                 await send(message)
+
+
+READ_CHUNK_BYTES = 1 << 20
+
+
+async def read_limited(upload: UploadFile, limit: int, refusal: str) -> bytes:
+    """An uploaded file's bytes, read a chunk at a time; past `limit` bytes, UploadTooLarge
+    (413) with `refusal` as its detail, without reading the rest."""
+    data = bytearray()
+    while chunk := await upload.read(READ_CHUNK_BYTES):
+        data.extend(chunk)
+        if len(data) > limit:
+            raise UploadTooLarge(refusal)
+    return bytes(data)

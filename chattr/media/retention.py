@@ -1,13 +1,15 @@
-"""Deleting joined replies, and pieces a crash left behind, once they are past retention."""
+"""Deleting joined replies, and pieces a crash left behind, once they are past retention.
+
+The sweep and its loop are the service kit's (`chatacter_common.service.retention`), the same
+that deletes vocalizr's and visualizr's own files; only the names are chattr's.
+"""
 
 from __future__ import annotations
 
-import logging
 import re
-import time
 from pathlib import Path
 
-log = logging.getLogger(__name__)
+from chatacter_common.service.retention import purge_expired
 
 # Joined replies (`<hex>.wav`, `<hex>.mp4`) and a reply video's pieces while it is being joined
 # (`.<hex>-<n>.mp4`, `.<hex>.mp4.part`). Nothing else in the folder is touched.
@@ -16,15 +18,4 @@ MEDIA_NAME = re.compile(r"[0-9a-f]{32}\.(wav|mp4)|\.[0-9a-f]{32}(-\d+\.mp4|\.mp4
 
 def purge_media(directory: Path, older_than_s: float) -> int:
     """Delete media files last written more than `older_than_s` ago; returns how many."""
-    cutoff = time.time() - older_than_s
-    removed = 0
-    for path in directory.iterdir():
-        try:
-            if MEDIA_NAME.fullmatch(path.name) and path.stat().st_mtime < cutoff:
-                path.unlink()
-                removed += 1
-        except FileNotFoundError:
-            continue  # gone meanwhile (a join that finished, another purge)
-    if removed:
-        log.info("deleted %d expired media files", removed)
-    return removed
+    return purge_expired(directory, MEDIA_NAME, older_than_s, "media files")

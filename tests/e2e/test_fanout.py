@@ -208,7 +208,7 @@ def test_visualizr_busy_with_503_is_retried_then_the_turn_degrades_to_audio(
         app = start_app(media_stack.vocalizr.url, visualizr.url, media_retries=2)
         llm.script("The guard dies but does not surrender. Nor does it wait for video.")
         result = app.client().predict("Speak!", "napoleon", "", True, api_name="/chat")
-        busy = _metric(visualizr, 'visualizr_requests_total{outcome="busy"}')
+        busy = _metric(visualizr, 'visualizr_errors_total{code="queue_full"}')
     finally:
         visualizr.stop()
     thread.join(30)

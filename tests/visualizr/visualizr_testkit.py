@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import io
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import numpy as np
 import soundfile as sf
-import uvicorn
 from PIL import Image
 
+from tests.serving import free_port, serve_in_thread
 from visualizr.api import create_app
 from visualizr.settings import Settings
 
@@ -26,12 +22,6 @@ PHOTO = ASSETS / "portrait_photo_bw.jpg"
 PAINTING = ASSETS / "portrait_painting.jpg"
 SILENCE_S = 1.5
 SPEECH_S = 3.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # The test audio host stands in for vocalizr: its address is the one the fetch allow-list names.
@@ -95,24 +85,10 @@ class AudioHost:
 def running_server(settings: Settings, *, timeout_s: float = 120.0) -> Iterator[str]:
     """Run create_app(settings) under uvicorn in a thread; yield its URL once /healthz says ok."""
     app = create_app(settings)
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://{settings.host}:{settings.port}"
-    deadline = time.monotonic() + timeout_s
-    try:
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline or not thread.is_alive():
-                raise RuntimeError(f"visualizr did not become healthy at {url}")
-            time.sleep(0.2)
+    with serve_in_thread(
+        app, settings.host, settings.port, name="visualizr", ready_timeout_s=timeout_s
+    ) as url:
         yield url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
 
 
 def make_settings(tmp: Path, characters: Path, **overrides: object) -> Settings:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,9 +11,9 @@ import httpx
 import numpy as np
 import parselmouth
 import soundfile as sf
-import uvicorn
 from fastapi import FastAPI
 
+from tests.serving import free_port, serve_in_thread
 from vocalizr.api import create_app
 from vocalizr.settings import Settings
 
@@ -38,12 +35,6 @@ def read_mono(path: Path) -> tuple[np.ndarray, int]:
     return samples.mean(axis=1), int(rate)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class Server:
     """A running vocalizr: its base URL, app and settings."""
@@ -62,25 +53,7 @@ def serve(settings: Settings, ready_timeout_s: float = 120.0) -> Iterator[Server
     port = free_port()
     settings = settings.model_copy(update={"host": "127.0.0.1", "port": port})
     app = create_app(settings)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + ready_timeout_s
-    try:
-        while True:
-            try:
-                health = httpx.get(f"{url}/healthz", timeout=5)
-                if health.status_code == 200:
-                    break
-                if health.json().get("status") == "error":
-                    raise RuntimeError(health.text)
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError("vocalizr did not become ready")
-            time.sleep(0.1)
+    with serve_in_thread(
+        app, "127.0.0.1", port, name="vocalizr", ready_timeout_s=ready_timeout_s
+    ) as url:
         yield Server(url, app, settings)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
+from chatacter_common.service import EngineRegistry
 from visualizr.engines.base import FramedPortrait, TalkingHeadEngine, frame_portrait
 from visualizr.errors import EngineUnavailable
 from visualizr.settings import Settings
@@ -28,20 +27,15 @@ def _load_musetalk(settings: Settings) -> TalkingHeadEngine:
     )
 
 
-ENGINES: dict[str, Callable[[Settings], TalkingHeadEngine]] = {
-    "warp": _load_warp,
-    "musetalk": _load_musetalk,
-}
+# Loaders import their engine lazily: the warp service never imports torch or diffusers.
+ENGINES = EngineRegistry[Settings, TalkingHeadEngine](
+    "talking-head engine", "VISUALIZR_ENGINE", {"warp": _load_warp, "musetalk": _load_musetalk}
+)
 
 
 def load_engine(settings: Settings) -> TalkingHeadEngine:
-    """Look the engine up by name and load it."""
-    try:
-        loader = ENGINES[settings.engine]
-    except KeyError:
-        known = ", ".join(sorted(ENGINES))
-        raise EngineUnavailable(f"no engine {settings.engine!r}; known: {known}") from None
-    return loader(settings)
+    """Look the engine up by name and load it; UnknownEngine (a ValueError) if none."""
+    return ENGINES.create(settings.engine, settings)
 
 
 __all__ = ["ENGINES", "FramedPortrait", "TalkingHeadEngine", "frame_portrait", "load_engine"]

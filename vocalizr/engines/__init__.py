@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
+from chatacter_common.service import EngineRegistry
 from vocalizr.engines.base import SpeechEngine
 from vocalizr.settings import Settings
 
@@ -21,17 +20,14 @@ def _xtts(settings: Settings) -> SpeechEngine:
 
 
 # Factories import their engine lazily: the piper service never imports torch or Coqui TTS.
-ENGINES: dict[str, Callable[[Settings], SpeechEngine]] = {"piper": _piper, "xtts": _xtts}
+ENGINES = EngineRegistry[Settings, SpeechEngine](
+    "speech engine", "VOCALIZR_ENGINE", {"piper": _piper, "xtts": _xtts}
+)
 
 
 def create_engine(settings: Settings) -> SpeechEngine:
-    """Build (not yet load) the engine named in settings."""
-    try:
-        factory = ENGINES[settings.engine]
-    except KeyError:
-        known = ", ".join(sorted(ENGINES))
-        raise ValueError(f"unknown engine {settings.engine!r}; known: {known}") from None
-    return factory(settings)
+    """Build (not yet load) the engine named in settings; UnknownEngine (a ValueError) if none."""
+    return ENGINES.create(settings.engine, settings)
 
 
 __all__ = ["ENGINES", "SpeechEngine", "create_engine"]

@@ -1,0 +1,64 @@
+"""The command line both services share: `<service> [--host H] [--port P]`, then serve.
+
+The defaults come from the service's settings (environment, `.env`), and the flags override
+them; `python -m vocalizr` and the `vocalizr` console script are the same thing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Callable
+from typing import Protocol, Self, TypeVar
+
+import uvicorn
+from starlette.types import ASGIApp
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class Addressed(Protocol):
+    """Settings that say where to listen (a pydantic-settings model)."""
+
+    host: str
+    port: int
+
+    def model_copy(self, *, update: dict[str, object] | None = None, deep: bool = False) -> Self:
+        """A copy with some fields replaced."""
+        ...
+
+
+SettingsT = TypeVar("SettingsT", bound=Addressed)
+
+
+def parse_address(
+    settings: SettingsT, argv: list[str] | None, *, prog: str, description: str
+) -> SettingsT:
+    """`settings` with `--host` and `--port` from the command line, where given."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    env = prog.upper()
+    parser.add_argument(
+        "--host", default=settings.host, help=f"interface ({env}_HOST, default {settings.host})"
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=settings.port,
+        help=f"port ({env}_PORT, default {settings.port})",
+    )
+    args = parser.parse_args(argv)
+    return settings.model_copy(update={"host": args.host, "port": args.port})
+
+
+def serve(
+    settings: SettingsT,
+    create_app: Callable[[SettingsT], ASGIApp],
+    argv: list[str] | None = None,
+    *,
+    prog: str,
+    description: str,
+) -> None:
+    """Parse the command line, then serve the app until interrupted."""
+    settings = parse_address(settings, argv, prog=prog, description=description)
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port)

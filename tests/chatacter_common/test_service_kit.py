@@ -1,0 +1,107 @@
+"""The service kit on its own: the file store and its retention, the engine registry, the CLI's
+address flags. All in-process and fast."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+import anyio
+import pytest
+from pydantic import BaseModel
+
+from chatacter_common.service import (
+    EngineRegistry,
+    FileNotFound,
+    FileStore,
+    UnknownEngine,
+    purge_expired,
+    purge_period_s,
+    purge_periodically,
+)
+from chatacter_common.service.cli import parse_address
+
+
+def age(path: Path, seconds: float) -> None:
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+def test_the_store_serves_only_its_own_ids(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "files", ".mp4")
+    file_id, path = store.new_path()
+    assert re.fullmatch(r"[0-9a-f]{32}\.mp4", file_id) and path.parent == store.directory
+    assert store.find(file_id) is None  # not written yet
+    path.write_bytes(b"video")
+    assert store.path_of(file_id) == path
+    for name in ("../secret.mp4", file_id.replace(".mp4", ".wav"), file_id.upper()):
+        with pytest.raises(FileNotFound, match=r"ids look like <32 hex digits>\.mp4"):
+            store.path_of(name)
+
+
+def test_retention_deletes_expired_files_derived_and_partial_but_nothing_else(
+    tmp_path: Path,
+) -> None:
+    store = FileStore(tmp_path, ".wav", derived=(".mp3",))
+    hex_id = "ab" * 16
+    old = [tmp_path / f"{hex_id}{end}" for end in (".wav", ".mp3", ".wav.part")]
+    fresh = tmp_path / f"{'cd' * 16}.wav"
+    foreign = [tmp_path / "notes.txt", tmp_path / f"{hex_id}.mp4"]
+    for path in (*old, fresh, *foreign):
+        path.write_bytes(b"x")
+        age(path, 3600)
+    age(fresh, 0)
+    assert store.purge(older_than_s=60) == 3
+    assert not any(path.exists() for path in old)
+    assert fresh.exists() and all(path.exists() for path in foreign)
+    assert purge_expired(tmp_path, re.compile(r"notes\.txt"), 60) == 1
+
+
+def test_the_purge_period_is_bounded_both_ways() -> None:
+    assert purge_period_s(3600, 7 * 86400) == 60.0
+    assert purge_period_s(10, 3600) == 5.0
+    assert purge_period_s(0.001) == 0.25  # never a busy loop
+
+
+def test_a_failing_sweep_is_logged_and_the_loop_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    sweeps: list[str] = []
+
+    def failing() -> None:
+        sweeps.append("failing")
+        raise PermissionError("the folder is read-only now")
+
+    def working() -> None:
+        sweeps.append("working")
+
+    async def run_a_while() -> None:
+        with anyio.move_on_after(0.3):
+            await purge_periodically([failing, working], 0.05)
+
+    anyio.run(run_a_while)
+    assert sweeps.count("working") >= 2 and sweeps.count("failing") >= 2
+    assert "read-only" in caplog.text
+
+
+def test_the_registry_builds_by_name_and_names_the_known_ones() -> None:
+    registry = EngineRegistry[str, str](
+        "test engine", "TEST_ENGINE", {"upper": str.upper, "lower": str.lower}
+    )
+    assert sorted(registry) == ["lower", "upper"] and "upper" in registry
+    assert registry.create("upper", "Ada") == "ADA"
+    with pytest.raises(UnknownEngine, match=r"'nope' \(TEST_ENGINE\); known: lower, upper"):
+        registry.create("nope", "Ada")
+
+
+class Listening(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8001
+    other: str = "kept"
+
+
+def test_the_cli_flags_override_the_settings_address() -> None:
+    settings = parse_address(Listening(), ["--port", "9100"], prog="svc", description="A service.")
+    assert (settings.host, settings.port, settings.other) == ("127.0.0.1", 9100, "kept")
+    settings = parse_address(Listening(), ["--host", "0.0.0.0"], prog="svc", description="")
+    assert (settings.host, settings.port) == ("0.0.0.0", 8001)

@@ -1,0 +1,191 @@
+"""vocalizr's own routes: speech, voices and produced files, on a module-level router.
+
+Handlers get the service, settings and caller through dependencies (`vocalizr.dependencies`),
+so a test can override any of them; `/healthz` and `/metrics` are the kit's (`ops_router`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any, Literal
+
+import anyio.to_thread
+from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
+from fastapi.responses import FileResponse, StreamingResponse
+from pydantic import BaseModel, Field
+from starlette.types import Receive, Scope, Send
+
+from chatacter_common.service.limits import read_limited
+from vocalizr.audio import ENCODINGS
+from vocalizr.dependencies import get_caller, get_service, get_settings
+from vocalizr.service import SpeechRequest, SpeechService
+from vocalizr.settings import Settings
+from vocalizr.voices import Voice
+
+
+class SpeechBody(BaseModel):
+    text: str = Field(description="What to say (one sentence or a few).", examples=["Hello there."])
+    voice: str = Field(
+        description="A voice id: a character id, one from POST /v1/voices, or `default` "
+        "(the engine's own voice, no reference clip needed)."
+    )
+    language: str = Field("en", max_length=32, description="Language code, e.g. `en`.")
+    speed: float = Field(1.0, ge=0.5, le=2.0, description="Speaking rate; 1 is normal.")
+
+
+class SpeechAnswer(BaseModel):
+    id: str
+    url: str = Field(description="Absolute URL of the WAV file (PCM 16-bit mono).")
+    duration_s: float
+    sample_rate: int
+    engine: str
+
+
+class VoiceAnswer(BaseModel):
+    voice: str
+    name: str
+    source: str = Field(description="`builtin` (the `default` voice), `character` or `upload`.")
+    duration_s: float = Field(description="Length of the reference clip (0 for `default`).")
+
+
+class VoicesAnswer(BaseModel):
+    voices: list[VoiceAnswer]
+
+
+class ErrorAnswer(BaseModel):
+    error: str
+    detail: str
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorAnswer} for status in (400, 401, 404, 413, 422, 503)
+}
+
+Service = Annotated[SpeechService, Depends(get_service)]
+Caller = Annotated[str, Depends(get_caller)]
+
+
+def public_base(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> str:
+    """The base of the file URLs in answers: the public URL, else this server's address."""
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    if settings.host in ("0.0.0.0", "::", ""):
+        return str(request.base_url).rstrip("/")  # all interfaces: echo what the caller used
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    return f"http://{host}:{settings.port}"
+
+
+router = APIRouter()
+
+
+@router.post("/v1/speech", responses=ERRORS)
+async def speech(
+    body: SpeechBody,
+    service: Service,
+    caller: Caller,
+    base: Annotated[str, Depends(public_base)],
+) -> SpeechAnswer:
+    """Speak `text` in `voice`; the answer's `url` serves the WAV."""
+    result = await service.speak(
+        SpeechRequest(body.text, body.voice, body.language, body.speed, caller)
+    )
+    return SpeechAnswer(
+        id=result.id,
+        url=f"{base}/files/{result.id}",
+        duration_s=result.duration_s,
+        sample_rate=result.sample_rate,
+        engine=result.engine,
+    )
+
+
+@router.post(
+    "/v1/speech/stream",
+    responses={**ERRORS, 200: {"content": {"audio/wav": {}}}},
+    response_class=StreamingResponse,
+)
+async def speech_stream(body: SpeechBody, service: Service, caller: Caller) -> StreamingResponse:
+    """The same speech as a WAV stream: audio starts before the whole text is synthesized."""
+    request = SpeechRequest(body.text, body.voice, body.language, body.speed, caller)
+    stream = await service.stream(request)
+    return ReleasingStreamingResponse(stream.body, stream.release, media_type="audio/wav")
+
+
+@router.post("/v1/voices", responses=ERRORS)
+async def upload_voice(
+    file: Annotated[UploadFile, File()],
+    service: Service,
+    caller: Caller,
+    settings: Annotated[Settings, Depends(get_settings)],
+) -> VoiceAnswer:
+    """Register a reference clip (3–30 s of speech, any common format) as a new voice.
+
+    The voice is the uploader's own (listed and spoken for them only) and expires after
+    VOCALIZR_VOICE_RETENTION_S.
+    """
+    service.ensure_ready()  # a loading service says so before anything about the upload
+    limit = settings.max_upload_bytes
+    data = await read_limited(
+        file,
+        limit,
+        f"upload is over {limit} bytes (VOCALIZR_MAX_UPLOAD_BYTES); send 3–30 s of speech",
+    )
+    return voice_answer(await service.add_voice(data, caller))
+
+
+@router.get("/v1/voices")
+async def list_voices(service: Service, caller: Caller) -> VoicesAnswer:
+    """Every voice that `POST /v1/speech` accepts from this caller: the characters' voices
+    and the caller's own uploads."""
+    return VoicesAnswer(voices=[voice_answer(voice) for voice in service.voices.all(caller)])
+
+
+@router.get(
+    "/files/{file_id}",
+    responses={404: {"model": ErrorAnswer}, 200: {"content": {"audio/wav": {}}}},
+    response_class=FileResponse,
+)
+async def get_file(
+    file_id: str,
+    request: Request,
+    service: Service,
+    format: Annotated[
+        Literal["wav", "mp3", "ogg"] | None,
+        Query(description="Audio format; default from `Accept`, else WAV."),
+    ] = None,
+) -> FileResponse:
+    """A produced audio file, until it expires: WAV, or MP3 / Ogg Opus on request."""
+    audio_format = format or format_from_accept(request.headers.get("accept", ""))
+    if audio_format == "wav":
+        return FileResponse(service.files.path_of(file_id), media_type="audio/wav")
+    path = await anyio.to_thread.run_sync(service.files.encoded, file_id, audio_format)
+    return FileResponse(path, media_type=ENCODINGS[audio_format][3])
+
+
+class ReleasingStreamingResponse(StreamingResponse):
+    """Frees the job's queue place however the response ends (done, failed, client gone)."""
+
+    def __init__(
+        self, content: AsyncIterator[bytes], release: Callable[[], None], media_type: str
+    ) -> None:
+        super().__init__(content, media_type=media_type)
+        self.release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.release()
+
+
+def format_from_accept(accept: str) -> str:
+    """`audio/mpeg` → mp3, `audio/ogg` → ogg; anything else (`*/*`, `audio/wav`) → wav."""
+    for audio_format, (*_, media_type) in ENCODINGS.items():
+        if media_type in accept and "audio/wav" not in accept:
+            return audio_format
+    return "wav"
+
+
+def voice_answer(voice: Voice) -> VoiceAnswer:
+    return VoiceAnswer(
+        voice=voice.id, name=voice.name, source=voice.source, duration_s=voice.duration_s
+    )
