@@ -26,6 +26,16 @@ from chattr.settings import Settings
 log = logging.getLogger(__name__)
 
 
+def import_gpu_engines() -> None:
+    """Import the engines that mark their GPU methods, so the marks exist before the app starts.
+
+    ZeroGPU takes stock of the `spaces.GPU` functions when the app launches; visualizr would
+    otherwise import its engine only while it loads, in the background, after that.
+    """
+    import visualizr.engines.musetalk  # noqa: F401
+    import vocalizr.engines.xtts  # noqa: F401
+
+
 def build_space_app(settings: Settings) -> FastAPI:
     """The whole app a Space serves."""
     if settings.vocalizr_url and settings.visualizr_url:
@@ -39,6 +49,7 @@ def build_space_app(settings: Settings) -> FastAPI:
     from vocalizr.api import create_app as create_vocalizr
     from vocalizr.settings import Settings as VocalizrSettings
 
+    import_gpu_engines()
     # chattr and visualizr call the services over loopback; replies name them at the page's
     # address instead (MediaFanout's relay: the mounts serve /vocalizr/files/<id>).
     base = settings.local_url
