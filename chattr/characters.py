@@ -1,22 +1,18 @@
 """Characters: one folder per character (character.yaml, portrait, voice clip, knowledge files).
 
-A character folder looks like this::
-
-    characters/napoleon/
-        character.yaml      # the fields of `Character` (id and folder come from the folder itself)
-        portrait.png        # `PortraitSettings.file`
-        voice.wav           # `VoiceSettings.reference`, the clip the voice is cloned from
-        knowledge/*.md      # facts the character can be asked about, indexed for retrieval
+The folder itself (the id rule, the `voice` and `portrait` sections, finding each file inside the
+folder, reading character.yaml) is the contract all three programs share, in
+`chatacter_common.character_folder`; here is what chattr adds: the card's text and the prompt.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Annotated, Any, Literal
+from pathlib import Path
+from typing import Annotated
 
 import yaml
 from pydantic import (
@@ -29,14 +25,59 @@ from pydantic import (
     model_validator,
 )
 
+from chatacter_common.character_folder import (
+    CHARACTER_FILE,
+    CHARACTER_ID,
+    KNOWLEDGE_DIR,
+    KNOWLEDGE_SUFFIXES,
+    MAX_CHARACTER_FILE_BYTES,
+    CharacterError,
+    FileFieldError,
+    FolderFile,
+    PixelBox,
+    PortraitSettings,
+    VoiceSettings,
+    character_error,
+    character_folders,
+    check_character_id,
+    check_files_inside,
+    confined_file,
+    find_file,
+    is_character_id,
+    pydantic_message,
+    read_character_file,
+    unknown_keys,
+)
+
+__all__ = [
+    "CHARACTER_FILE",
+    "ID_PATTERN",
+    "KNOWLEDGE_DIR",
+    "KNOWLEDGE_SUFFIXES",
+    "MAX_CHARACTER_FILE_BYTES",
+    "CappedText",
+    "Character",
+    "CharacterError",
+    "CharacterNotFound",
+    "CharacterSet",
+    "FileFieldError",
+    "FolderFile",
+    "PixelBox",
+    "PortraitSettings",
+    "VoiceSettings",
+    "check_total_text",
+    "confined_file",
+    "is_character_id",
+    "load_character",
+    "load_characters",
+    "pydantic_message",
+    "render_macros",
+    "total_text_chars",
+]
+
 logger = logging.getLogger(__name__)
 
-CHARACTER_FILE = "character.yaml"
-KNOWLEDGE_DIR = "knowledge"
-KNOWLEDGE_SUFFIXES = (".md", ".txt")
-ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
-# character.yaml is read whole and parsed in pure Python (~1 s a MB): bigger is a mistake.
-MAX_CHARACTER_FILE_BYTES = 2 * 1024 * 1024
+ID_PATTERN = CHARACTER_ID  # the name chattr's modules know it by
 # The text fields reach the prompt on every turn: 200,000 characters a field (~50k tokens),
 # 400,000 for all of them together, is already more than most models' context.
 MAX_FIELD_CHARS = 200_000
@@ -46,30 +87,6 @@ MAX_TEXT_CHARS = 400_000
 # the legacy <BOT>, <CHAR>, <USER> forms older cards still carry.
 _CHAR_MACRO = re.compile(r"\{\{\s*char\s*\}\}|<(?:bot|char)>", re.IGNORECASE)
 _USER_MACRO = re.compile(r"\{\{\s*user\s*\}\}|<user>", re.IGNORECASE)
-
-PixelBox = tuple[
-    Annotated[int, Field(ge=0)],
-    Annotated[int, Field(ge=0)],
-    Annotated[int, Field(gt=0)],
-    Annotated[int, Field(gt=0)],
-]
-
-
-def _relative_file(value: str) -> str:
-    """A file named relative to the character folder: no absolute path, drive or '..'."""
-    if "\0" in value:
-        raise ValueError("must not contain NUL characters")
-    posix, windows = PurePosixPath(value), PureWindowsPath(value)
-    if not value.strip() or posix.is_absolute() or windows.is_absolute() or windows.drive:
-        raise ValueError(
-            f"must be a file inside the character's folder, given relative to it; got '{value}'"
-        )
-    if ".." in posix.parts or ".." in windows.parts:
-        raise ValueError(f"must stay inside the character's folder (no '..'); got '{value}'")
-    return value
-
-
-FolderFile = Annotated[str, AfterValidator(_relative_file)]
 
 
 def _capped_text(value: str) -> str:
@@ -102,40 +119,6 @@ def check_total_text(data: BaseModel) -> None:
         raise ValueError(
             f"the text fields hold {total:,} characters together; the most is {MAX_TEXT_CHARS:,}"
         )
-
-
-def confined_file(folder: Path, relative: str) -> Path | None:
-    """`folder/relative` with symlinks resolved, or None when that lands outside `folder`."""
-    root = Path(folder).resolve()
-    try:
-        path = (root / relative).resolve()
-    except (OSError, ValueError, RuntimeError):  # a symlink loop, a NUL
-        return None
-    return path if path != root and path.is_relative_to(root) else None
-
-
-class VoiceSettings(BaseModel):
-    """How the character sounds: the reference clip to clone and how to speak."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    reference: FolderFile = "voice.wav"  # relative to the character folder, and inside it
-    language: str = "en"
-    speed: float = Field(default=1.0, gt=0.25, le=4.0)
-    # What of a reply is spoken (the page always shows all of it): everything but markdown,
-    # everything but *actions* and (stage directions), or only "quoted" dialogue.
-    speak: Literal["all", "skip_actions", "quotes_only"] = "skip_actions"
-
-
-class PortraitSettings(BaseModel):
-    """The portrait the talking head animates, with optional hand-measured boxes."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    file: FolderFile = "portrait.png"  # relative to the character folder, and inside it
-    # x, y, w, h in pixels, for portraits where automatic face detection fails (drawings)
-    face_box: PixelBox | None = None
-    mouth_box: PixelBox | None = None
 
 
 class Character(BaseModel):
@@ -184,24 +167,11 @@ class Character(BaseModel):
 
     def portrait_path(self) -> Path | None:
         """The portrait image file, or None when the folder has none (or it points outside)."""
-        return self._own_file(self.portrait.file, "portrait.file")
+        return find_file(self.id, self.folder, self.portrait.candidates(), "portrait.file")
 
     def voice_path(self) -> Path | None:
         """The reference voice clip, or None when the folder has none (or it points outside)."""
-        return self._own_file(self.voice.reference, "voice.reference")
-
-    def _own_file(self, relative: str, field_name: str) -> Path | None:
-        # Checked again on every use: the folder may have changed since it was loaded.
-        path = confined_file(self.folder, relative)
-        if path is None:
-            logger.warning(
-                "character '%s': %s '%s' points outside its folder; ignored",
-                self.id,
-                field_name,
-                relative,
-            )
-            return None
-        return path if path.is_file() else None
+        return find_file(self.id, self.folder, self.voice.candidates(), "voice.reference")
 
     def knowledge_documents(self) -> dict[str, str]:
         """The knowledge files, read from disk now: {"knowledge/x.md": text}, sorted by path."""
@@ -275,34 +245,6 @@ def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 _BlockDumper.add_representer(str, _represent_str)
 
 
-class FileFieldError(Exception):
-    """A file that cannot be used; the message names the file and, when known, the field."""
-
-    def __init__(self, message: str, path: Path, field: str | None = None) -> None:
-        self.path = path
-        self.field = field
-        self.reason = message
-        # The message is shown to people (the page, the CLI): the file's name, never the
-        # server's folders.
-        where = f"{self.shown_name}: field '{field}'" if field else self.shown_name
-        super().__init__(f"{where}: {message}")
-
-    @property
-    def shown_name(self) -> str:
-        return self.path.name
-
-
-class CharacterError(FileFieldError):
-    """A character folder that cannot be loaded."""
-
-    @property
-    def shown_name(self) -> str:
-        # "napoleon/character.yaml": which character, without where the characters live.
-        if self.path.name == CHARACTER_FILE:
-            return f"{self.path.parent.name}/{self.path.name}"
-        return self.path.name
-
-
 class CharacterNotFound(LookupError):
     """No character with that id."""
 
@@ -344,40 +286,20 @@ class CharacterSet:
 def load_character(folder: Path) -> Character:
     """Load one character folder; raises CharacterError naming the file and the field."""
     folder = Path(folder)
-    if not ID_PATTERN.fullmatch(folder.name):
-        raise CharacterError(
-            f"folder name '{folder.name}' is not a valid character id "
-            "(lowercase letters, digits, '-' and '_', at most 64, starting with a letter or digit)",
-            folder,
-            "id",
-        )
+    check_character_id(folder)
     path = folder / CHARACTER_FILE
-    data = _read_yaml(path)
-    for key in ("id", "folder"):
-        if key in data:
-            logger.warning("%s: ignoring '%s'; it comes from the folder's location", path, key)
-            del data[key]
-    for unknown in _unknown_keys(data, Character):
+    data = read_character_file(folder)
+    for unknown in unknown_keys(data, Character):
         logger.warning("%s: unknown field '%s' ignored", path, unknown)
     try:
         character = Character.model_validate(
             {**data, "id": folder.name, "folder": folder.resolve()}
         )
     except ValidationError as error:
-        raise _character_error(error, path) from None
+        raise character_error(error, path) from None
     except RecursionError:
         raise CharacterError("nested too deeply", path) from None
-    for field_name, relative in (
-        ("portrait.file", character.portrait.file),
-        ("voice.reference", character.voice.reference),
-    ):
-        # The file may be missing (no portrait, no voice), but never a link out of the folder.
-        if confined_file(character.folder, relative) is None:
-            raise CharacterError(
-                f"'{relative}' leads outside the character's folder; name a file inside it",
-                path,
-                field_name,
-            )
+    check_files_inside(character.folder, character.voice, character.portrait, path)
     return character
 
 
@@ -389,10 +311,7 @@ def load_characters(directory: Path) -> CharacterSet:
         found.errors.append(CharacterError("characters directory does not exist", directory))
         logger.warning("%s", found.errors[-1])
         return found
-    for folder in sorted(directory.iterdir()):
-        # Hidden and underscore folders are work areas (an import in progress), not characters.
-        if not folder.is_dir() or folder.name.startswith((".", "_")):
-            continue
+    for folder in character_folders(directory):
         try:
             character = load_character(folder)
         except CharacterError as error:
@@ -401,80 +320,3 @@ def load_characters(directory: Path) -> CharacterSet:
         else:
             found.characters[character.id] = character
     return found
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        if path.stat().st_size > MAX_CHARACTER_FILE_BYTES:
-            raise CharacterError(
-                f"{path.stat().st_size:,} bytes; the most a {CHARACTER_FILE} may hold is "
-                f"{MAX_CHARACTER_FILE_BYTES // 2**20} MB",
-                path,
-            )
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CharacterError(f"missing {CHARACTER_FILE}", path) from None
-    except OSError as error:
-        # strerror, not str(error): that one carries the absolute path.
-        raise CharacterError(
-            f"cannot read: {error.strerror or type(error).__name__}", path
-        ) from None
-    except UnicodeDecodeError as error:
-        raise CharacterError(f"cannot read: {error}", path) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        line = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise CharacterError(f"invalid YAML at {line}{error.problem}", path) from None
-    except yaml.YAMLError as error:
-        raise CharacterError(f"invalid YAML: {error}", path) from None
-    except RecursionError:
-        raise CharacterError("invalid YAML: nested too deeply", path) from None
-    if not isinstance(data, dict):
-        kind = "empty" if data is None else f"a {type(data).__name__}"
-        raise CharacterError(f"expected a mapping of fields, found {kind}", path)
-    return data
-
-
-def _unknown_keys(data: Mapping[str, Any], model: type[BaseModel], prefix: str = "") -> list[str]:
-    """Dotted names of keys in `data` that `model` (and its nested settings) does not know."""
-    unknown = []
-    for key, value in data.items():
-        info = model.model_fields.get(str(key))
-        if info is None:
-            unknown.append(f"{prefix}{key}")
-            continue
-        nested = info.annotation
-        if (
-            isinstance(value, Mapping)
-            and isinstance(nested, type)
-            and issubclass(nested, BaseModel)
-        ):
-            unknown.extend(_unknown_keys(value, nested, f"{prefix}{key}."))
-    return unknown
-
-
-def pydantic_message(item: Any) -> str:
-    """A pydantic error's text, without the "Value error, " our own validators' get."""
-    error = item.get("ctx", {}).get("error")
-    if item["type"] == "value_error" and error is not None:
-        return str(error)
-    return str(item["msg"])
-
-
-def _character_error(error: ValidationError, path: Path) -> CharacterError:
-    """One CharacterError from pydantic's errors, naming the first failing field (all in text)."""
-    problems = []
-    for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"])
-        problem = pydantic_message(item)
-        if item["type"] == "missing":
-            last = item["loc"][-1] if item["loc"] else ""
-            problem = f"missing item {last}" if isinstance(last, int) else "missing required field"
-        problems.append((where, problem))
-    field_name, first = problems[0]
-    message = first
-    if len(problems) > 1:
-        message += "; also " + "; ".join(f"'{where}': {problem}" for where, problem in problems[1:])
-    return CharacterError(message, path, field_name)

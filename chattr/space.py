@@ -4,17 +4,17 @@
   vocalizr and visualizr running elsewhere.
 - Everything in the Space: with no service URLs, both services run inside this process, mounted
   at `/vocalizr` and `/visualizr`, with the engines their settings name (`VOCALIZR_ENGINE=xtts`,
-  `VISUALIZR_ENGINE=musetalk` on a GPU Space); on ZeroGPU hardware their model calls run under
-  `spaces.GPU`. The mounted services are public with the Space, so each is guarded by a bearer
-  key: the configured one (CHATTR_VOCALIZR_API_KEY, CHATTR_VISUALIZR_API_KEY), else a random key
-  each start that only this process knows. Their `/files/<id>` stay open: browsers play them.
+  `VISUALIZR_ENGINE=musetalk` on a GPU Space); on ZeroGPU hardware the model calls the engines
+  mark themselves run under `spaces.GPU` (chatacter_common/zero_gpu.py). The mounted services
+  are public with the Space, so each is guarded by a bearer key: the configured one
+  (CHATTR_VOCALIZR_API_KEY, CHATTR_VISUALIZR_API_KEY), else a random key each start that only
+  this process knows. Their `/files/<id>` stay open: browsers play them.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
-from typing import Any
 
 from fastapi import FastAPI
 from pydantic import SecretStr
@@ -22,23 +22,18 @@ from pydantic import SecretStr
 from chattr.app import create_app, create_service
 from chattr.server import make_fanout
 from chattr.settings import Settings
-from chattr.spaces_support import gpu
 
 log = logging.getLogger(__name__)
 
 
-def enable_zero_gpu() -> None:
-    """Wrap the GPU engines' model calls in `spaces.GPU` (a no-op where `spaces` is absent)."""
-    from visualizr.engines.musetalk import MuseTalkEngine
-    from vocalizr.engines.xtts import XttsEngine
+def import_gpu_engines() -> None:
+    """Import the engines that mark their GPU methods, so the marks exist before the app starts.
 
-    for cls, names in ((XttsEngine, ("synthesize", "add_voice")), (MuseTalkEngine, ("render",))):
-        for name in names:
-            method = getattr(cls, name, None)
-            if method is not None and not getattr(method, "_zero_gpu", False):
-                wrapped: Any = gpu()(method)
-                wrapped._zero_gpu = True
-                setattr(cls, name, wrapped)
+    ZeroGPU takes stock of the `spaces.GPU` functions when the app launches; visualizr would
+    otherwise import its engine only while it loads, in the background, after that.
+    """
+    import visualizr.engines.musetalk  # noqa: F401
+    import vocalizr.engines.xtts  # noqa: F401
 
 
 def build_space_app(settings: Settings) -> FastAPI:
@@ -54,7 +49,7 @@ def build_space_app(settings: Settings) -> FastAPI:
     from vocalizr.api import create_app as create_vocalizr
     from vocalizr.settings import Settings as VocalizrSettings
 
-    enable_zero_gpu()
+    import_gpu_engines()
     # chattr and visualizr call the services over loopback; replies name them at the page's
     # address instead (MediaFanout's relay: the mounts serve /vocalizr/files/<id>).
     base = settings.local_url

@@ -1,27 +1,32 @@
 """Portraits: the characters in `characters/` (found at start-up or on first use), and uploaded
-images."""
+images.
+
+A character's portrait and declared boxes come from its folder by the contract every program
+shares (chatacter_common.character_folder): the same ids, files and confinement as chattr.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 
+from chatacter_common.character_folder import (
+    CharacterError,
+    PixelBox,
+    character_folders,
+    find_character_folder,
+    load_character_media,
+)
 from visualizr.errors import CharacterNotFound, VisualizrError
 from visualizr.media import decode_image
 
 log = logging.getLogger(__name__)
 
-# A character id as a request may name it; anything else never reaches the filesystem.
-CHARACTER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
-PORTRAIT_NAMES = ("portrait.png", "portrait.jpg", "portrait.jpeg", "portrait.webp")
 Box = tuple[float, float, float, float]
 
 
@@ -51,47 +56,26 @@ def portrait_from_bytes(
     return Portrait(key=key, image=image, face_box=face_box, mouth_box=mouth_box)
 
 
-def _box(value: object, field: str) -> Box | None:
-    if value is None:
-        return None
-    if (
-        not isinstance(value, list | tuple)
-        or len(value) != 4
-        or not all(isinstance(v, int | float) for v in value)
-    ):
-        raise ValueError(f"portrait.{field} must be [x, y, w, h] in pixels, got {value!r}")
-    x, y, w, h = (float(v) for v in value)
-    if w <= 0 or h <= 0:
-        raise ValueError(f"portrait.{field} needs a positive width and height, got {value!r}")
-    return (x, y, w, h)
+def _box(box: PixelBox | None) -> Box | None:
+    return None if box is None else (float(box[0]), float(box[1]), float(box[2]), float(box[3]))
 
 
 def load_character(folder: Path, *, max_pixels: int) -> Portrait:
     """Read one character folder: its portrait and the `portrait:` section of character.yaml."""
-    section: dict[str, object] = {}
-    config_file = folder / "character.yaml"
-    if config_file.exists():
-        config = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
-        if not isinstance(config, dict):
-            raise ValueError("character.yaml is not a mapping")
-        raw = config.get("portrait") or {}
-        if not isinstance(raw, dict):
-            raise ValueError("character.yaml: `portrait` must be a mapping")
-        section = raw
-    names = [str(section["file"])] if section.get("file") else list(PORTRAIT_NAMES)
-    for name in names:
-        path = folder / name
-        if path.is_file() and path.resolve().is_relative_to(folder.resolve()):
-            return portrait_from_bytes(
-                path.read_bytes(),
-                max_pixels=max_pixels,
-                face_box=_box(section.get("face_box"), "face_box"),
-                mouth_box=_box(section.get("mouth_box"), "mouth_box"),
-            )
-    raise FileNotFoundError(f"no portrait in {folder} (looked for {', '.join(names)})")
+    media = load_character_media(folder)
+    path = media.portrait_path()
+    if path is None:
+        looked_for = ", ".join(media.portrait.candidates())
+        raise FileNotFoundError(f"no portrait in {media.id}/ (looked for {looked_for})")
+    return portrait_from_bytes(
+        path.read_bytes(),
+        max_pixels=max_pixels,
+        face_box=_box(media.portrait.face_box),
+        mouth_box=_box(media.portrait.mouth_box),
+    )
 
 
-LOAD_ERRORS = (OSError, ValueError, yaml.YAMLError, VisualizrError)
+LOAD_ERRORS = (OSError, ValueError, CharacterError, VisualizrError)
 
 
 class CharacterPortraits:
@@ -108,9 +92,7 @@ class CharacterPortraits:
         if not self.characters_dir.is_dir():
             log.warning("characters folder %s not found yet", self.characters_dir)
             return
-        for folder in sorted(self.characters_dir.iterdir()):
-            if not folder.is_dir() or folder.name.startswith("."):
-                continue
+        for folder in character_folders(self.characters_dir):
             try:
                 portrait = load_character(folder, max_pixels=self.max_pixels)
             except LOAD_ERRORS as error:
@@ -137,13 +119,13 @@ class CharacterPortraits:
     def find(self, character: str) -> Portrait:
         """`get`, or else load `<characters_dir>/<character>/` if it was added since (blocking).
 
-        The id must match `CHARACTER_ID` and name an entry of the characters folder itself, so
-        no path from a request reaches the filesystem.
+        The id must be a character id naming an entry of the characters folder itself, so no
+        path from a request reaches the filesystem.
         """
         try:
             return self.get(character)
         except CharacterNotFound:
-            folder = self._folder(character)
+            folder = find_character_folder(self.characters_dir, character)
             if folder is None:
                 raise
         try:
@@ -159,13 +141,3 @@ class CharacterPortraits:
             portrait = self._portraits.setdefault(character, portrait)
         log.info("registered character %s added after start-up", character)
         return portrait
-
-    def _folder(self, character: str) -> Path | None:
-        if not CHARACTER_ID.fullmatch(character):
-            return None
-        try:
-            with os.scandir(self.characters_dir) as entries:
-                listed = any(entry.name == character and entry.is_dir() for entry in entries)
-        except OSError:
-            return None
-        return self.characters_dir / character if listed else None

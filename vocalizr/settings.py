@@ -29,8 +29,8 @@ class Settings(BaseSettings):
     )
     characters_dir: Path = Field(
         default=Path("characters"),
-        description="Characters whose `<id>/voice.wav` is voice `<id>`: found at start-up, and "
-        "a folder added later on its first request.",
+        description="Characters whose voice clip (`<id>/voice.wav`, or the file `voice.reference` "
+        "names) is voice `<id>`: found at start-up, and a folder added later on its first request.",
     )
     retention_s: float = Field(
         default=3600.0,

@@ -1,27 +1,33 @@
 """Voices: the engine's own, the characters' reference clips (found at start-up or on first
-use), and uploaded clips: each belongs to the caller that uploaded it and expires."""
+use), and uploaded clips: each belongs to the caller that uploaded it and expires.
+
+A character's voice is its folder's `voice.reference` clip, found by the folder contract every
+program shares (chatacter_common.character_folder): the same ids, files and confinement as chattr.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-import os
-import re
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
+from chatacter_common.character_folder import (
+    CharacterError,
+    CharacterMedia,
+    character_folders,
+    find_character_folder,
+    load_character_media,
+)
 from vocalizr.audio import Clip, check_reference, decode_audio, write_wav
 from vocalizr.engines.base import DEFAULT_VOICE, SpeechEngine
 from vocalizr.errors import BadReference, UnknownVoice
 
 log = logging.getLogger(__name__)
 
-VOICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 UPLOAD_PREFIX = "voice-"
 
 
@@ -80,7 +86,8 @@ class VoiceRegistry:
             if not self.engine.speaks_default():
                 raise UnknownVoice(
                     f"the {self.engine.name} engine has no voice of its own: it needs a reference "
-                    "clip to clone. Upload one to POST /v1/voices or give the character a voice.wav"
+                    "clip to clone. Upload one to POST /v1/voices or give the character a voice "
+                    "clip (voice.wav, or the file its character.yaml names in voice.reference)"
                 )
             return self.default_voice()
         with self._lock:
@@ -103,20 +110,22 @@ class VoiceRegistry:
         return [self.default_voice(), *registered] if self.engine.speaks_default() else registered
 
     def character_folder(self, voice_id: str) -> Path | None:
-        """`<characters_dir>/<voice_id>/` if it holds a `voice.wav` now; None otherwise.
+        """`<characters_dir>/<voice_id>/` if it is a character folder with a voice clip now.
 
-        The id must match `VOICE_ID` and name an entry of the characters folder itself, so no
-        path from a request reaches the filesystem.
+        The id must be a character id naming an entry of the characters folder itself, so no
+        path from a request reaches the filesystem. A folder whose character.yaml cannot be
+        read is returned too: `add_character` then says why it has no voice.
         """
-        if voice_id == DEFAULT_VOICE or not VOICE_ID.fullmatch(voice_id):
+        if voice_id == DEFAULT_VOICE:
+            return None
+        folder = find_character_folder(self.characters_dir, voice_id)
+        if folder is None:
             return None
         try:
-            with os.scandir(self.characters_dir) as entries:
-                listed = any(entry.name == voice_id and entry.is_dir() for entry in entries)
-        except OSError:
-            return None
-        folder = self.characters_dir / voice_id
-        return folder if listed and (folder / "voice.wav").is_file() else None
+            media = load_character_media(folder)
+        except CharacterError:
+            return folder
+        return folder if media.voice_path() is not None else None
 
     def add_character(self, voice_id: str) -> Voice:
         """Register a character folder added after start-up (slow: call from a worker thread)."""
@@ -133,7 +142,7 @@ class VoiceRegistry:
             except Exception as error:
                 log.warning("cannot use the new character %s: %s", voice_id, error)
                 raise UnknownVoice(
-                    f"character {voice_id!r} has a voice.wav that cannot be used ({error}); "
+                    f"character {voice_id!r} has a voice clip that cannot be used ({error}); "
                     f"replace it with 3–30 s of clear speech, or ask for voice {DEFAULT_VOICE!r}"
                 ) from None
             log.info("registered voice %s from a character added after start-up", voice_id)
@@ -200,30 +209,40 @@ class VoiceRegistry:
             (self.uploads_dir / f"{voice_id}{suffix}").unlink(missing_ok=True)
 
     def load_characters(self) -> None:
-        """Register each character folder's `voice.wav`; a broken folder is logged and skipped."""
+        """Register each character folder's voice clip; a broken folder is logged and skipped."""
         if not self.characters_dir.is_dir():
             log.warning("no characters folder at %s yet; only uploaded voices", self.characters_dir)
             return
-        for folder in sorted(self.characters_dir.iterdir()):
-            if folder.is_dir() and (folder / "voice.wav").is_file():
-                try:
-                    self._load_character(folder)
-                except Exception as error:
-                    log.warning("skipping character %s: %s", folder.name, error)
+        for folder in character_folders(self.characters_dir):
+            try:
+                media = load_character_media(folder)
+                if media.voice_path() is not None:
+                    self._register_character(media)
+            except Exception as error:
+                log.warning("skipping character %s: %s", folder.name, error)
 
     def _load_character(self, folder: Path) -> Voice:
-        if not VOICE_ID.fullmatch(folder.name):
-            raise ValueError("folder name is not a valid id (letters, digits, _ and -)")
-        if folder.name == DEFAULT_VOICE:
+        return self._register_character(load_character_media(folder))
+
+    def _register_character(self, media: CharacterMedia) -> Voice:
+        if media.id == DEFAULT_VOICE:
             raise ValueError(f"{DEFAULT_VOICE!r} is the engine's own voice; rename the folder")
-        name = folder.name
-        card = folder / "character.yaml"
-        if card.is_file():
-            data = yaml.safe_load(card.read_text(encoding="utf-8"))
-            if isinstance(data, dict) and isinstance(data.get("name"), str):
-                name = data["name"]
-        clip = decode_audio((folder / "voice.wav").read_bytes(), self.max_reference_s)
-        return self.add(folder.name, name, "character", clip)
+        path = media.voice_path()
+        name = media.voice.reference
+        if path is None:
+            raise ValueError(f"{name}: no such file in the character's folder")
+        try:
+            clip = decode_audio(path.read_bytes(), self.max_reference_s)
+        except OSError as error:
+            # strerror, not str(error): that one carries the server's path.
+            reason = error.strerror or type(error).__name__
+            raise ValueError(f"{name}: cannot read: {reason}") from None
+        except Exception as error:
+            raise ValueError(f"{name}: {error}") from None
+        try:
+            return self.add(media.id, media.display_name, "character", clip)
+        except Exception as error:
+            raise ValueError(f"{name}: {error}") from None
 
     def load_uploads(self) -> None:
         """Re-register voices uploaded before a restart; expired ones are deleted instead."""

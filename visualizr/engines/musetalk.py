@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from scipy.signal import resample_poly
 
+from chatacter_common.zero_gpu import gpu
 from visualizr.engines.base import FramedPortrait
 from visualizr.errors import EngineUnavailable
 from visualizr.media import AUDIO_RATE
@@ -48,7 +49,7 @@ class MuseTalkPortrait:
     image: np.ndarray
     crop: tuple[int, int, int]  # x, y, side in frame pixels
     blend: np.ndarray  # (side, side, 1) float32 weights of the generated face
-    latents: torch.Tensor  # (1, 8, h, w): masked-crop latents + reference latents
+    latents: torch.Tensor  # (1, 8, h, w) on the CPU: masked-crop latents + reference latents
 
 
 def resolve_device(name: str) -> torch.device:
@@ -138,6 +139,7 @@ class MuseTalkEngine:
         rgb = images_bgr[..., ::-1].astype(np.float32) / 127.5 - 1.0
         return torch.from_numpy(np.ascontiguousarray(rgb)).permute(0, 3, 1, 2)
 
+    @gpu()
     @torch.inference_mode()
     def prepare(self, framed: FramedPortrait) -> MuseTalkPortrait:
         """Crop the face, encode masked and reference latents once."""
@@ -163,8 +165,9 @@ class MuseTalkEngine:
         ellipse = ((xx - 0.5) / 0.42) ** 2 + ((yy - 0.62) / 0.40) ** 2
         blend = np.clip((1.0 - ellipse) * 3.0, 0.0, 1.0)
         blend = cv2.GaussianBlur(blend, (0, 0), sigmaX=max(1.0, side * 0.03))
+        # Kept on the CPU (16 KB) and moved per render: a ZeroGPU call hands back no GPU memory.
         return MuseTalkPortrait(
-            image=framed.image, crop=(x, y, side), blend=blend[..., None], latents=unet_input
+            image=framed.image, crop=(x, y, side), blend=blend[..., None], latents=unet_input.cpu()
         )
 
     # -- per request --------------------------------------------------------------------------
@@ -211,15 +214,17 @@ class MuseTalkEngine:
         faces = ((decoded.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
         return faces.permute(0, 2, 3, 1).cpu().numpy()[..., ::-1]
 
+    @gpu()
     def render(
         self, prepared: MuseTalkPortrait, audio: np.ndarray, fps: int, frames: int
     ) -> Iterator[np.ndarray]:
         """Yield frames: generated faces pasted into the portrait, in batches."""
         tokens = self.audio_features(audio, fps, frames)
+        latents = prepared.latents.to(self.device_obj, self.dtype)
         x, y, side = prepared.crop
         base = prepared.image[y : y + side, x : x + side].astype(np.float32)
         for start in range(0, frames, self.batch_size):
-            faces = self._generate(prepared.latents, tokens[start : start + self.batch_size])
+            faces = self._generate(latents, tokens[start : start + self.batch_size])
             for face in faces:
                 resized = cv2.resize(face, (side, side), interpolation=cv2.INTER_LINEAR)
                 frame = prepared.image.copy()

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from chatacter_common.zero_gpu import gpu
 from vocalizr.audio import Clip
 from vocalizr.engines.base import DEFAULT_VOICE, SpeechEngine
 from vocalizr.errors import UnknownVoice
@@ -92,9 +93,12 @@ class XttsEngine(SpeechEngine):
             except Exception:
                 log.warning("ignoring a broken latents cache file %s", path)
         latents = self._compute_latents(clip)
+        self.latent_computations += 1
         torch.save({"gpt_cond_latent": latents[0], "speaker_embedding": latents[1]}, path)
         return latents
 
+    # The encoders run here, not in add_voice: a ZeroGPU call keeps nothing it stores on self.
+    @gpu()
     def _compute_latents(self, clip: Clip) -> tuple[torch.Tensor, torch.Tensor]:
         model, config = self._require_model()
         # Tensors, not paths: Coqui's own loader needs torchcodec and FFmpeg's system libraries.
@@ -107,13 +111,13 @@ class XttsEngine(SpeechEngine):
             chunk_length=config.gpt_cond_chunk_len,
         )
         speaker_embedding = model.get_speaker_embedding(audio, clip.sample_rate)
-        self.latent_computations += 1
         return gpt_cond_latent.float().cpu(), speaker_embedding.float().cpu()
 
     def has_latents(self, voice_id: str) -> bool:
         with self._lock:
             return voice_id in self._voices
 
+    @gpu()
     def synthesize(self, text: str, voice_id: str, language: str, speed: float) -> np.ndarray:
         model, config = self._require_model()
         gpt_cond_latent, speaker_embedding = self._latents(voice_id)
@@ -135,6 +139,7 @@ class XttsEngine(SpeechEngine):
             wavs.append(np.asarray(out["wav"], dtype=np.float32).reshape(-1))
         return np.concatenate(wavs) if wavs else np.zeros(0, dtype=np.float32)
 
+    @gpu()
     def stream(self, text: str, voice_id: str, language: str, speed: float) -> Iterator[np.ndarray]:
         model, config = self._require_model()
         gpt_cond_latent, speaker_embedding = self._latents(voice_id)
