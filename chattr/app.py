@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -19,7 +18,7 @@ from chattr.access import auth_pairs
 from chattr.characters import load_characters
 from chattr.llm import NOT_CONFIGURED_HELP, make_chat_model
 from chattr.media.relay import add_relay_routes
-from chattr.media.retention import purge_media
+from chattr.media.store import MediaStore
 from chattr.memory import open_memory
 from chattr.portraits import portraits_dir
 from chattr.public_url import ForwardedHeaders
@@ -103,8 +102,7 @@ def create_app(
     `mounts` are other apps served under a path prefix (the media services, in-process on a
     Space); their start-up and shutdown run with chattr's.
     """
-    media_dir = settings.data_dir / "media"
-    media_dir.mkdir(parents=True, exist_ok=True)
+    store = MediaStore.under(settings.data_dir).create()
     mounts = dict(mounts or {})
 
     @asynccontextmanager
@@ -118,7 +116,7 @@ def create_app(
         async with AsyncExitStack() as stack:
             for sub_app in mounts.values():
                 await stack.enter_async_context(sub_app.router.lifespan_context(sub_app))
-            purging = asyncio.create_task(purge_periodically(media_dir, settings.media_retention_s))
+            purging = asyncio.create_task(store.purge_periodically(settings.media_retention_s))
             try:
                 yield
             finally:
@@ -151,7 +149,7 @@ def create_app(
 
     @app.get("/media/{name}")
     def media(name: str) -> FileResponse:
-        path = safe_media_path(media_dir, name)
+        path = store.path(name)
         if path is None:
             raise HTTPException(404, f"no media file '{name}'")
         return FileResponse(path)
@@ -172,21 +170,3 @@ def create_app(
         footer_links=["api", "gradio", "settings"],
         css=blocks.css,  # type: ignore[attr-defined]
     )
-
-
-async def purge_periodically(media_dir: Path, retention_s: float) -> None:
-    """Delete expired joined media now and then, for as long as the app runs."""
-    while True:
-        try:
-            await asyncio.to_thread(purge_media, media_dir, retention_s)
-        except OSError as exc:
-            log.warning("could not purge expired media in %s: %s", media_dir, exc)
-        await asyncio.sleep(min(60.0, retention_s / 2))
-
-
-def safe_media_path(media_dir: Path, name: str) -> Path | None:
-    """The file for a media name, or None: names are ours (hex + extension), never paths."""
-    if not re.fullmatch(r"[0-9a-f]{32}\.(wav|mp4)", name):
-        return None
-    path = media_dir / name
-    return path if path.is_file() else None

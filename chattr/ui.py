@@ -19,8 +19,9 @@ from chattr.personal_data import BadSession, PersonalData
 from chattr.portraits import PortraitShelf, portraits_dir
 from chattr.public_url import request_base_url
 from chattr.ratelimit import Refused
+from chattr.reply import TurnState
 from chattr.settings import Settings
-from chattr.turn import ChatService, TurnFailed, TurnRejected, TurnState
+from chattr.turn import ChatService, TurnFailed, TurnRejected
 from chattr.uploads import UploadError, import_upload
 from chattr.voice.page import CSS as VOICE_CSS
 from chattr.voice.page import PAGE_JS as VOICE_JS
