@@ -83,10 +83,18 @@ class ServiceClient:
     name = "service"
 
     def __init__(
-        self, base_url: str, options: ClientOptions | None = None, api_key: str | None = None
+        self,
+        base_url: str,
+        options: ClientOptions | None = None,
+        api_key: str | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        """`transport`: how requests are sent; httpx's own (a connection pool) unless given, as
+        tests give an `httpx.MockTransport` to play the service in-process."""
         self.base_url = base_url.rstrip("/")
         self.options = options or ClientOptions()
+        self.transport = transport
         # The service's bearer key, sent on every call (its /files too, to the same host).
         self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.breaker = CircuitBreaker(self.options.breaker_threshold, self.options.breaker_reset_s)
@@ -103,6 +111,7 @@ class ServiceClient:
                 limits=httpx.Limits(
                     max_connections=o.max_connections, max_keepalive_connections=o.max_connections
                 ),
+                transport=self.transport,
             )
         return self._http
 
@@ -186,8 +195,12 @@ class ServiceClient:
             return await self._send(self.http, method, url, json)
         except STALE_CONNECTION as exc:
             log.info("%s: %s on a pooled connection; retrying once on a fresh one", self.name, exc)
+        if self.transport is not None:
+            # A transport given to the client decides its connections: the retry is its too.
+            return await self._send(self.http, method, url, json)
         o = self.options
         async with httpx.AsyncClient(
+            headers=self.headers,  # the key, as on the first try
             timeout=httpx.Timeout(o.read_timeout_s, connect=o.connect_timeout_s),
             limits=httpx.Limits(max_keepalive_connections=0),
         ) as fresh:
