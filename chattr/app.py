@@ -134,7 +134,7 @@ def create_app(
     for prefix, sub_app in mounts.items():
         app.mount(prefix, sub_app)  # before Gradio, which takes every other path
     if service.media is not None:
-        add_relay_routes(app, service.media, skip=set(mounts))
+        add_relay_routes(app, service.media.relayed_clients(), skip=set(mounts))
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:

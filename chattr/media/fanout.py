@@ -17,7 +17,13 @@ import time
 from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass
 
-from chattr.media.clients import ServiceError, VisualizrClient, VocalizrClient, describe
+from chattr.media.clients import (
+    ServiceClient,
+    ServiceError,
+    VisualizrClient,
+    VocalizrClient,
+    describe,
+)
 from chattr.media.joining import ReplyVideo, join_wavs
 from chattr.media.relay import service_file_id
 from chattr.media.slots import PrioritySlots
@@ -87,6 +93,11 @@ class MediaFanout:
         """Begin the media of one reply; feed it sentences with `add`, read it in `media`.
         `base_url`: chattr's address as the caller reached it; the reply's URLs start with it."""
         return MediaJob(self, character_id, voice, language, base_url=base_url)
+
+    def relayed_clients(self) -> dict[str, ServiceClient]:
+        """The services whose files chattr relays, by name, with their clients."""
+        clients = {"vocalizr": self.vocalizr, "visualizr": self.visualizr}
+        return {name: c for name, c in clients.items() if name in self.relay and c is not None}
 
     def public_file_url(self, service: str, url: str, base_url: str) -> str:
         """A service's file URL as the reply gives it: at chattr's address when relayed."""
