@@ -112,6 +112,13 @@ class ChatService:
         """Build the chat model now (in the background), so the first turn does not wait."""
         threading.Thread(target=lambda: self.llm, name="chattr-llm", daemon=True).start()
 
+    def add_character(self, character: Character) -> None:
+        """A character installed while running (an imported card or folder): it can be talked
+        to at once, and its knowledge is indexed now if retrieval is ready."""
+        self.characters.characters[character.id] = character
+        if self.retriever is not None and self.retriever.ready:
+            self.retriever.index_character(character.id)
+
     def validate(
         self, message: str, character_id: str, session_id: str, greeting: int | None = None
     ) -> str:
