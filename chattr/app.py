@@ -20,12 +20,13 @@ from chattr.llm import NOT_CONFIGURED_HELP, make_chat_model
 from chattr.media.relay import add_relay_routes
 from chattr.media.store import MediaStore
 from chattr.memory import open_memory
+from chattr.page import StatusSource
 from chattr.portraits import portraits_dir
 from chattr.public_url import ForwardedHeaders
 from chattr.retrieval import Retriever
 from chattr.settings import Settings
 from chattr.turn import ChatService
-from chattr.ui import StatusSource, build_blocks
+from chattr.ui import build_blocks
 
 log = logging.getLogger(__name__)
 

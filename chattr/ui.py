@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import gradio as gr
 
 from chattr.access import Gate
@@ -16,10 +14,6 @@ from chattr.turn import ChatService
 from chattr.voice.page import CSS as VOICE_CSS
 from chattr.voice.page import PAGE_JS as VOICE_JS
 from chattr.voice.page import add_voice_controls
-
-log = logging.getLogger(__name__)
-
-__all__ = ["CSS", "StatusSource", "build_blocks"]
 
 CSS = """
 #chattr-gallery { min-height: 140px; }
