@@ -168,7 +168,14 @@ LAYERS = [
     ["chattr.reply"],
     ["chattr.media"],
     ["chattr.turn"],
-    ["chattr.api", "chattr.ui", "chattr.voice", "chattr.personal_data", "chattr.app"],
+    [
+        "chattr.api",
+        "chattr.page",
+        "chattr.ui",
+        "chattr.voice",
+        "chattr.personal_data",
+        "chattr.app",
+    ],
     ["chattr.server", "chattr.space", "chattr.__main__"],
 ]
 
