@@ -35,7 +35,7 @@ class BreaksMidway(GenericFakeChatModel):
 
     def _stream(
         self, messages: list[BaseMessage], *args: Any, **kwargs: Any
-    ) -> Iterator[ChatGenerationChunk]:  # type: ignore[override]
+    ) -> Iterator[ChatGenerationChunk]:
         chunks = list(super()._stream(messages, *args, **kwargs))
         yield from chunks[:8]
         raise ConnectionError("the model server went away")
