@@ -164,11 +164,15 @@ class MediaJob:
                 return
             async with speech_slots.slot(priority):
                 speech = await vocalizr.synthesize(segment.text, self.voice, self.language)
+            # A URL that does not parse is vocalizr's failure too.
+            audio_url = self.fanout.public_file_url("vocalizr", speech.url, self.base_url)
+            # visualizr fetches the audio itself, by the address chattr reaches vocalizr at.
+            internal_audio_url = vocalizr.internal_url(speech.url)
         except Exception as exc:
             self._fail(vocalizr.name, exc)
             return
         self._speech_urls[priority[0]] = speech.url
-        segment.audio_url = self.fanout.public_file_url("vocalizr", speech.url, self.base_url)
+        segment.audio_url = audio_url
         segment.audio_duration_s = speech.duration_s
         self._mark("first_audio_s")
         if visualizr is None:
@@ -178,14 +182,14 @@ class MediaJob:
                 self._still_starting("visualizr", "video")
                 return
             async with video_slots.slot(priority):
-                # visualizr fetches the audio itself, by the address chattr reaches vocalizr at.
                 video = await visualizr.render(
-                    vocalizr.internal_url(speech.url), self.character_id, self.fanout.options.fps
+                    internal_audio_url, self.character_id, self.fanout.options.fps
                 )
+            video_url = self.fanout.public_file_url("visualizr", video.url, self.base_url)
         except Exception as exc:
             self._fail(visualizr.name, exc)
             return
-        segment.video_url = self.fanout.public_file_url("visualizr", video.url, self.base_url)
+        segment.video_url = video_url
         self._mark("first_video_s")
         if self._video is not None:
             try:

@@ -179,6 +179,22 @@ async def test_a_failing_video_call_is_an_issue_naming_visualizr_and_the_speech_
     assert media.audio_url is not None and media.video_url is None
 
 
+@pytest.mark.parametrize("relay", [frozenset(), frozenset({"vocalizr"})])
+async def test_a_speech_url_that_is_not_a_url_is_an_issue_naming_vocalizr(
+    tmp_path: Path, relay: frozenset[str]
+) -> None:
+    def bad_url(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            200, json={"url": "http://[::1/files/a.wav", "duration_s": 1.0, "sample_rate": 16000}
+        )
+
+    vocalizr = FakeVocalizr(speech=bad_url)
+    service = fanout(tmp_path, vocalizr, FakeVisualizr(), relay=relay)
+    media = await media_of(service, ["Hello."])
+    assert issues(media) == [("vocalizr", "failed: ValueError: Invalid IPv6 URL")]
+    assert media.segments[0].audio_url is None
+
+
 async def test_a_speech_file_that_cannot_be_fetched_costs_the_joined_audio_only(
     tmp_path: Path,
 ) -> None:
