@@ -169,20 +169,10 @@ class ServiceClient:
                 self.breaker.record_success()
                 raise ServiceError(self.name, f"refused: {_error_detail(response)}")
             try:
-                data = response.json()
-            except ValueError:
+                data = json_object(self.name, response)
+            except ServiceError:
                 self.breaker.record_failure()
-                kind = response.headers.get("content-type") or "no content type"
-                raise ServiceError(
-                    self.name,
-                    f"answered HTTP {response.status_code} with something that is not JSON "
-                    f"({kind}, {len(response.content)} bytes)",
-                ) from None
-            if not isinstance(data, dict):
-                self.breaker.record_failure()
-                raise ServiceError(
-                    self.name, f"answered with a JSON {type(data).__name__}, not an object"
-                )
+                raise
             self.breaker.record_success()
             return data
 
@@ -278,6 +268,22 @@ def answer_field(service: str, data: dict[str, Any], name: str, kind: type) -> A
     )
 
 
+def json_object(service: str, response: httpx.Response) -> dict[str, Any]:
+    """A service's answer as a JSON object; ServiceError saying what it was instead."""
+    try:
+        data = response.json()
+    except ValueError:
+        kind = response.headers.get("content-type") or "no content type"
+        raise ServiceError(
+            service,
+            f"answered HTTP {response.status_code} with something that is not JSON "
+            f"({kind}, {len(response.content)} bytes)",
+        ) from None
+    if not isinstance(data, dict):
+        raise ServiceError(service, f"answered with a JSON {type(data).__name__}, not an object")
+    return data
+
+
 def _error_detail(response: httpx.Response) -> str:
     try:
         body = response.json()
@@ -329,7 +335,10 @@ class VocalizrClient(ServiceClient):
             raise ServiceError(self.name, f"unreachable at {self.base_url} ({exc})") from exc
         if response.status_code >= 400:
             raise ServiceError(self.name, _error_detail(response))
-        return str(response.json()["text"])
+        text = json_object(self.name, response).get("text")
+        if not isinstance(text, str):  # "" is an answer: nothing was said
+            raise ServiceError(self.name, "answered without 'text'")
+        return text
 
 
 class VisualizrClient(ServiceClient):

@@ -314,3 +314,35 @@ async def test_an_unreachable_service_is_retried_then_refused_at_once_by_the_bre
         await client.synthesize("Hello.", "napoleon")
     assert len(calls) == 4  # the open breaker sent nothing
     await client.aclose()
+
+
+@pytest.mark.parametrize(
+    ("answer", "outcome"),
+    [
+        (lambda r: httpx.Response(200, json={"text": "Bonjour."}), "Bonjour."),
+        (lambda r: httpx.Response(200, json={"text": ""}), ""),  # nothing was said
+        (html_page, "answered HTTP 200 with something that is not JSON (text/html"),
+        (lambda r: httpx.Response(200, json={"language": "fr"}), "answered without 'text'"),
+        (lambda r: httpx.Response(200, json=["Bonjour."]), "a JSON list, not an object"),
+        (refused, "unreachable at http://vocalizr.test"),
+    ],
+)
+async def test_a_transcription_is_its_text_or_an_error_that_says_what(
+    answer: Callable[[httpx.Request], httpx.Response], outcome: str
+) -> None:
+    asked: list[httpx.Request] = []
+
+    def transcriptions(request: httpx.Request) -> httpx.Response:
+        asked.append(request)
+        return answer(request)
+
+    client = FakeVocalizr().client(through=transcriptions)
+    try:
+        text = await client.transcribe(b"RIFF", "speech.wav", "fr")
+    except ServiceError as exc:
+        assert exc.service == "vocalizr" and outcome in exc.detail, exc.detail
+    else:
+        assert text == outcome
+    finally:
+        await client.aclose()
+    assert asked[0].url.path == "/v1/audio/transcriptions"
