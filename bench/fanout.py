@@ -43,9 +43,10 @@ from chattr.fake_llm import FakeLLMServer
 from chattr.media.clients import VisualizrClient, VocalizrClient
 from chattr.media.fanout import MediaFanout
 from chattr.media.local_stack import LocalStack
+from chattr.reply import TurnState
 from chattr.server import make_fanout
 from chattr.settings import Settings
-from chattr.turn import ChatService, TurnState
+from chattr.turn import ChatService
 
 REPO = Path(__file__).resolve().parents[1]
 CHARACTER = "napoleon"

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,21 +16,21 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Mount
 
-from chatacter_common.service.retention import purge_period_s, purge_periodically
 from chattr import worldinfo
 from chattr.access import auth_pairs, hf_sign_in, upload_limiter
 from chattr.characters import load_characters
 from chattr.hf_signin import UploadGuard
 from chattr.llm import NOT_CONFIGURED_HELP, make_chat_model
 from chattr.media.relay import add_relay_routes
-from chattr.media.retention import purge_media
+from chattr.media.store import MediaStore
 from chattr.memory import open_memory
+from chattr.page import StatusSource
 from chattr.portraits import portraits_dir
 from chattr.public_url import ForwardedHeaders
 from chattr.retrieval import Retriever
 from chattr.settings import Settings
 from chattr.turn import ChatService
-from chattr.ui import StatusSource, build_blocks
+from chattr.ui import build_blocks
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +107,7 @@ def create_app(
     `mounts` are other apps served under a path prefix (the media services, in-process on a
     Space); their start-up and shutdown run with chattr's.
     """
-    media_dir = settings.data_dir / "media"
-    media_dir.mkdir(parents=True, exist_ok=True)
+    store = MediaStore.under(settings.data_dir).create()
     mounts = dict(mounts or {})
 
     @asynccontextmanager
@@ -124,9 +121,7 @@ def create_app(
         async with AsyncExitStack() as stack:
             for sub_app in mounts.values():
                 await stack.enter_async_context(sub_app.router.lifespan_context(sub_app))
-            retention_s = settings.media_retention_s
-            purge = partial(purge_media, media_dir, retention_s)
-            purging = asyncio.create_task(purge_periodically([purge], purge_period_s(retention_s)))
+            purging = asyncio.create_task(store.purge_periodically(settings.media_retention_s))
             try:
                 yield
             finally:
@@ -144,7 +139,7 @@ def create_app(
     for prefix, sub_app in mounts.items():
         app.mount(prefix, sub_app)  # before Gradio, which takes every other path
     if service.media is not None:
-        add_relay_routes(app, service.media, skip=set(mounts))
+        add_relay_routes(app, service.media.relayed_clients(), skip=set(mounts))
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
@@ -159,7 +154,7 @@ def create_app(
 
     @app.get("/media/{name}")
     def media(name: str) -> FileResponse:
-        path = safe_media_path(media_dir, name)
+        path = store.path(name)
         if path is None:
             raise HTTPException(404, f"no media file '{name}'")
         return FileResponse(path)
@@ -202,11 +197,3 @@ def guard_uploads(app: FastAPI, settings: Settings) -> None:
             )
             return
     raise RuntimeError("Gradio's app was not found to guard its uploads")
-
-
-def safe_media_path(media_dir: Path, name: str) -> Path | None:
-    """The file for a media name, or None: names are ours (hex + extension), never paths."""
-    if not re.fullmatch(r"[0-9a-f]{32}\.(wav|mp4)", name):
-        return None
-    path = media_dir / name
-    return path if path.is_file() else None

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import re
 import tempfile
 import threading
 import time
@@ -18,12 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chattr.media.store import MediaStore
 from chattr.memory import MemoryUnavailable
+from chattr.reply import TurnState
 from chattr.retrieval import RetrievalUnavailable
-from chattr.turn import ChatService, TurnState
-
-# Joined replies chattr serves at /media/{name} (the same names chattr.app.safe_media_path takes).
-_JOINED = re.compile(r"/media/([0-9a-f]{32}\.(?:wav|mp4))$")
+from chattr.turn import ChatService
 
 # How long `forget` waits for long-term memory that is still loading.
 FORGET_WAIT_S = 30.0
@@ -101,7 +99,7 @@ class PersonalData:
 
     def __init__(self, service: ChatService, data_dir: Path) -> None:
         self.service = service
-        self.media_dir = data_dir / "media"
+        self.store = MediaStore.under(data_dir)
         self.index = MediaIndex(data_dir / "media-sessions")
 
     def record_turn(self, state: TurnState) -> None:
@@ -134,7 +132,7 @@ class PersonalData:
             "session_id": session_id,
             "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "turns": turns,
-            "media": [url for url in self.index.urls(session_id) if _JOINED.search(url)],
+            "media": [url for url in self.index.urls(session_id) if self.store.name_in_url(url)],
         }
 
     def export_file(self, session_id: Any) -> Path:
@@ -174,18 +172,15 @@ class PersonalData:
                 report.not_deleted.append(f"long-term memory: {exc}")
         pieces = 0
         for url in self.index.urls(session_id):
-            match = _JOINED.search(url)
-            if match is None:
+            name = self.store.name_in_url(url)
+            if name is None:
                 pieces += 1
                 continue
-            path = self.media_dir / match.group(1)
             try:
-                path.unlink()
-                report.media += 1
-            except FileNotFoundError:
-                pass  # already expired (CHATTR_MEDIA_RETENTION_S)
+                if self.store.delete(name):  # else already expired (CHATTR_MEDIA_RETENTION_S)
+                    report.media += 1
             except OSError as exc:
-                report.not_deleted.append(f"media file {match.group(1)}: {exc.strerror}")
+                report.not_deleted.append(f"media file {name}: {exc.strerror}")
         if pieces:
             report.not_deleted.append(
                 f"{pieces} single-sentence clips kept by the speech and video services; they "

@@ -12,6 +12,7 @@ from chattr.app import create_app, create_service
 from chattr.media.clients import ClientOptions, VisualizrClient, VocalizrClient
 from chattr.media.fanout import FanoutOptions, MediaFanout
 from chattr.media.local_stack import LocalStack
+from chattr.media.store import MediaStore
 from chattr.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ def make_fanout(
         VisualizrClient(visualizr_url, options(settings.visualizr_timeout_s), visualizr_key)
         if visualizr_url
         else None,
-        media_dir=settings.data_dir / "media",
+        store=MediaStore.under(settings.data_dir),
         public_url=settings.fixed_public_url or settings.local_url,
         options=FanoutOptions(
             speech_concurrency=settings.speech_concurrency,

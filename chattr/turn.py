@@ -7,8 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -17,6 +16,7 @@ from chattr.characters import Character, CharacterNotFound, CharacterSet
 from chattr.lorebook import LorebookCache, LorebookError
 from chattr.memory import MemoryUnavailable, ShortTermMemory, Turn
 from chattr.prompt import USER_NAME, build_messages
+from chattr.reply import TurnState
 from chattr.retrieval import Context, RetrievalUnavailable, Retriever
 from chattr.sentences import SentenceSplitter
 from chattr.speech_text import SpeechFilter, spoken_sentence
@@ -43,60 +43,6 @@ class TurnRejected(ValueError):
 
 class TurnFailed(RuntimeError):
     """The LLM could not produce a reply."""
-
-
-@dataclass
-class Segment:
-    """One sentence of the reply and its media, as they become ready."""
-
-    text: str
-    audio_url: str | None = None
-    video_url: str | None = None
-    audio_duration_s: float | None = None
-
-
-@dataclass(frozen=True)
-class ServiceError:
-    """A part of the turn that failed, named, with why; the rest of the turn still stands."""
-
-    service: str
-    detail: str
-
-
-@dataclass
-class TurnState:
-    """Everything known about a turn so far; the last state of a turn is its result."""
-
-    session_id: str
-    character: str
-    message: str
-    text: str = ""
-    segments: list[Segment] = field(default_factory=list)
-    audio_url: str | None = None
-    video_url: str | None = None
-    errors: list[ServiceError] = field(default_factory=list)
-    media: bool = False
-    done: bool = False
-    timings: dict[str, float] = field(default_factory=dict)
-
-    def add_error(self, service: str, detail: str) -> None:
-        if not any(e.service == service for e in self.errors):
-            self.errors.append(ServiceError(service, detail))
-
-    def to_api(self) -> dict[str, Any]:
-        """The `chat` API's JSON result."""
-        return {
-            "text": self.text,
-            "session_id": self.session_id,
-            "character": self.character,
-            "audio_url": self.audio_url,
-            "video_url": self.video_url,
-            "segments": [
-                {"text": s.text, "audio_url": s.audio_url, "video_url": s.video_url}
-                for s in self.segments
-            ],
-            "errors": [asdict(e) for e in self.errors],
-        }
 
 
 def check_text_argument(name: str, value: object) -> None:
@@ -165,6 +111,13 @@ class ChatService:
     def warm_up(self) -> None:
         """Build the chat model now (in the background), so the first turn does not wait."""
         threading.Thread(target=lambda: self.llm, name="chattr-llm", daemon=True).start()
+
+    def add_character(self, character: Character) -> None:
+        """A character installed while running (an imported card or folder): it can be talked
+        to at once, and its knowledge is indexed now if retrieval is ready."""
+        self.characters.characters[character.id] = character
+        if self.retriever is not None and self.retriever.ready:
+            self.retriever.index_character(character.id)
 
     def validate(
         self, message: str, character_id: str, session_id: str, greeting: int | None = None
@@ -242,17 +195,18 @@ class ChatService:
         if media and self.media is not None:
             # A character without a reference clip (an imported card) speaks in the default voice.
             voice = character.id if character.voice_path() is not None else DEFAULT_VOICE
-            job = self.media.start(
-                character.id, voice, character.voice.language, state, base_url=base_url
-            )
+            job = self.media.start(character.id, voice, character.voice.language, base_url=base_url)
             state.media = True
         media_done = job is None
         speech = SpeechFilter(character.voice.speak)
         try:
             async for _ in self._stream_reply(llm, messages, state, job, started, speech):
+                if job is not None:
+                    state.show_media(job.media)
                 yield state
             if job is not None:
                 async for _ in job.updates():
+                    state.show_media(job.media)
                     yield state
                 media_done = True
         finally:

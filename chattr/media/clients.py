@@ -83,10 +83,18 @@ class ServiceClient:
     name = "service"
 
     def __init__(
-        self, base_url: str, options: ClientOptions | None = None, api_key: str | None = None
+        self,
+        base_url: str,
+        options: ClientOptions | None = None,
+        api_key: str | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        """`transport`: how requests are sent; httpx's own (a connection pool) unless given, as
+        tests give an `httpx.MockTransport` to play the service in-process."""
         self.base_url = base_url.rstrip("/")
         self.options = options or ClientOptions()
+        self.transport = transport
         # The service's bearer key, sent on every call (its /files too, to the same host).
         self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.breaker = CircuitBreaker(self.options.breaker_threshold, self.options.breaker_reset_s)
@@ -103,6 +111,7 @@ class ServiceClient:
                 limits=httpx.Limits(
                     max_connections=o.max_connections, max_keepalive_connections=o.max_connections
                 ),
+                transport=self.transport,
             )
         return self._http
 
@@ -160,20 +169,10 @@ class ServiceClient:
                 self.breaker.record_success()
                 raise ServiceError(self.name, f"refused: {_error_detail(response)}")
             try:
-                data = response.json()
-            except ValueError:
+                data = json_object(self.name, response)
+            except ServiceError:
                 self.breaker.record_failure()
-                kind = response.headers.get("content-type") or "no content type"
-                raise ServiceError(
-                    self.name,
-                    f"answered HTTP {response.status_code} with something that is not JSON "
-                    f"({kind}, {len(response.content)} bytes)",
-                ) from None
-            if not isinstance(data, dict):
-                self.breaker.record_failure()
-                raise ServiceError(
-                    self.name, f"answered with a JSON {type(data).__name__}, not an object"
-                )
+                raise
             self.breaker.record_success()
             return data
 
@@ -186,8 +185,12 @@ class ServiceClient:
             return await self._send(self.http, method, url, json)
         except STALE_CONNECTION as exc:
             log.info("%s: %s on a pooled connection; retrying once on a fresh one", self.name, exc)
+        if self.transport is not None:
+            # A transport given to the client decides its connections: the retry is its too.
+            return await self._send(self.http, method, url, json)
         o = self.options
         async with httpx.AsyncClient(
+            headers=self.headers,  # the key, as on the first try
             timeout=httpx.Timeout(o.read_timeout_s, connect=o.connect_timeout_s),
             limits=httpx.Limits(max_keepalive_connections=0),
         ) as fresh:
@@ -265,6 +268,22 @@ def answer_field(service: str, data: dict[str, Any], name: str, kind: type) -> A
     )
 
 
+def json_object(service: str, response: httpx.Response) -> dict[str, Any]:
+    """A service's answer as a JSON object; ServiceError saying what it was instead."""
+    try:
+        data = response.json()
+    except ValueError:
+        kind = response.headers.get("content-type") or "no content type"
+        raise ServiceError(
+            service,
+            f"answered HTTP {response.status_code} with something that is not JSON "
+            f"({kind}, {len(response.content)} bytes)",
+        ) from None
+    if not isinstance(data, dict):
+        raise ServiceError(service, f"answered with a JSON {type(data).__name__}, not an object")
+    return data
+
+
 def _error_detail(response: httpx.Response) -> str:
     try:
         body = response.json()
@@ -316,7 +335,10 @@ class VocalizrClient(ServiceClient):
             raise ServiceError(self.name, f"unreachable at {self.base_url} ({exc})") from exc
         if response.status_code >= 400:
             raise ServiceError(self.name, _error_detail(response))
-        return str(response.json()["text"])
+        text = json_object(self.name, response).get("text")
+        if not isinstance(text, str):  # "" is an answer: nothing was said
+            raise ServiceError(self.name, "answered without 'text'")
+        return text
 
 
 class VisualizrClient(ServiceClient):

@@ -13,17 +13,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass
-from pathlib import Path
 
-from chattr.media.clients import ServiceError, VisualizrClient, VocalizrClient, describe
+from chattr.media.clients import (
+    ServiceClient,
+    ServiceError,
+    VisualizrClient,
+    VocalizrClient,
+    describe,
+)
 from chattr.media.joining import ReplyVideo, join_wavs
 from chattr.media.relay import service_file_id
 from chattr.media.slots import PrioritySlots
-from chattr.turn import Segment, TurnState
+from chattr.media.store import MediaStore
+from chattr.reply import ReplyMedia, Segment, add_issue
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +55,7 @@ class MediaFanout:
         vocalizr: VocalizrClient | None,
         visualizr: VisualizrClient | None,
         *,
-        media_dir: Path,
+        store: MediaStore,
         public_url: str,
         options: FanoutOptions | None = None,
         wait_started: Callable[[float], Collection[str]] | None = None,
@@ -63,13 +68,12 @@ class MediaFanout:
         # give up); the names of those still starting.
         self.wait_started = wait_started
         self.visualizr = visualizr
-        self.media_dir = media_dir
+        self.store = store.create()
         self.public_url = public_url.rstrip("/")
         self.relay = relay
         self.options = options or FanoutOptions()
         self._speech_slots: PrioritySlots | None = None
         self._video_slots: PrioritySlots | None = None
-        media_dir.mkdir(parents=True, exist_ok=True)
 
     def _slots(self) -> tuple[PrioritySlots, PrioritySlots]:
         # Made on first use, inside the serving event loop.
@@ -83,13 +87,17 @@ class MediaFanout:
         character_id: str,
         voice: str,
         language: str,
-        state: TurnState,
         *,
         base_url: str | None = None,
     ) -> MediaJob:
-        """Begin the media of one reply; feed it sentences with `add`. `base_url`: chattr's
-        address as the caller reached it; the reply's URLs start with it."""
-        return MediaJob(self, character_id, voice, language, state, base_url=base_url)
+        """Begin the media of one reply; feed it sentences with `add`, read it in `media`.
+        `base_url`: chattr's address as the caller reached it; the reply's URLs start with it."""
+        return MediaJob(self, character_id, voice, language, base_url=base_url)
+
+    def relayed_clients(self) -> dict[str, ServiceClient]:
+        """The services whose files chattr relays, by name, with their clients."""
+        clients = {"vocalizr": self.vocalizr, "visualizr": self.visualizr}
+        return {name: c for name, c in clients.items() if name in self.relay and c is not None}
 
     def public_file_url(self, service: str, url: str, base_url: str) -> str:
         """A service's file URL as the reply gives it: at chattr's address when relayed."""
@@ -105,7 +113,8 @@ class MediaFanout:
 
 
 class MediaJob:
-    """The media of one reply, sentence by sentence."""
+    """The media of one reply, sentence by sentence; `media` is what it has made so far, written
+    by this job alone."""
 
     def __init__(
         self,
@@ -113,7 +122,6 @@ class MediaJob:
         character_id: str,
         voice: str,
         language: str,
-        state: TurnState,
         *,
         base_url: str | None = None,
     ) -> None:
@@ -124,24 +132,24 @@ class MediaJob:
         self.character_id = character_id
         self.voice = voice
         self.language = language
-        self.state = state
+        self.media = ReplyMedia()
         self.started = time.perf_counter()
         self._tasks: list[asyncio.Task[None]] = []
         self._changed = asyncio.Event()
         self._video: ReplyVideo | None = None
         if fanout.options.join and fanout.visualizr is not None:
-            self._video = ReplyVideo(fanout.media_dir)
+            self._video = ReplyVideo(fanout.store)
         if fanout.vocalizr is None:
-            state.add_error("vocalizr", "speech is off: no speech service is configured")
+            self._note("vocalizr", "speech is off: no speech service is configured")
 
     def add(self, sentence: str) -> None:
         """A complete sentence: make its speech, then its video, in the background."""
         segment = Segment(text=sentence)
-        self.state.segments.append(segment)
+        self.media.segments.append(segment)
         self._changed.set()
         if self.fanout.vocalizr is not None:
             # Earlier sentences first, across all turns; among equals, the older turn first.
-            priority = (len(self.state.segments) - 1, self.started)
+            priority = (len(self.media.segments) - 1, self.started)
             self._tasks.append(asyncio.create_task(self._produce(segment, priority)))
 
     async def _produce(self, segment: Segment, priority: tuple[int, float]) -> None:
@@ -156,11 +164,15 @@ class MediaJob:
                 return
             async with speech_slots.slot(priority):
                 speech = await vocalizr.synthesize(segment.text, self.voice, self.language)
+            # A URL that does not parse is vocalizr's failure too.
+            audio_url = self.fanout.public_file_url("vocalizr", speech.url, self.base_url)
+            # visualizr fetches the audio itself, by the address chattr reaches vocalizr at.
+            internal_audio_url = vocalizr.internal_url(speech.url)
         except Exception as exc:
             self._fail(vocalizr.name, exc)
             return
         self._speech_urls[priority[0]] = speech.url
-        segment.audio_url = self.fanout.public_file_url("vocalizr", speech.url, self.base_url)
+        segment.audio_url = audio_url
         segment.audio_duration_s = speech.duration_s
         self._mark("first_audio_s")
         if visualizr is None:
@@ -170,14 +182,14 @@ class MediaJob:
                 self._still_starting("visualizr", "video")
                 return
             async with video_slots.slot(priority):
-                # visualizr fetches the audio itself, by the address chattr reaches vocalizr at.
                 video = await visualizr.render(
-                    vocalizr.internal_url(speech.url), self.character_id, self.fanout.options.fps
+                    internal_audio_url, self.character_id, self.fanout.options.fps
                 )
+            video_url = self.fanout.public_file_url("visualizr", video.url, self.base_url)
         except Exception as exc:
             self._fail(visualizr.name, exc)
             return
-        segment.video_url = self.fanout.public_file_url("visualizr", video.url, self.base_url)
+        segment.video_url = video_url
         self._mark("first_video_s")
         if self._video is not None:
             try:
@@ -192,11 +204,14 @@ class MediaJob:
 
     def _still_starting(self, service: str, medium: str) -> None:
         # The reply's whole video and audio are joined only when every sentence has them.
-        self.state.add_error(service, STILL_STARTING.format(medium=medium))
+        self._note(service, STILL_STARTING.format(medium=medium))
+
+    def _note(self, service: str, detail: str) -> None:
+        add_issue(self.media.issues, service, detail)
         self._changed.set()
 
     def _mark(self, timing: str) -> None:
-        self.state.timings.setdefault(timing, time.perf_counter() - self.started)
+        self.media.timings.setdefault(timing, time.perf_counter() - self.started)
         self._changed.set()
 
     def _fail(self, service: str, exc: Exception) -> None:
@@ -206,8 +221,7 @@ class MediaJob:
             log.exception("media: %s failed", service)
             detail = f"failed: {describe(exc)}"
         log.warning("media: %s: %s", service, detail)
-        self.state.add_error(service, detail)
-        self._changed.set()
+        self._note(service, detail)
 
     async def updates(self) -> AsyncIterator[None]:
         """Yield each time a segment gets media; after the last, join the whole reply."""
@@ -220,35 +234,31 @@ class MediaJob:
             await asyncio.wait([waiter, *pending], return_when=asyncio.FIRST_COMPLETED)
             waiter.cancel()
             yield
-        if self.fanout.options.join and self.state.segments:
+        if self.fanout.options.join and self.media.segments:
             await self._join()
         yield
 
     async def _join(self) -> None:
-        segments = self.state.segments
+        segments = self.media.segments
         vocalizr = self.fanout.vocalizr
         speech = [self._speech_urls.get(index) for index in range(len(segments))]
         if vocalizr is not None and all(speech):
             try:
                 pieces = await asyncio.gather(*(vocalizr.download(url or "") for url in speech))
                 joined, _ = await asyncio.to_thread(join_wavs, pieces)
-                self.state.audio_url = self._publish(joined, "wav")
+                name = await asyncio.to_thread(self.fanout.store.publish, joined, "wav")
+                self.media.audio_url = f"{self.base_url}/media/{name}"
             except Exception as exc:  # a failed download or join must not cost the reply
-                self.state.add_error("join", f"could not join the audio: {exc}")
+                self._note("join", f"could not join the audio: {exc}")
         if self._video is not None and segments and all(s.video_url for s in segments):
             try:
                 name = await self._video.finish(len(segments))
-                self.state.video_url = f"{self.base_url}/media/{name}"
+                self.media.video_url = f"{self.base_url}/media/{name}"
             except Exception as exc:  # as above
-                self.state.add_error("join", f"could not join the video: {exc}")
+                self._note("join", f"could not join the video: {exc}")
         elif self._video is not None:
             self._video.discard()
         self._mark("joined_s")
-
-    def _publish(self, data: bytes, extension: str) -> str:
-        name = f"{secrets.token_hex(16)}.{extension}"
-        (self.fanout.media_dir / name).write_bytes(data)
-        return f"{self.base_url}/media/{name}"
 
     async def cancel(self) -> None:
         for task in self._tasks:

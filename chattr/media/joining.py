@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import io
 import logging
-import secrets
 import threading
 import wave
 from collections.abc import Sequence
@@ -25,6 +24,8 @@ from typing import Any
 
 import av
 import numpy as np
+
+from chattr.media.store import MediaStore
 
 log = logging.getLogger(__name__)
 
@@ -318,10 +319,10 @@ def _reencode_video(containers: Sequence[Any], out: Any) -> None:
 class ReplyVideo:
     """The reply's whole video, joined piece by piece in sentence order as the pieces arrive."""
 
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.name = secrets.token_hex(16)
-        self.joiner = Mp4Joiner(directory / f".{self.name}.mp4.part")
+    def __init__(self, store: MediaStore) -> None:
+        self.store = store
+        self.name = store.new_id()
+        self.joiner = Mp4Joiner(store.unfinished_path(self.name))
         self.failure: str | None = None
         self._arrived: dict[int, Path] = {}
         self._joined = 0
@@ -329,7 +330,7 @@ class ReplyVideo:
 
     async def add(self, index: int, data: bytes) -> None:
         """Sentence `index`'s video; joined now if every earlier one is in."""
-        part = self.directory / f".{self.name}-{index}.mp4"
+        part = self.store.piece_path(self.name, index)
         await asyncio.to_thread(part.write_bytes, data)
         self._arrived[index] = part
         async with self._lock:
@@ -352,11 +353,11 @@ class ReplyVideo:
                 missing = [index for index in range(count) if index not in self._arrived]
                 if missing:
                     raise JoinError(f"{len(missing)} of {count} videos are missing")
-                name = f"{self.name}.mp4"
-                copied = await asyncio.to_thread(self.joiner.finish, self.directory / name)
+                path = self.store.joined_path(self.name, "mp4")
+                copied = await asyncio.to_thread(self.joiner.finish, path)
                 if not copied:
                     log.info("joined video was re-encoded: the pieces' streams differed")
-                return name
+                return path.name
             finally:
                 self.discard()
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable, Collection
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from urllib.parse import urlsplit
 
 import httpx
@@ -20,9 +19,6 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 
 from chattr.media.clients import ServiceClient
-
-if TYPE_CHECKING:
-    from chattr.media.fanout import MediaFanout
 
 log = logging.getLogger(__name__)
 
@@ -54,15 +50,13 @@ def service_file_id(service: str, url: str) -> str | None:
     return file_id
 
 
-def add_relay_routes(app: FastAPI, fanout: MediaFanout, *, skip: Collection[str] = ()) -> None:
-    """A route per relayed service, except those mounted here already (in-process, on a Space)."""
-    clients: dict[str, ServiceClient | None] = {
-        "vocalizr": fanout.vocalizr,
-        "visualizr": fanout.visualizr,
-    }
-    for name in sorted(fanout.relay):
-        client = clients.get(name)
-        if client is None or f"/{name}" in skip:
+def add_relay_routes(
+    app: FastAPI, clients: Mapping[str, ServiceClient], *, skip: Collection[str] = ()
+) -> None:
+    """A route per relayed service (name → its client), except those mounted here already
+    (in-process, on a Space)."""
+    for name, client in sorted(clients.items()):
+        if f"/{name}" in skip:
             continue
         app.add_api_route(
             f"/{name}/files/{{file_id}}",

@@ -24,7 +24,8 @@ from chattr.access import Gate
 from chattr.media.clients import ServiceError
 from chattr.memory import MemoryUnavailable, Turn
 from chattr.ratelimit import Refused
-from chattr.turn import ChatService, TurnFailed, TurnRejected, TurnState
+from chattr.reply import TurnState
+from chattr.turn import ChatService, TurnFailed, TurnRejected
 from chattr.voice.live import LiveConversation, LiveReply, parse_played
 
 log = logging.getLogger(__name__)

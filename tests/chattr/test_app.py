@@ -13,7 +13,7 @@ from gradio_client import Client
 
 from chattr.fake_llm import FakeLLMServer
 from chattr.media.local_stack import free_port
-from chattr.media.retention import purge_media
+from chattr.media.store import MediaStore
 
 from ..conftest import CURIE_FACT, StartApp
 
@@ -211,5 +211,5 @@ def test_joined_media_past_retention_is_deleted_and_no_longer_served(
 def test_purge_keeps_fresh_media(tmp_path: Path) -> None:
     fresh = tmp_path / f"{uuid.uuid4().hex}.wav"
     fresh.write_bytes(b"x")
-    assert purge_media(tmp_path, older_than_s=60) == 0
+    assert MediaStore(tmp_path).purge(older_than_s=60) == 0
     assert fresh.exists()

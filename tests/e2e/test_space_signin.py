@@ -146,9 +146,7 @@ def test_uploads_are_limited_per_client_by_size(space: str, tmp_path: Path) -> N
 
     def upload() -> httpx.Response:
         with clip.open("rb") as handle:
-            return httpx.post(
-                space + "/gradio_api/upload", files={"files": handle}, headers=cookie
-            )
+            return httpx.post(space + "/gradio_api/upload", files={"files": handle}, headers=cookie)
 
     assert [upload().status_code for _ in range(3)] == [200] * 3
     last = upload()

@@ -17,7 +17,8 @@ import pytest
 
 from chattr.media.clients import ClientOptions, ServiceError, VisualizrClient, VocalizrClient
 from chattr.media.fanout import FanoutOptions, MediaFanout
-from chattr.turn import TurnState
+from chattr.media.store import MediaStore
+from chattr.reply import TurnState
 
 SPEECH = {"url": "http://vocalizr/files/a.wav", "duration_s": 1.5, "sample_rate": 22050}
 
@@ -218,17 +219,18 @@ async def one_turn(
     fanout = MediaFanout(
         client(vocalizr_url),
         client(visualizr_url, VisualizrClient) if visualizr_url else None,
-        media_dir=media_dir,
+        store=MediaStore(media_dir),
         public_url="http://chattr",
         options=FanoutOptions(join=False),
         **fanout_args,  # type: ignore[arg-type]
     )
     state = TurnState(session_id="s", character="napoleon", message="Hello")
-    job = fanout.start("napoleon", "napoleon", "en", state)
+    job = fanout.start("napoleon", "napoleon", "en")
     job.add("Bonjour, mon ami.")
     async for _ in job.updates():
         pass
     await fanout.aclose()
+    state.show_media(job.media)
     return state
 
 

@@ -12,7 +12,7 @@ import redis
 from gradio_client import Client
 
 from chattr.personal_data import PersonalData
-from chattr.turn import Segment, TurnState
+from chattr.reply import Segment, TurnState
 
 from ..conftest import REDIS_URL, StartApp
 from .support import Page

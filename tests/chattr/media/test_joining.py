@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from chattr.media.joining import JoinError, Mp4Joiner, ReplyVideo, join_mp4s, join_wavs
+from chattr.media.store import MediaStore
 
 
 def make_wav(seconds: float, rate: int = 22050, channels: int = 1) -> bytes:
@@ -180,7 +181,7 @@ async def test_reply_video_joins_in_sentence_order_whatever_order_pieces_arrive(
     ]
     media = tmp_path / "media"
     media.mkdir()
-    video = ReplyVideo(media)
+    video = ReplyVideo(MediaStore(media))
     for index in (2, 0, 1):
         await video.add(index, pieces[index])
     name = await video.finish(3)
@@ -191,7 +192,7 @@ async def test_reply_video_joins_in_sentence_order_whatever_order_pieces_arrive(
 
 
 async def test_reply_video_with_a_missing_piece_is_an_error_and_cleans_up(tmp_path: Path) -> None:
-    video = ReplyVideo(tmp_path)
+    video = ReplyVideo(MediaStore(tmp_path))
     await video.add(0, make_mp4(tmp_path / "src.mp4", 0.5).read_bytes())
     (tmp_path / "src.mp4").unlink()
     await video.add(2, make_mp4(tmp_path / "src.mp4", 0.5).read_bytes())

@@ -1,0 +1,134 @@
+"""vocalizr and visualizr played in-process through `httpx.MockTransport`: the real clients and
+the real fan-out, answering in microseconds, misbehaving on demand."""
+
+from __future__ import annotations
+
+import io
+import json
+import wave
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+import httpx
+
+from chattr.media.clients import ClientOptions, VisualizrClient, VocalizrClient
+
+# No waiting between retries: the tests are about what happens, not when.
+FAST = ClientOptions(retries=1, backoff_s=0.0, breaker_threshold=100)
+
+VOCALIZR = "http://vocalizr.test"
+VISUALIZR = "http://visualizr.test"
+
+Handler = Callable[[httpx.Request], httpx.Response]
+# What a test puts in front of a fake service (to delay it, break it): sync or async.
+Transport = Callable[[httpx.Request], httpx.Response | Awaitable[httpx.Response]]
+
+
+def wav(seconds: float, rate: int = 16_000) -> bytes:
+    """A silent mono 16-bit WAV."""
+    out = io.BytesIO()
+    with wave.open(out, "wb") as writer:
+        writer.setnchannels(1)
+        writer.setsampwidth(2)
+        writer.setframerate(rate)
+        writer.writeframes(b"\0\0" * round(seconds * rate))
+    return out.getvalue()
+
+
+def file_id(number: int, extension: str) -> str:
+    return f"{number:032x}.{extension}"
+
+
+class CutOff(httpx.AsyncByteStream):
+    """A body that stops before its content-length, the connection gone."""
+
+    def __init__(self, start: bytes) -> None:
+        self.start = start
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield self.start
+        raise httpx.RemoteProtocolError("peer closed connection without sending complete body")
+
+
+def html_page(request: httpx.Request) -> httpx.Response:
+    """A proxy's error page, with a 200."""
+    return httpx.Response(200, html="<html><body>Welcome to nginx!</body></html>")
+
+
+def truncated(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(
+        200,
+        headers={"content-type": "application/json", "content-length": "200"},
+        stream=CutOff(b'{"url": "http://x/a.wav", "du'),
+    )
+
+
+def refused(request: httpx.Request) -> httpx.Response:
+    raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+
+
+@dataclass
+class FakeVocalizr:
+    """/v1/speech and /files/<id>: speech of `seconds_per_word` a word, unless `speech` or
+    `files` answer otherwise."""
+
+    seconds_per_word: float = 0.1
+    speech: Handler | None = None
+    files: Handler | None = None
+    requests: list[httpx.Request] = field(default_factory=list)
+    made: dict[str, bytes] = field(default_factory=dict)
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if request.url.path == "/v1/speech":
+            if self.speech is not None:
+                return self.speech(request)
+            text = json.loads(request.content)["text"]
+            seconds = self.seconds_per_word * len(text.split())
+            name = file_id(len(self.made) + 1, "wav")
+            self.made[name] = wav(seconds)
+            return httpx.Response(
+                200,
+                json={
+                    "url": f"{VOCALIZR}/files/{name}",
+                    "duration_s": seconds,
+                    "sample_rate": 16000,
+                },
+            )
+        if request.url.path.startswith("/files/"):
+            if self.files is not None:
+                return self.files(request)
+            data = self.made.get(request.url.path.rsplit("/", 1)[1])
+            if data is None:
+                return httpx.Response(404, json={"error": "not_found", "detail": "no such file"})
+            return httpx.Response(200, content=data, headers={"content-type": "audio/wav"})
+        return httpx.Response(404, json={"error": "not_found", "detail": request.url.path})
+
+    def client(
+        self, options: ClientOptions = FAST, *, through: Transport | None = None
+    ) -> VocalizrClient:
+        """A client of this vocalizr, its key given; `through`: what answers in its place."""
+        transport = httpx.MockTransport(through or self)  # type: ignore[arg-type]
+        return VocalizrClient(VOCALIZR, options, "vocalizr-key", transport=transport)
+
+
+@dataclass
+class FakeVisualizr:
+    """/v1/videos: a video per audio, unless `videos` answers otherwise."""
+
+    videos: Handler | None = None
+    requests: list[httpx.Request] = field(default_factory=list)
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if request.url.path == "/v1/videos":
+            if self.videos is not None:
+                return self.videos(request)
+            name = file_id(len(self.requests), "mp4")
+            return httpx.Response(
+                200, json={"url": f"{VISUALIZR}/files/{name}", "duration_s": 1.0, "frames": 25}
+            )
+        return httpx.Response(404, json={"error": "not_found", "detail": request.url.path})
+
+    def client(self, options: ClientOptions = FAST) -> VisualizrClient:
+        return VisualizrClient(VISUALIZR, options, transport=httpx.MockTransport(self))

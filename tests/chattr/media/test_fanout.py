@@ -1,0 +1,348 @@
+"""The media clients and the fan-out against services played in-process (httpx.MockTransport):
+what a reply gets, and every failure an entry naming the service, in milliseconds."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import wave
+from collections.abc import Callable, Collection, Iterable
+from io import BytesIO
+from pathlib import Path
+
+import httpx
+import pytest
+
+from chattr.media.clients import ClientOptions, ServiceError
+from chattr.media.fanout import STILL_STARTING, FanoutOptions, MediaFanout
+from chattr.media.store import JOINED_NAME, MediaStore
+from chattr.reply import ReplyMedia
+
+from ..fake_media import (
+    VOCALIZR,
+    FakeVisualizr,
+    FakeVocalizr,
+    html_page,
+    refused,
+    truncated,
+)
+
+
+def fanout(
+    tmp_path: Path,
+    vocalizr: FakeVocalizr | None,
+    visualizr: FakeVisualizr | None = None,
+    *,
+    join: bool = True,
+    wait_started: Callable[[float], Collection[str]] | None = None,
+    relay: frozenset[str] = frozenset(),
+) -> MediaFanout:
+    return MediaFanout(
+        vocalizr.client() if vocalizr else None,
+        visualizr.client() if visualizr else None,
+        store=MediaStore(tmp_path / "media"),
+        public_url="http://chattr.test",
+        # Joining videos needs real MP4s (tests/chattr/media/test_joining.py); audio is joined.
+        options=FanoutOptions(join=join),
+        wait_started=wait_started,
+        relay=relay,
+    )
+
+
+async def media_of(media: MediaFanout, sentences: Iterable[str]) -> ReplyMedia:
+    """The sentences through one job; its media once every task has settled."""
+    job = media.start("napoleon", "napoleon", "en", base_url="http://page.test")
+    for sentence in sentences:
+        job.add(sentence)
+    async for _ in job.updates():
+        pass
+    await media.aclose()
+    return job.media
+
+
+def issues(media: ReplyMedia) -> list[tuple[str, str]]:
+    return [(issue.service, issue.detail) for issue in media.issues]
+
+
+async def test_each_sentence_gets_its_speech_and_the_reply_its_joined_audio(
+    tmp_path: Path,
+) -> None:
+    vocalizr = FakeVocalizr()
+    media = await media_of(fanout(tmp_path, vocalizr), ["Vive la France.", "Two words."])
+    assert issues(media) == []
+    assert [s.text for s in media.segments] == ["Vive la France.", "Two words."]
+    assert all(s.audio_url and s.audio_url.startswith(f"{VOCALIZR}/files/") for s in media.segments)
+    assert [s.audio_duration_s for s in media.segments] == pytest.approx([0.3, 0.2])
+    # The whole reply, at chattr's address as the caller reached it, in the store.
+    assert media.audio_url is not None and media.audio_url.startswith("http://page.test/media/")
+    name = media.audio_url.rsplit("/", 1)[1]
+    assert JOINED_NAME.fullmatch(name)
+    path = MediaStore(tmp_path / "media").path(name)
+    assert path is not None
+    with wave.open(BytesIO(path.read_bytes())) as joined:
+        assert joined.getnframes() / joined.getframerate() == pytest.approx(0.5)
+    assert {"first_audio_s", "joined_s"} <= set(media.timings)
+    # Every call carried the service's key.
+    assert all(r.headers["authorization"] == "Bearer vocalizr-key" for r in vocalizr.requests)
+
+
+async def test_video_follows_each_speech_by_the_address_chattr_reaches_vocalizr_at(
+    tmp_path: Path,
+) -> None:
+    vocalizr, visualizr = FakeVocalizr(), FakeVisualizr()
+    media = await media_of(fanout(tmp_path, vocalizr, visualizr, join=False), ["Austerlitz."])
+    assert issues(media) == []
+    assert media.segments[0].video_url and media.segments[0].video_url.endswith(".mp4")
+    asked = json.loads(visualizr.requests[0].content)
+    assert asked["audio_url"] == media.segments[0].audio_url
+    assert asked["portrait"] == "napoleon" and asked["fps"] == 25
+
+
+async def test_relayed_services_files_are_named_at_chattrs_address(tmp_path: Path) -> None:
+    media = await media_of(
+        fanout(tmp_path, FakeVocalizr(), join=False, relay=frozenset({"vocalizr"})), ["Hello."]
+    )
+    audio_url = media.segments[0].audio_url
+    assert audio_url is not None and audio_url.startswith("http://page.test/vocalizr/files/")
+
+
+async def test_segments_keep_the_order_of_their_sentences_whatever_order_they_finish_in(
+    tmp_path: Path,
+) -> None:
+    release_first = asyncio.Event()
+    vocalizr = FakeVocalizr()
+
+    async def slow_first(request: httpx.Request) -> httpx.Response:
+        if json.loads(request.content)["text"] == "First.":
+            await release_first.wait()
+        return vocalizr(request)
+
+    service = MediaFanout(
+        vocalizr.client(through=slow_first),
+        None,
+        store=MediaStore(tmp_path / "media"),
+        public_url="http://chattr.test",
+    )
+    job = service.start("napoleon", "napoleon", "en")
+    job.add("First.")
+    job.add("Second.")
+    updates = job.updates()
+    while job.media.segments[1].audio_url is None:
+        await anext(updates)
+    assert job.media.segments[0].audio_url is None  # the second finished first ...
+    release_first.set()
+    async for _ in updates:
+        pass
+    assert [s.text for s in job.media.segments] == ["First.", "Second."]  # ... in its place
+    urls = [s.audio_url for s in job.media.segments]
+    assert all(urls) and urls[0] != urls[1]
+    await service.aclose()
+
+
+NONSENSE: dict[str, tuple[Callable[[httpx.Request], httpx.Response], str]] = {
+    "200 without the fields": (
+        lambda r: httpx.Response(200, json={"duration_s": 1.0}),
+        "answered without 'url'",
+    ),
+    "an HTML page": (
+        html_page,
+        "answered HTTP 200 with something that is not JSON (text/html",
+    ),
+    "a truncated body": (truncated, "answer cut off (HTTP 200): RemoteProtocolError"),
+    "a connection error": (refused, f"unreachable at {VOCALIZR} (ConnectError: "),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(NONSENSE))
+async def test_a_failing_speech_call_is_an_issue_naming_vocalizr(tmp_path: Path, kind: str) -> None:
+    answer, words = NONSENSE[kind]
+    vocalizr = FakeVocalizr(speech=answer)
+    media = await media_of(fanout(tmp_path, vocalizr, FakeVisualizr()), ["Bonjour."])
+    [(service, detail)] = issues(media)
+    assert service == "vocalizr" and words in detail, detail
+    assert media.segments[0].audio_url is None and media.audio_url is None
+    assert list((tmp_path / "media").iterdir()) == []  # no joined file, no piece left
+
+
+@pytest.mark.parametrize("kind", sorted(NONSENSE))
+async def test_a_failing_video_call_is_an_issue_naming_visualizr_and_the_speech_stands(
+    tmp_path: Path, kind: str
+) -> None:
+    answer, words = NONSENSE[kind]
+    visualizr = FakeVisualizr(videos=answer)
+    media = await media_of(fanout(tmp_path, FakeVocalizr(), visualizr), ["Bonjour."])
+    [(service, detail)] = issues(media)
+    assert service == "visualizr", detail
+    assert words.replace(VOCALIZR, "http://visualizr.test") in detail, detail
+    assert media.segments[0].audio_url and media.segments[0].video_url is None
+    # The whole reply's speech is still joined; its video, missing a piece, is not.
+    assert media.audio_url is not None and media.video_url is None
+
+
+@pytest.mark.parametrize("relay", [frozenset(), frozenset({"vocalizr"})])
+async def test_a_speech_url_that_is_not_a_url_is_an_issue_naming_vocalizr(
+    tmp_path: Path, relay: frozenset[str]
+) -> None:
+    def bad_url(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            200, json={"url": "http://[::1/files/a.wav", "duration_s": 1.0, "sample_rate": 16000}
+        )
+
+    vocalizr = FakeVocalizr(speech=bad_url)
+    service = fanout(tmp_path, vocalizr, FakeVisualizr(), relay=relay)
+    media = await media_of(service, ["Hello."])
+    assert issues(media) == [("vocalizr", "failed: ValueError: Invalid IPv6 URL")]
+    assert media.segments[0].audio_url is None
+
+
+async def test_a_speech_file_that_cannot_be_fetched_costs_the_joined_audio_only(
+    tmp_path: Path,
+) -> None:
+    vocalizr = FakeVocalizr(files=lambda r: httpx.Response(404, json={"detail": "gone"}))
+    media = await media_of(fanout(tmp_path, vocalizr), ["One.", "Two."])
+    assert issues(media) == [
+        ("join", "could not join the audio: vocalizr: could not fetch its file: HTTP 404")
+    ]
+    assert all(s.audio_url for s in media.segments) and media.audio_url is None
+
+
+async def test_an_unexpected_failure_in_a_media_task_is_an_issue_too(tmp_path: Path) -> None:
+    def broken_wait(timeout_s: float) -> list[str]:
+        raise RuntimeError("the local services could not be started")
+
+    media = await media_of(fanout(tmp_path, FakeVocalizr(), wait_started=broken_wait), ["Hi."])
+    assert issues(media) == [
+        ("vocalizr", "failed: RuntimeError: the local services could not be started")
+    ]
+
+
+async def test_sentences_before_a_service_is_up_go_without_it_and_say_so(tmp_path: Path) -> None:
+    vocalizr = FakeVocalizr()
+    media = await media_of(fanout(tmp_path, vocalizr, wait_started=lambda t: {"vocalizr"}), ["Hi."])
+    assert issues(media) == [("vocalizr", STILL_STARTING.format(medium="speech or video"))]
+    assert vocalizr.requests == []
+
+
+async def test_without_a_speech_service_the_reply_says_speech_is_off(tmp_path: Path) -> None:
+    media = await media_of(fanout(tmp_path, None), ["Hi."])
+    assert issues(media) == [("vocalizr", "speech is off: no speech service is configured")]
+    assert [s.text for s in media.segments] == ["Hi."]
+
+
+async def test_cancelling_a_job_stops_its_calls(tmp_path: Path) -> None:
+    never = asyncio.Event()
+    vocalizr = FakeVocalizr()
+
+    async def hangs(request: httpx.Request) -> httpx.Response:
+        await never.wait()
+        return vocalizr(request)
+
+    service = MediaFanout(
+        vocalizr.client(through=hangs),
+        None,
+        store=MediaStore(tmp_path / "media"),
+        public_url="http://chattr.test",
+    )
+    job = service.start("napoleon", "napoleon", "en")
+    job.add("Never spoken.")
+    await asyncio.sleep(0.01)
+    await asyncio.wait_for(job.cancel(), 1.0)
+    assert all(task.done() for task in job._tasks)
+    assert job.media.issues == []
+    await service.aclose()
+
+
+# --- the clients' retry policy, at the transport --------------------------------------------
+
+
+async def test_a_stale_connection_is_retried_once_with_the_key() -> None:
+    vocalizr = FakeVocalizr()
+    failures = [httpx.RemoteProtocolError("Server disconnected without sending a response.")]
+
+    def stale_once(request: httpx.Request) -> httpx.Response:
+        if failures:
+            vocalizr.requests.append(request)
+            raise failures.pop()
+        return vocalizr(request)
+
+    client = vocalizr.client(through=stale_once)
+    speech = await client.synthesize("Hello.", "napoleon")
+    await client.aclose()
+    assert speech.url.endswith(".wav")
+    assert len(vocalizr.requests) == 2
+    assert [r.headers["authorization"] for r in vocalizr.requests] == ["Bearer vocalizr-key"] * 2
+
+
+@pytest.mark.parametrize(
+    ("error", "words"),
+    [
+        (httpx.RemoteProtocolError("Server disconnected"), "request failed: RemoteProtocolError"),
+        (httpx.ReadError(""), "request failed: ReadError"),
+    ],
+)
+async def test_a_connection_failing_twice_is_an_error_that_says_what(
+    error: httpx.HTTPError, words: str
+) -> None:
+    calls: list[httpx.Request] = []
+
+    def always(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        raise error
+
+    client = FakeVocalizr().client(through=always)
+    with pytest.raises(ServiceError) as caught:
+        await client.synthesize("Hello.", "napoleon")
+    await client.aclose()
+    assert caught.value.service == "vocalizr" and words in caught.value.detail
+    assert len(calls) == 2  # the first try and one retry, no more
+
+
+async def test_an_unreachable_service_is_retried_then_refused_at_once_by_the_breaker() -> None:
+    calls: list[httpx.Request] = []
+
+    def down(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return refused(request)
+
+    options = ClientOptions(retries=1, backoff_s=0.0, breaker_threshold=2)
+    client = FakeVocalizr().client(options, through=down)
+    for _ in range(2):
+        with pytest.raises(ServiceError, match="unreachable"):
+            await client.synthesize("Hello.", "napoleon")
+    assert len(calls) == 4  # each call tried twice
+    with pytest.raises(ServiceError, match="skipped: vocalizr failed repeatedly"):
+        await client.synthesize("Hello.", "napoleon")
+    assert len(calls) == 4  # the open breaker sent nothing
+    await client.aclose()
+
+
+@pytest.mark.parametrize(
+    ("answer", "outcome"),
+    [
+        (lambda r: httpx.Response(200, json={"text": "Bonjour."}), "Bonjour."),
+        (lambda r: httpx.Response(200, json={"text": ""}), ""),  # nothing was said
+        (html_page, "answered HTTP 200 with something that is not JSON (text/html"),
+        (lambda r: httpx.Response(200, json={"language": "fr"}), "answered without 'text'"),
+        (lambda r: httpx.Response(200, json=["Bonjour."]), "a JSON list, not an object"),
+        (refused, "unreachable at http://vocalizr.test"),
+    ],
+)
+async def test_a_transcription_is_its_text_or_an_error_that_says_what(
+    answer: Callable[[httpx.Request], httpx.Response], outcome: str
+) -> None:
+    asked: list[httpx.Request] = []
+
+    def transcriptions(request: httpx.Request) -> httpx.Response:
+        asked.append(request)
+        return answer(request)
+
+    client = FakeVocalizr().client(through=transcriptions)
+    try:
+        text = await client.transcribe(b"RIFF", "speech.wav", "fr")
+    except ServiceError as exc:
+        assert exc.service == "vocalizr" and outcome in exc.detail, exc.detail
+    else:
+        assert text == outcome
+    finally:
+        await client.aclose()
+    assert asked[0].url.path == "/v1/audio/transcriptions"
