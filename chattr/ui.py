@@ -121,6 +121,7 @@ def build_blocks(
                     sync_media=sync_media,
                     gate=api.gate,
                     base_url=api.base_url,
+                    record_turn=api.personal.record_turn,
                 )
                 with gr.Row():
                     download = gr.Button(

@@ -167,6 +167,7 @@ def add_voice_controls(
     sync_media: SyncMedia,
     gate: Gate,
     base_url: Callable[[gr.Request | None], str | None],
+    record_turn: Callable[[TurnState], None],
 ) -> LiveRegistry:
     """Add the microphone button and the live mode to the page being built; spoken turns pass
     the same fair-use gate as typed ones, and their media URLs start where the page is."""
@@ -240,6 +241,8 @@ def add_voice_controls(
             raise gr.Error(str(exc)) from exc
         finally:
             await turn.aclose()  # an interrupted turn cancels its media here
+            if state is not None:
+                record_turn(state)  # so `forget` finds its media, interrupted or not
         if reply is None or live is None:
             return
         done = state is not None and state.done

@@ -168,3 +168,7 @@ def test_two_spoken_turns_in_live_mode_and_a_barge_in(
     # The prompt of the second turn told the model it had been interrupted.
     prompt = llm.requests[-1]["messages"]
     assert any("interrupted" in str(m.get("content", "")) for m in prompt)
+    # Spoken turns are the person's data like typed ones: `forget` finds their joined media.
+    report = app.client().predict(session_id, api_name="/forget")
+    assert report["deleted"]["turns"] == 2
+    assert report["deleted"]["media_files"] >= 1, report
