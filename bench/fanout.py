@@ -513,7 +513,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"(vocalizr {stack.vocalizr.url}, visualizr {stack.visualizr.url})",
                 flush=True,
             )
-            fanout = make_fanout(settings, stack.vocalizr.url, stack.visualizr.url)
+            fanout = make_fanout(
+                settings,
+                stack.vocalizr.url,
+                stack.visualizr.url,
+                vocalizr_key=stack.vocalizr.api_key,
+                visualizr_key=stack.visualizr.api_key,
+            )
             service.media = fanout
             print(
                 f"fake LLM: {FIRST_TOKEN_S * 1000:.0f} ms to first token, {TOKENS_PER_S:.0f} "

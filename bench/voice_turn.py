@@ -214,7 +214,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             assert service.retriever is not None
             service.retriever.wait(KNOWLEDGE_TIMEOUT_S)  # embedding is slow on a busy machine
             print(f"services ready in {time.perf_counter() - started:.1f} s", flush=True)
-            fanout = make_fanout(settings, stack.vocalizr.url, stack.visualizr.url)
+            fanout = make_fanout(
+                settings,
+                stack.vocalizr.url,
+                stack.visualizr.url,
+                vocalizr_key=stack.vocalizr.api_key,
+                visualizr_key=stack.visualizr.api_key,
+            )
             service.media = fanout
 
             async def bench() -> int:

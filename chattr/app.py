@@ -112,12 +112,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Loading torch, MiniLM and langchain competes for the interpreter: begin once the page
-        # is built.
-        if service.retriever is not None:
-            service.retriever.start()
-        if service.llm_configured:
-            service.warm_up()
+        # Loading langchain, MiniLM and the knowledge competes for the interpreter and the
+        # cores: begin once the page is built, the chat model first (every turn needs it; a turn
+        # answers without knowledge still loading), then the knowledge.
+        service.warm_up(then=service.retriever.start if service.retriever is not None else None)
         async with AsyncExitStack() as stack:
             for sub_app in mounts.values():
                 await stack.enter_async_context(sub_app.router.lifespan_context(sub_app))

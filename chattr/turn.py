@@ -108,9 +108,23 @@ class ChatService:
                     self._llm = self._llm_factory()
         return self._llm
 
-    def warm_up(self) -> None:
-        """Build the chat model now (in the background), so the first turn does not wait."""
-        threading.Thread(target=lambda: self.llm, name="chattr-llm", daemon=True).start()
+    def warm_up(self, then: Callable[[], None] | None = None) -> None:
+        """Build the chat model now (in the background), so the first turn does not wait; then
+        run `then` (the knowledge's loading), so the two do not compete for the interpreter."""
+
+        def build() -> None:
+            started = time.perf_counter()
+            try:
+                if self.llm_configured:
+                    self.llm  # noqa: B018 (the property builds it)
+                    log.info("chat model ready in %.1f s", time.perf_counter() - started)
+            except Exception:  # the turn that needs it says why; loading goes on
+                log.exception("could not build the chat model")
+            finally:
+                if then is not None:
+                    then()
+
+        threading.Thread(target=build, name="chattr-llm", daemon=True).start()
 
     def add_character(self, character: Character) -> None:
         """A character installed while running (an imported card or folder): it can be talked

@@ -191,7 +191,10 @@ async def transcriptions(
         f"upload is over {settings.max_upload_bytes} bytes (VOCALIZR_MAX_UPLOAD_BYTES); send a "
         "shorter recording or a compressed format",
     )
-    transcript = await transcription.transcribe(data, language, prompt, temperature)
+    # Segment times only where they are answered (verbose_json); the text comes sooner without.
+    transcript = await transcription.transcribe(
+        data, language, prompt, temperature, timestamps=response_format == "verbose_json"
+    )
     return transcript_response(transcript, response_format, temperature)
 
 

@@ -80,9 +80,16 @@ class SpeechToText(ABC):
 
     @abstractmethod
     def transcribe(
-        self, samples: np.ndarray, language: str | None, prompt: str | None, temperature: float
+        self,
+        samples: np.ndarray,
+        language: str | None,
+        prompt: str | None,
+        temperature: float,
+        *,
+        timestamps: bool = True,
     ) -> Transcript:
-        """Transcribe the samples; `language` None lets the model detect it."""
+        """Transcribe the samples; `language` None lets the model detect it. Without
+        `timestamps` the text comes sooner, as one segment spanning the recording."""
 
 
 def bundled_model_dir() -> Path:
@@ -128,7 +135,13 @@ class FasterWhisperEngine(SpeechToText):
         return self._model
 
     def transcribe(
-        self, samples: np.ndarray, language: str | None, prompt: str | None, temperature: float
+        self,
+        samples: np.ndarray,
+        language: str | None,
+        prompt: str | None,
+        temperature: float,
+        *,
+        timestamps: bool = True,
     ) -> Transcript:
         model = self._loaded()
         # vad_filter: faster-whisper's bundled Silero VAD skips silence, which is where Whisper
@@ -141,6 +154,8 @@ class FasterWhisperEngine(SpeechToText):
             beam_size=self.beam_size,
             vad_filter=True,
             condition_on_previous_text=False,
+            # Timestamp tokens cost about a fifth of the decoding (tiny.en, 8 s: 470 → 360 ms).
+            without_timestamps=not timestamps,
         )
         segments = tuple(
             Segment(
@@ -252,15 +267,23 @@ class TranscriptionService:
         language: str | None = None,
         prompt: str | None = None,
         temperature: float = 0.0,
+        *,
+        timestamps: bool = True,
     ) -> Transcript:
-        """Decode, check and transcribe an uploaded recording (any common audio format)."""
+        """Decode, check and transcribe an uploaded recording (any common audio format);
+        `timestamps` False when only the text is wanted (it comes sooner)."""
         async with self.jobs.slot():
             return await self.jobs.run(
-                partial(self._transcribe_blocking, data, language, prompt, temperature)
+                partial(self._transcribe_blocking, data, language, prompt, temperature, timestamps)
             )
 
     def _transcribe_blocking(
-        self, data: bytes, language: str | None, prompt: str | None, temperature: float
+        self,
+        data: bytes,
+        language: str | None,
+        prompt: str | None,
+        temperature: float,
+        timestamps: bool = True,
     ) -> Transcript:
         engine = self.ensure_loaded()
         code = self.language_code(engine, language)
@@ -281,7 +304,9 @@ class TranscriptionService:
             raise NoSpeech("the recording is silent or too short; nothing was said to transcribe")
         started = time.perf_counter()
         try:
-            transcript = engine.transcribe(samples, code, prompt, temperature)
+            transcript = engine.transcribe(
+                samples, code, prompt, temperature, timestamps=timestamps
+            )
         except VocalizrError:
             raise
         except Exception as error:
