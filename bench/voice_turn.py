@@ -1,14 +1,15 @@
 """A spoken turn: from the end of the person's speech to the reply's first audio and first video.
 
 The person's speech is the real speech asset (8 s) with silence around it, streamed in 100 ms
-chunks as a microphone sends them. Voice activity (chattr/voice/vad.py, Silero) ends the
-utterance; the wait from the true end of speech until the detector says so is printed on its own
-(target <= 0.6 s). Then the utterance goes to the real vocalizr for transcription, and the
-transcript is a chattr turn with media (real vocalizr and visualizr processes, CPU engines), the
-fake LLM at Groq's pace (150 ms to the first token, 300 tokens/s). Marks are seconds after the
-end of speech; medians of --runs turns after one warm-up. Targets on this machine: first audio
-<= 1.2 s, first video <= 1.8 s. For scale: OpenAvatarChat reports 2.2 s for the same path on an
-RTX 4090.
+chunks as a microphone sends them, through the page's own listening (`LiveConversation`): voice
+activity (Silero) ends an utterance after a 0.55 s pause, and what was said is transcribed ahead
+from the first 0.2 s of that pause (the "guess"), so the reply does not wait out the whole pause.
+The waits from the true end of speech until the guess and until the utterance ends are printed
+on their own (target <= 0.6 s). The transcript is a chattr turn with media (real vocalizr and
+visualizr processes, CPU engines), the fake LLM at Groq's pace (150 ms to the first token, 300
+tokens/s). Marks are seconds after the end of speech; medians of --runs turns after one warm-up.
+Targets on this machine: first audio <= 1.2 s, first video <= 1.8 s. For scale: OpenAvatarChat
+reports 2.2 s for the same path on an RTX 4090.
 
     .venv/bin/python bench/voice_turn.py [--runs 5]
 """
@@ -39,7 +40,9 @@ from chattr.media.local_stack import LocalStack
 from chattr.server import make_fanout
 from chattr.settings import Settings
 from chattr.turn import ChatService
-from chattr.voice.vad import UtteranceDetector, VadOptions
+from chattr.voice.live import LiveConversation
+from chattr.voice.utterances import Utterance
+from chattr.voice.vad import VAD_RATE
 
 REPO = Path(__file__).resolve().parents[1]
 SPEECH = REPO.parent / "shared" / "assets" / "speech_en_16k.wav"
@@ -49,7 +52,6 @@ TOKENS_PER_S = 300.0
 TARGETS = {"vad_wait": 0.6, "first_audio": 1.2, "first_video": 1.8}
 BEFORE_S, AFTER_S = 0.5, 1.5  # silence around the speech
 CHUNK_S = 0.1  # what a browser's microphone stream sends at a time
-PRE_ROLL_S = 0.3
 STARTUP_TIMEOUT_S = 180.0
 KNOWLEDGE_TIMEOUT_S = 900.0
 TURN_TIMEOUT_S = 180.0
@@ -66,6 +68,7 @@ class SpokenTurn:
 
     vad_wait: float
     transcribed: float
+    guess_wait: float | None = None
     first_text: float | None = None
     first_audio: float | None = None
     first_video: float | None = None
@@ -83,29 +86,37 @@ def microphone_audio() -> tuple[np.ndarray, int, float]:
     return audio, int(rate), BEFORE_S + speech.size / rate
 
 
-def listen(audio: np.ndarray, rate: int, speech_end_s: float) -> tuple[np.ndarray, float]:
-    """Stream the audio through voice activity as if live; the utterance and the VAD wait.
+@dataclass
+class Listened:
+    utterance: Utterance
+    end_wait: float  # end of speech → the detector ends the utterance (the page's 0.55 s pause)
+    guess: Utterance | None  # what was transcribed ahead, when it is exactly the utterance
+    guess_wait: float | None  # end of speech → that guess
 
-    The wait is the audio fed past the true end of speech until the detector ended the
-    utterance, plus the time scoring that last chunk took (live audio arrives in real time).
+
+def listen(audio: np.ndarray, rate: int, speech_end_s: float) -> Listened:
+    """Stream the audio through the page's live pipeline (`LiveConversation`, its voice activity
+    and its guess on a pause) as if live; the utterance and the waits.
+
+    A wait is the audio fed past the true end of speech until the event, plus the time scoring
+    that last chunk took (live audio arrives in real time).
     """
-    detector = UtteranceDetector(rate, VadOptions())
+    live = LiveConversation()
     chunk = int(CHUNK_S * rate)
-    start_s: float | None = None
+    guess: Utterance | None = None
+    guess_wait: float | None = None
     for offset in range(0, audio.size, chunk):
         began = time.perf_counter()
-        events = detector.feed(audio[offset : offset + chunk])
-        scoring_s = time.perf_counter() - began
-        for event in events:
-            if event.kind == "start" and start_s is None:
-                start_s = event.at_s
-            elif event.kind == "end" and start_s is not None and event.at_s > speech_end_s - 0.5:
-                fed_s = (offset + chunk) / rate
-                # Pre-roll: the detector is sure of speech a window or two after a soft onset
-                # ("The ..."), so the utterance starts a little before it.
-                begin = max(0, int((start_s - PRE_ROLL_S) * rate))
-                utterance = audio[begin : int((event.at_s + 0.1) * rate)]
-                return utterance, fed_s - speech_end_s + scoring_s
+        _, ready = live.hear(rate, audio[offset : offset + chunk])
+        candidate = live.pause_to_guess_on()
+        fed_s = (offset + chunk) / rate
+        wait = fed_s - speech_end_s + time.perf_counter() - began
+        if candidate is not None:
+            guess, guess_wait = candidate, wait
+        utterance = live.next_utterance() if ready else None
+        if utterance is not None and utterance.ended_s > speech_end_s - 0.5:
+            same = guess is not None and np.array_equal(guess.samples, utterance.samples)
+            return Listened(utterance, wait, guess if same else None, guess_wait if same else None)
     raise RuntimeError("voice activity never ended the utterance")
 
 
@@ -117,12 +128,27 @@ def wav(samples: np.ndarray, rate: int) -> bytes:
 
 async def spoken_turn(service: ChatService, session_id: str) -> SpokenTurn:
     audio, rate, speech_end_s = microphone_audio()
-    utterance, vad_wait = listen(audio, rate, speech_end_s)
+    heard = listen(audio, rate, speech_end_s)
     assert service.media is not None and service.media.vocalizr is not None
-    # From here on wall-clock: the end of speech is vad_wait before this moment.
-    origin = time.perf_counter() - vad_wait
-    transcript = await service.media.vocalizr.transcribe(wav(utterance, rate), "turn.wav", "en")
-    result = SpokenTurn(vad_wait, time.perf_counter() - origin, transcript=transcript)
+    # From here on wall-clock. Transcription starts at the guess (if the pause ended the
+    # utterance as guessed), else once the utterance ends; the turn starts when both the
+    # transcript is there and the utterance has ended, as in the page.
+    first_wait = heard.guess_wait if heard.guess is not None else heard.end_wait
+    assert first_wait is not None
+    origin = time.perf_counter() - first_wait
+    said = heard.guess or heard.utterance
+    transcript = await service.media.vocalizr.transcribe(
+        wav(said.samples, VAD_RATE), "turn.wav", "en"
+    )
+    ended = origin + heard.end_wait
+    if time.perf_counter() < ended:
+        await asyncio.sleep(ended - time.perf_counter())
+    result = SpokenTurn(
+        heard.end_wait,
+        time.perf_counter() - origin,
+        guess_wait=heard.guess_wait,
+        transcript=transcript,
+    )
     async for state in service.run(transcript, CHARACTER, session_id, media=True):
         now = time.perf_counter() - origin
         if state.text and result.first_text is None:
@@ -153,13 +179,14 @@ def ms(value: float | None) -> str:
 async def run_benchmark(service: ChatService, llm: FakeLLMServer, runs: int) -> int:
     turns: list[SpokenTurn] = []
     print(f"\n{runs} runs after one warm-up; {load()}", flush=True)
-    print("             vad_wait  transcribed  first_text  first_audio  first_video  (ms)")
+    print("             guess  vad_wait  transcribed  first_text  first_audio  first_video  (ms)")
     for run in range(runs + 1):
         llm.script(REPLY)
         turn = await asyncio.wait_for(spoken_turn(service, f"bench-voice-{run}"), TURN_TIMEOUT_S)
         label = "warm-up" if run == 0 else f"run {run}"
         print(
-            f"  {label:8s}   {ms(turn.vad_wait)}     {ms(turn.transcribed)}       "
+            f"  {label:8s}  {ms(turn.guess_wait)}   {ms(turn.vad_wait)}     "
+            f"{ms(turn.transcribed)}       "
             f"{ms(turn.first_text)}       {ms(turn.first_audio)}        {ms(turn.first_video)}"
             f"{'  ' + turn.problem if turn.problem else ''}",
             flush=True,
@@ -169,7 +196,8 @@ async def run_benchmark(service: ChatService, llm: FakeLLMServer, runs: int) -> 
         else:
             turns.append(turn)
     print(f"\nmedians of {runs} runs, ms after the end of speech:")
-    for measure in ("vad_wait", "transcribed", "first_text", "first_audio", "first_video"):
+    measures = ("guess_wait", "vad_wait", "transcribed", "first_text", "first_audio")
+    for measure in (*measures, "first_video"):
         value = median([getattr(t, measure) for t in turns])
         target = TARGETS.get(measure)
         verdict = ""

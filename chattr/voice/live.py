@@ -68,6 +68,15 @@ class LiveReply:
         return " ".join(heard).strip()
 
 
+# Silence after which the words so far are transcribed ahead, while the detector waits out the
+# rest of the pause (0.55 s) that ends an utterance.
+GUESS_AFTER_S = 0.2
+
+
+def _key(utterance: Utterance) -> tuple[float, float]:
+    return (utterance.started_s, utterance.ended_s)
+
+
 def _share(position_s: float, duration_s: float) -> float:
     if duration_s <= 0 or position_s != position_s or duration_s != duration_s:  # NaN
         return 0.0
@@ -94,6 +103,8 @@ class LiveConversation:
         self.character_id = ""
         self._interrupt = threading.Event()
         self._lock = threading.Lock()
+        self._guessed: tuple[float, float] | None = None  # the pause last guessed on
+        self._guess: tuple[tuple[float, float], Any] | None = None
 
     def hear(self, sample_rate: int, chunk: Any) -> tuple[bool, bool]:
         """Feed one microphone chunk. Returns (speech started, an utterance is ready)."""
@@ -101,6 +112,39 @@ class LiveConversation:
         with self._lock:
             self.pending.extend(heard.utterances)
         return heard.speech_started, bool(heard.utterances)
+
+    def pause_to_guess_on(self) -> Utterance | None:
+        """An utterance worth transcribing ahead (a speculation), once per pause: the person has
+        been silent `GUESS_AFTER_S`, so the words so far are likely the whole utterance. If the
+        pause ends it, its transcript is ready sooner; if they go on, the guess is dropped."""
+        guess = self.detector.tentative(GUESS_AFTER_S)
+        if guess is None or _key(guess) == self._guessed:
+            return None
+        self._guessed = _key(guess)
+        return guess
+
+    def keep_guess(self, utterance: Utterance, transcript: Any) -> Any | None:
+        """Keep the transcription (a task, say) started for a guess. Returns the one it replaces
+        (a guess the person talked past), for the caller to cancel."""
+        with self._lock:
+            replaced = self._guess[1] if self._guess is not None else None
+            self._guess = (_key(utterance), transcript)
+            return replaced
+
+    def take_guess(self, utterance: Utterance) -> tuple[Any | None, Any | None]:
+        """(the transcription guessed for exactly this utterance or None, a guess that can no
+        longer be used, for the caller to cancel, or None)."""
+        with self._lock:
+            if self._guess is None:
+                return None, None
+            key, transcript = self._guess
+            if key == _key(utterance):
+                self._guess = None
+                return transcript, None
+            if key[0] == utterance.started_s:  # an earlier pause of this same utterance
+                self._guess = None
+                return None, transcript
+            return None, None
 
     def flush(self) -> bool:
         """The microphone stopped: the utterance being heard is ended now. True if there was one."""

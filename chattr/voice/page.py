@@ -12,6 +12,7 @@ runs JavaScript first, which pauses every clip and reports what had been played.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -131,6 +132,12 @@ def remember_heard(service: ChatService, session_id: str, cid: str, reply: LiveR
         )
     except MemoryUnavailable as exc:
         log.warning("could not record the interrupted turn: %s", exc)
+
+
+def _retrieve_failure(task: asyncio.Task[str]) -> None:
+    """A guess nobody awaits (the person went on talking): its failure is not an error."""
+    if not task.cancelled():
+        task.exception()
 
 
 def mark_interrupted(history: list[Message]) -> list[Message]:
@@ -291,13 +298,22 @@ def add_voice_controls(
         toggle_live, live_on, live_mic, js=LIVE_ON_JS, queue=False, api_visibility="private"
     )
 
-    def hear(chunk: Any, cid: str, session_id: str, request: gr.Request) -> tuple[Any, Any]:
+    async def hear(chunk: Any, cid: str, session_id: str, request: gr.Request) -> tuple[Any, Any]:
         live = registry.get(request)
         live.session_id, live.character_id = session_id, cid
         if chunk is None:
             return gr.skip(), gr.skip()
         sample_rate, samples = chunk
         started, ready = live.hear(int(sample_rate), samples)
+        guess = live.pause_to_guess_on()
+        if guess is not None and cid in service.characters.characters:
+            # Transcribed ahead while the pause is waited out; used if the pause ends it.
+            language = service.characters.get(cid).voice.language
+            task = asyncio.create_task(transcribe(service, guess.wav(), language))
+            task.add_done_callback(_retrieve_failure)
+            replaced = live.keep_guess(guess, task)
+            if replaced is not None:
+                replaced.cancel()
         live.signals += int(started) + int(ready)
         return (
             str(live.signals) if started else gr.skip(),
@@ -357,7 +373,13 @@ def add_voice_controls(
             yield gr.skip()
             return
         character_obj = service.characters.get(cid)
-        text = await transcribe(service, utterance.wav(), character_obj.voice.language)
+        guessed, stale = live.take_guess(utterance)
+        if stale is not None:
+            stale.cancel()
+        if guessed is not None:
+            text = await guessed
+        else:
+            text = await transcribe(service, utterance.wav(), character_obj.voice.language)
         if not text:
             yield gr.skip()
             return

@@ -97,13 +97,26 @@ class UtteranceCollector:
             return None
         return self._cut(self._start, events[-1].at_s)
 
-    def _cut(self, start_s: float, end_s: float) -> Utterance:
+    def tentative(self, min_pause_s: float) -> Utterance | None:
+        """The utterance as it will be if the pause under way (at least `min_pause_s`, and long
+        enough for its tail) turns out to end it; None otherwise. Nothing is consumed: if the
+        person goes on, the utterance grows; if not, `feed` ends it with these same samples."""
+        pause = self._vad.pause_s
+        if self._start is None or pause < max(min_pause_s, TAIL_S):
+            return None
+        return self._slice(self._start, self._vad.last_speech_s)
+
+    def _slice(self, start_s: float, end_s: float) -> Utterance:
         first = max(self._audio_start, round((start_s - PREROLL_S) * VAD_RATE))
         last = min(self._fed, round((end_s + TAIL_S) * VAD_RATE))
         samples = self._audio[first - self._audio_start : last - self._audio_start].copy()
+        return Utterance(samples=samples, started_s=start_s, ended_s=end_s)
+
+    def _cut(self, start_s: float, end_s: float) -> Utterance:
+        utterance = self._slice(start_s, end_s)
         self._start = None
         self._trim(end_s)
-        return Utterance(samples=samples, started_s=start_s, ended_s=end_s)
+        return utterance
 
     def _trim(self, keep_from_s: float) -> None:
         keep_from = min(self._fed, max(self._audio_start, round(keep_from_s * VAD_RATE)))

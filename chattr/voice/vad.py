@@ -82,6 +82,18 @@ class UtteranceDetector:
         self._pending = self._pending[whole:]
         return events
 
+    @property
+    def pause_s(self) -> float:
+        """How long the speech under way has been silent (0 when not speaking)."""
+        if not self.speaking:
+            return 0.0
+        return (self._windows - self._last_speech) * self.window_s
+
+    @property
+    def last_speech_s(self) -> float:
+        """Where the last window scored as speech ended, seconds from the start of the stream."""
+        return self._last_speech * self.window_s
+
     def finish(self) -> list[VadEvent]:
         """The stream ended: close an utterance still open."""
         if self.speaking:

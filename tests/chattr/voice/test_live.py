@@ -149,3 +149,44 @@ def test_an_interrupted_reply_is_marked_once_on_its_text_not_its_clips() -> None
     assert mark_interrupted([{"role": "assistant", "content": "Yes."}])[0]["content"] == (
         "Yes." + INTERRUPTED
     )
+
+
+def test_the_pause_that_ends_an_utterance_is_guessed_on_first_with_the_same_audio(
+    assets: Path,
+) -> None:
+    voice, rate = speech(assets)
+    silence = np.zeros(2 * rate, dtype=np.float32)
+    live = LiveConversation()
+    guesses: list[tuple[float, object]] = []  # (stream time, the guess)
+    ready_at = None
+    for chunk in as_browser_chunks(np.concatenate([silence, voice, silence]), rate):
+        _, ready = live.hear(48_000, chunk)
+        guess = live.pause_to_guess_on()
+        if guess is not None:
+            guesses.append((live.detector.stream_s, guess))
+            live.keep_guess(guess, f"transcript of {guess.ended_s:.2f}")
+        if ready and ready_at is None:
+            ready_at = live.detector.stream_s
+            break
+    assert ready_at is not None and guesses
+    utterance = live.next_utterance()
+    assert utterance is not None
+    at, last_guess = guesses[-1]
+    # The guess came while the pause was still being waited out: 0.35 s sooner here.
+    assert ready_at - at >= 0.3, (ready_at, at)
+    assert np.array_equal(last_guess.samples, utterance.samples)  # type: ignore[attr-defined]
+    guessed, stale = live.take_guess(utterance)
+    assert guessed == f"transcript of {utterance.ended_s:.2f}" and stale is None
+    assert live.take_guess(utterance) == (None, None)  # taken once
+
+
+def test_a_guess_the_person_talked_past_is_given_back_to_cancel() -> None:
+    from chattr.voice.utterances import Utterance
+
+    live = LiveConversation()
+    early = Utterance(np.zeros(10, np.float32), started_s=1.0, ended_s=2.0)
+    later = Utterance(np.zeros(20, np.float32), started_s=1.0, ended_s=3.5)
+    assert live.keep_guess(early, "early") is None
+    assert live.take_guess(later) == (None, "early")  # same utterance, an earlier pause
+    assert live.keep_guess(later, "later") is None
+    assert live.keep_guess(early, "again") == "later"  # replaced: cancel the old one
