@@ -312,6 +312,7 @@ class VocalizrClient(ServiceClient):
     """Text → speech in a character's voice."""
 
     name = "vocalizr"
+    _transcription_warmed = False
 
     async def synthesize(self, text: str, voice: str, language: str = "en") -> SpeechResult:
         data = await self.post_json(
@@ -322,6 +323,18 @@ class VocalizrClient(ServiceClient):
             duration_s=float(answer_field(self.name, data, "duration_s", float)),
             sample_rate=answer_field(self.name, data, "sample_rate", int),
         )
+
+    async def warm_transcription(self) -> None:
+        """Have vocalizr load its speech-to-text model now, once (where VOCALIZR_STT_PRELOAD is
+        off, as in the local stack, it loads on first use): a moment of silence, whose "nothing
+        was said" answer is expected. Called when someone is about to speak; never raises."""
+        if self._transcription_warmed:
+            return
+        self._transcription_warmed = True
+        try:
+            await self.transcribe(_SILENT_WAV, "silence.wav")
+        except ServiceError as exc:
+            log.debug("speech-to-text warmed (%s)", exc.detail)
 
     async def transcribe(self, audio: bytes, filename: str, language: str = "en") -> str:
         """Speech → text (POST /v1/audio/transcriptions); ServiceError says why it failed."""
@@ -339,6 +352,19 @@ class VocalizrClient(ServiceClient):
         if not isinstance(text, str):  # "" is an answer: nothing was said
             raise ServiceError(self.name, "answered without 'text'")
         return text
+
+
+def _silent_wav(seconds: float = 0.25, rate: int = 16_000) -> bytes:
+    """A WAV file of silence (16-bit mono)."""
+    frames = int(seconds * rate)
+    header = b"RIFF" + (36 + 2 * frames).to_bytes(4, "little") + b"WAVEfmt "
+    header += (16).to_bytes(4, "little") + (1).to_bytes(2, "little") + (1).to_bytes(2, "little")
+    header += rate.to_bytes(4, "little") + (2 * rate).to_bytes(4, "little")
+    header += (2).to_bytes(2, "little") + (16).to_bytes(2, "little")
+    return header + b"data" + (2 * frames).to_bytes(4, "little") + bytes(2 * frames)
+
+
+_SILENT_WAV = _silent_wav()
 
 
 class VisualizrClient(ServiceClient):

@@ -136,6 +136,9 @@ class LocalStack:
                     "VOCALIZR_PIPER_THREADS": "1",
                     # No hand-testing tab: an idle mounted Gradio app costs ~7% of a core here.
                     "VOCALIZR_UI": "false",
+                    # Speech-to-text loads when someone is about to speak (the page warms it),
+                    # not at start: 140 MB held only where voice is used.
+                    "VOCALIZR_STT_PRELOAD": "false",
                 },
             )
             self.services.append(self.vocalizr)

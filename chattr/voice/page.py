@@ -179,6 +179,7 @@ def add_voice_controls(
     """Add the microphone button and the live mode to the page being built; spoken turns pass
     the same fair-use gate as typed ones, and their media URLs start where the page is."""
     registry = LiveRegistry()
+    warming: set[asyncio.Task[None]] = set()  # kept until done (the loop holds tasks weakly)
     with gr.Row():
         recorder = gr.Audio(
             sources=["microphone"],
@@ -289,10 +290,25 @@ def add_voice_controls(
         api_visibility="private",
     )
 
-    def toggle_live(on: bool, request: gr.Request) -> Any:
-        if not on:
+    def warm_transcription() -> None:
+        """Someone is about to speak: vocalizr loads its speech-to-text now, in the background."""
+        vocalizr = service.media.vocalizr if service.media is not None else None
+        if vocalizr is not None:
+            task = asyncio.create_task(vocalizr.warm_transcription())
+            warming.add(task)
+            task.add_done_callback(warming.discard)
+
+    async def toggle_live(on: bool, request: gr.Request) -> Any:
+        if on:
+            warm_transcription()
+        else:
             registry.drop(request)
         return gr.update(visible=on)
+
+    async def start_recording() -> None:
+        warm_transcription()
+
+    recorder.start_recording(start_recording, None, None, queue=False, api_visibility="private")
 
     live_on.change(
         toggle_live, live_on, live_mic, js=LIVE_ON_JS, queue=False, api_visibility="private"

@@ -105,3 +105,32 @@ def test_the_breaker_half_opens_after_its_reset_time() -> None:
     assert not breaker.is_open  # one probe may go through
     breaker.record_success()
     assert not breaker.is_open and breaker.seconds_left() == 0
+
+
+async def test_speech_to_text_is_warmed_once_with_silence_and_never_raises() -> None:
+    import httpx
+    import soundfile as sf
+
+    seen: list[httpx.Request] = []
+
+    def vocalizr(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        assert request.url.path == "/v1/audio/transcriptions"
+        return httpx.Response(422, json={"error": "no_speech", "detail": "nothing was said"})
+
+    client = VocalizrClient(
+        "http://vocalizr.test", ClientOptions(), "key", transport=httpx.MockTransport(vocalizr)
+    )
+    await client.warm_transcription()
+    await client.warm_transcription()
+    assert len(seen) == 1
+    # What it sent is a real WAV file: a quarter second of silence.
+    import io
+    import re
+
+    body = seen[0].content
+    start = body.index(b"RIFF")
+    samples, rate = sf.read(io.BytesIO(body[start : start + 44 + 8000]))
+    assert rate == 16000 and len(samples) == 4000 and not samples.any()
+    assert re.search(rb'name="file"; filename="silence.wav"', body)
+    await client.aclose()
