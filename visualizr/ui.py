@@ -45,7 +45,8 @@ def mount_ui(app: FastAPI, service: VideoService) -> None:
             raise gr.Error(error.detail) from None
         return str(result.path)
 
-    with gr.Blocks(title="visualizr") as blocks:
+    blocks = gr.Blocks(title="visualizr")
+    with blocks:
         gr.Markdown("# visualizr\nSpeech + a portrait → a talking-head video.")
         with gr.Row():
             with gr.Column():

@@ -235,7 +235,8 @@ def reencode(wav: Any, audio_format: str) -> bytes:
     import soxr
 
     resampled = soxr.resample(samples, rate, PCM_RATE) if rate != PCM_RATE else samples
-    return (np.clip(resampled, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+    pcm = np.asarray(np.clip(resampled, -1.0, 1.0) * 32767).astype("<i2")
+    return pcm.tobytes()
 
 
 def transcript_response(

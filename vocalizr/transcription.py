@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from chatacter_common.service import EngineRegistry
 from chatacter_common.service import audio as common_audio
@@ -80,7 +81,11 @@ class SpeechToText(ABC):
 
     @abstractmethod
     def transcribe(
-        self, samples: np.ndarray, language: str | None, prompt: str | None, temperature: float
+        self,
+        samples: npt.NDArray[np.float32],
+        language: str | None,
+        prompt: str | None,
+        temperature: float,
     ) -> Transcript:
         """Transcribe the samples; `language` None lets the model detect it."""
 
@@ -128,7 +133,11 @@ class FasterWhisperEngine(SpeechToText):
         return self._model
 
     def transcribe(
-        self, samples: np.ndarray, language: str | None, prompt: str | None, temperature: float
+        self,
+        samples: npt.NDArray[np.float32],
+        language: str | None,
+        prompt: str | None,
+        temperature: float,
     ) -> Transcript:
         model = self._loaded()
         # vad_filter: faster-whisper's bundled Silero VAD skips silence, which is where Whisper
@@ -177,7 +186,7 @@ def create_transcriber(settings: Settings) -> SpeechToText | None:
     return STT_ENGINES.create(settings.stt_engine, settings)
 
 
-def to_whisper_rate(clip: Clip) -> np.ndarray:
+def to_whisper_rate(clip: Clip) -> npt.NDArray[np.float32]:
     """The clip's samples at 16 kHz, float32."""
     if clip.sample_rate == WHISPER_RATE:
         return clip.samples.astype(np.float32)

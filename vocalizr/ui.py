@@ -44,7 +44,8 @@ def build_ui(service: SpeechService) -> gr.Blocks:
         ids = [known.id for known in service.voices.all(UI_CALLER)]
         return gr.update(choices=ids, value=voice.id), f"registered voice {voice.id}"
 
-    with gr.Blocks(title="vocalizr") as blocks:
+    blocks = gr.Blocks(title="vocalizr")
+    with blocks:
         gr.Markdown("# vocalizr\nText to speech in a character's voice.")
         with gr.Row():
             voice = gr.Dropdown(label="voice", choices=[], allow_custom_value=True)
@@ -65,6 +66,7 @@ def build_ui(service: SpeechService) -> gr.Blocks:
 
 def mount_ui(app: FastAPI, service: SpeechService) -> FastAPI:
     """Mount the tab at /ui; produced files are served from the store's folder."""
-    return gr.mount_gradio_app(
+    gr.mount_gradio_app(
         app, build_ui(service), path="/ui", allowed_paths=[str(service.files.directory)]
     )
+    return app
