@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 import gradio as gr
 from fastapi import FastAPI
 
@@ -35,8 +36,7 @@ def build_ui(service: SpeechService) -> gr.Blocks:
     async def upload(path: str | None) -> tuple[Any, str]:
         if not path:
             return gr.update(), "choose a clip first"
-        with open(path, "rb") as clip:
-            data = clip.read()
+        data = await anyio.Path(path).read_bytes()
         try:
             voice = await service.add_voice(data, UI_CALLER)
         except VocalizrError as error:
