@@ -15,13 +15,15 @@ from chattr.memory import (
     open_memory,
 )
 
-REDIS_URL = "redis://127.0.0.1:6379/13"
+from ..conftest import REDIS_URL
 
 
 @pytest.fixture(params=["redis", "in-process"])
-def memory(request: pytest.FixtureRequest, redis_prefix: str) -> Iterator[ShortTermMemory]:
+def memory(request: pytest.FixtureRequest) -> Iterator[ShortTermMemory]:
     if request.param == "redis":
-        store = RedisMemory(REDIS_URL, max_turns=3, ttl_s=60, prefix=redis_prefix)
+        # Asked for here only, so the in-process half runs without a Redis server.
+        prefix: str = request.getfixturevalue("redis_prefix")
+        store = RedisMemory(REDIS_URL, max_turns=3, ttl_s=60, prefix=prefix)
         yield store
         store.close()
     else:
