@@ -63,7 +63,7 @@ def test_redis_keys_expire(redis_prefix: str) -> None:
     store = RedisMemory(REDIS_URL, max_turns=3, ttl_s=30, prefix=redis_prefix)
     store.append("s", "c", Turn("q", "a"))
     ttl = redis.Redis.from_url(REDIS_URL).ttl(f"{redis_prefix}:memory:s:c")
-    assert 0 < int(ttl) <= 30  # type: ignore[arg-type]
+    assert 0 < int(ttl) <= 30
 
 
 def test_unreachable_redis_raises_a_clear_error() -> None:

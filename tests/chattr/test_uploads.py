@@ -57,7 +57,7 @@ def test_a_zip_with_the_yaml_at_its_top_takes_the_zip_name(tmp_path: Path) -> No
     ],
 )
 def test_bad_zips_are_refused_and_leave_nothing_behind(
-    tmp_path: Path, files: dict[str, str], message: str
+    tmp_path: Path, files: dict[str, str | bytes], message: str
 ) -> None:
     characters = tmp_path / "characters"
     characters.mkdir()

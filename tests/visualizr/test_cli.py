@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 
 import httpx
-from visualizr_testkit import free_port
+
+from tests.serving import free_port
 
 
 def test_cli_serves_health(tmp_path: Path) -> None:

@@ -12,10 +12,11 @@ import av
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from visualizr_testkit import make_settings, running_server, speech_mono, wav_bytes
 
 from visualizr.api import create_app
 from visualizr.engines.musetalk_random import write_random_checkpoint
+
+from .visualizr_testkit import make_settings, running_server, speech_mono, wav_bytes
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import io
 
 import httpx
 import numpy as np
+import numpy.typing as npt
 import pytest
 import soundfile as sf
 
@@ -77,7 +78,7 @@ def test_path_like_and_unknown_file_ids(client: httpx.Client, file_id: str) -> N
     assert reply.json()["error"] == "not_found"
 
 
-def flac_bytes(samples: np.ndarray, rate: int) -> bytes:
+def flac_bytes(samples: npt.NDArray[np.float32], rate: int) -> bytes:
     buffer = io.BytesIO()
     sf.write(buffer, samples, rate, format="FLAC")
     return buffer.getvalue()

@@ -13,7 +13,8 @@ from pathlib import Path
 import httpx
 import soundfile as sf
 
-from tests.vocalizr.support import SPEECH, Server, free_port, read_mono, serve
+from tests.serving import free_port
+from tests.vocalizr.support import SPEECH, Server, read_mono, serve
 from vocalizr.files import FileStore
 from vocalizr.settings import Settings
 

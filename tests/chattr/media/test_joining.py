@@ -72,6 +72,7 @@ def marks(path: Path) -> tuple[list[float], list[float]]:
         frames = list(c.decode(audio=0))
         rate = c.streams.audio[0].codec_context.sample_rate
     start = frames[0].time
+    assert start is not None
     sound = np.concatenate([f.to_ndarray().reshape(-1) for f in frames])
     loud = np.flatnonzero(np.abs(sound) > 0.3)
     onsets = [loud[0]] + [b for a, b in itertools.pairwise(loud) if b - a > rate // 10]
