@@ -28,6 +28,36 @@ START_REDIS = (
 )
 
 
+# Fixtures that start a real program: chattr's app, vocalizr or visualizr (in a thread or as a
+# process), app.py, the local media stack, `chattr import-card`. A test that uses one, directly or
+# through another fixture, is marked slow, so `make test-fast` (-m "not slow and not browser")
+# leaves it out; tests that start one themselves carry the mark in their own file.
+SLOW_FIXTURES = frozenset(
+    {
+        "start_app",  # chattr (tests/conftest.py)
+        "launch",  # app.py as a Space runs it (tests/e2e)
+        "media_stack",  # vocalizr and visualizr processes (tests/e2e)
+        "odd_stack",
+        "piper_server",  # vocalizr (tests/vocalizr)
+        "late_server",  # vocalizr or visualizr started after a character is added
+        "xtts_server",
+        "server",  # visualizr (tests/visualizr)
+        "small_queue_server",
+        "musetalk_server",
+        "vocalizr",  # the services as processes (tests/security, tests/e2e)
+        "visualizr",
+        "card_characters",  # `chattr import-card` run once per card (tests/chattr)
+    }
+)
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     # Many tests read the media by path; without them each would fail with its own traceback.
     if not ASSETS.is_dir():

@@ -82,6 +82,7 @@ def test_a_file_that_is_neither_zip_nor_card_gets_a_clear_error(tmp_path: Path) 
         import_upload(bogus, tmp_path)
 
 
+@pytest.mark.slow
 def test_the_import_card_command_writes_a_character_folder(tmp_path: Path) -> None:
     card = tmp_path / "card.json"
     card.write_text(

@@ -113,6 +113,7 @@ def measure(path: Path) -> dict[str, object]:
     return result
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("make", "words"),
     [
@@ -284,6 +285,7 @@ def test_bad_cards_get_a_clear_card_error(tmp_path: Path, kind: str) -> None:
     assert list(characters.iterdir()) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", sorted(BAD_CARDS))
 def test_the_import_card_command_says_error_and_exits_2(tmp_path: Path, kind: str) -> None:
     make, _, words = BAD_CARDS[kind]

@@ -121,6 +121,7 @@ def test_oversized_uploads(piper_server: Server, client: httpx.Client) -> None:
     assert_error(upload(client, b"\0" * (limit + 1_000_000)), 413, "upload_too_large")
 
 
+@pytest.mark.slow
 def test_full_queue_answers_503_with_retry_after(characters_dir: object, tmp_path: object) -> None:
     from vocalizr.settings import Settings
 
