@@ -136,6 +136,7 @@ def test_a_500_mb_text_chunk_bomb_grows_the_process_by_under_100_mb(
     assert peak_mb < MAX_GROWTH_MB and kept_mb < MAX_GROWTH_MB
 
 
+@pytest.mark.slow  # measured in a process of its own
 def test_a_pixel_bomb_is_refused_before_it_is_decoded(tmp_path: Path) -> None:
     buffer = io.BytesIO()
     Image.new("1", (8000, 8000)).save(buffer, format="PNG")  # 64 M pixels, 256 MB as RGBA
