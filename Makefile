@@ -8,7 +8,7 @@ VENV := .venv
 UV_VERSION := 0.13.9
 UV := $(shell command -v uv 2>/dev/null || echo .uv/bin/uv)
 
-.PHONY: setup run test lint typecheck check bench lock browser-deps redis-deps uv-installed
+.PHONY: setup run test test-fast lint typecheck check bench lock browser-deps redis-deps uv-installed
 
 uv-installed:
 	@command -v uv >/dev/null 2>&1 || test -x .uv/bin/uv || \
@@ -24,6 +24,11 @@ run: setup
 
 test: setup browser-deps redis-deps
 	$(VENV)/bin/pytest
+
+# The tests that take seconds: none starts chattr's app, a service, app.py, a process or Chromium
+# (those are marked `slow` or `browser`; tests/conftest.py marks the users of such fixtures).
+test-fast: setup redis-deps
+	$(VENV)/bin/pytest -m "not slow and not browser"
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -16,6 +16,9 @@ from typing import Any
 import gradio as gr
 from gradio.data_classes import FileData
 
+# gradio leaves `api` out of its __all__, so strict typing refuses `gr.api`: from where it lives.
+from gradio.events import api as gradio_api
+
 from chattr.access import Gate
 from chattr.personal_data import BadSession, PersonalData
 from chattr.public_url import request_base_url
@@ -172,7 +175,7 @@ class ChatApi:
 
     def register(self) -> None:
         """Add the endpoints to the Blocks being built."""
-        gr.api(self.chat, api_name="chat", concurrency_limit=None)
-        gr.api(self.characters, api_name="characters")
-        gr.api(self.export, api_name="export")
-        gr.api(self.forget, api_name="forget")
+        gradio_api(self.chat, api_name="chat", concurrency_limit=None)
+        gradio_api(self.characters, api_name="characters")
+        gradio_api(self.export, api_name="export")
+        gradio_api(self.forget, api_name="forget")

@@ -161,7 +161,8 @@ def create_app(
     # Copies of the portraits only (chattr/portraits.py); the characters' own folders never.
     portraits = portraits_dir(settings.data_dir)
     characters = Path(settings.characters_dir).resolve()
-    app = gr.mount_gradio_app(
+    # Mounts onto `app` itself (what it returns is `app` again, untyped behind a decorator).
+    gr.mount_gradio_app(
         app,
         blocks,
         path="/",
@@ -171,7 +172,7 @@ def create_app(
         auth=auth_pairs(settings),
         auth_message="Sign in to talk to the characters.",
         footer_links=["api", "gradio", "settings"],
-        css=blocks.css,  # type: ignore[attr-defined]
+        css=blocks.css,
     )
     guard_uploads(app, settings)
     return app

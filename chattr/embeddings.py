@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
+import numpy.typing as npt
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -95,19 +96,19 @@ def build_bert_onnx(model_dir: Path) -> bytes:
     nodes: list[Any] = []
     counter = iter(range(1_000_000))
 
-    def const(name: str, array: np.ndarray) -> str:
+    def const(name: str, array: npt.NDArray[np.generic]) -> str:
         initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
         return name
 
-    def op(kind: str, inputs: list[str], outputs: int = 1, **attributes: Any) -> Any:
-        names = [f"t{next(counter)}" for _ in range(outputs)]
-        nodes.append(helper.make_node(kind, inputs, names, **attributes))
-        return names[0] if outputs == 1 else names
+    def op(kind: str, inputs: list[str], **attributes: Any) -> str:
+        name = f"t{next(counter)}"
+        nodes.append(helper.make_node(kind, inputs, [name], **attributes))
+        return name
 
-    def i64(*values: int) -> np.ndarray:
+    def i64(*values: int) -> npt.NDArray[np.int64]:
         return np.array(values, dtype=np.int64)
 
-    def f32(value: float) -> np.ndarray:
+    def f32(value: float) -> npt.NDArray[np.float32]:
         return np.array(value, dtype=np.float32)
 
     def layer_norm(x: str, prefix: str) -> str:
@@ -252,7 +253,7 @@ class MiniLMEmbedder:
             time.perf_counter() - started,
         )
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
+    def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """A (len(texts), dim) float32 matrix of unit vectors, in the order of `texts`."""
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:

@@ -92,7 +92,7 @@ class RedisMemory:
             raw = self._redis.lrange(self._key(session_id, character_id), 0, -1)
         except redis.RedisError as exc:
             raise MemoryUnavailable(f"Redis unreachable: {exc}") from exc
-        return [Turn(**json.loads(item)) for item in raw]  # type: ignore[union-attr]
+        return [Turn(**json.loads(item)) for item in raw]
 
     def append(self, session_id: str, character_id: str, turn: Turn) -> None:
         key = self._key(session_id, character_id)

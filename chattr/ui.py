@@ -42,7 +42,8 @@ def build_blocks(
     ids = page.ids()
     first = ids[0] if ids else None
 
-    with gr.Blocks(title="Chatacter") as demo:
+    demo = gr.Blocks(title="Chatacter")
+    with demo:
         session = gr.State("")
         character = gr.State(first)
         gr.Markdown("# Chatacter\nPick a character and talk to them: text, voice and video.")
@@ -70,7 +71,7 @@ def build_blocks(
                     elem_id="chattr-character",
                 )
                 greeting = gr.Dropdown(
-                    choices=greeting_choices(characters.get(first) if first else None),  # type: ignore[arg-type]
+                    choices=greeting_choices(characters.get(first) if first else None),
                     value=0,
                     label="Greeting (choosing one starts a new conversation)",
                     elem_id="chattr-greeting",
@@ -196,5 +197,6 @@ def build_blocks(
         api.register()
 
     demo.queue(default_concurrency_limit=settings.concurrency_limit, max_size=settings.queue_size)
-    demo.css = CSS + VOICE_CSS  # type: ignore[attr-defined]
+    # gradio types Blocks.css as None (its __init__ sets None; mounting sets the string).
+    demo.css = CSS + VOICE_CSS  # type: ignore[assignment]
     return demo

@@ -23,21 +23,81 @@ REPO = Path(__file__).resolve().parents[1]
 ASSETS = REPO.parent / "shared" / "assets"
 CHARACTERS = REPO / "characters"
 REDIS_URL = "redis://127.0.0.1:6379/13"  # this test suite's own database number
+START_REDIS = (
+    "start one with `make redis-deps` (installs redis-server if missing and runs it there)"
+)
+
+
+# Fixtures that start a real program: chattr's app, vocalizr or visualizr (in a thread or as a
+# process), app.py, the local media stack, `chattr import-card`. A test that uses one, directly or
+# through another fixture, is marked slow, so `make test-fast` (-m "not slow and not browser")
+# leaves it out; tests that start one themselves carry the mark in their own file.
+SLOW_FIXTURES = frozenset(
+    {
+        "start_app",  # chattr (tests/conftest.py)
+        "launch",  # app.py as a Space runs it (tests/e2e)
+        "media_stack",  # vocalizr and visualizr processes (tests/e2e)
+        "odd_stack",
+        "piper_server",  # vocalizr (tests/vocalizr)
+        "late_server",  # vocalizr or visualizr started after a character is added
+        "xtts_server",
+        "server",  # visualizr (tests/visualizr)
+        "small_queue_server",
+        "musetalk_server",
+        "vocalizr",  # the services as processes (tests/security, tests/e2e)
+        "visualizr",
+        "card_characters",  # `chattr import-card` run once per card (tests/chattr)
+    }
+)
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # Many tests read the media by path; without them each would fail with its own traceback.
+    if not ASSETS.is_dir():
+        pytest.exit(
+            f"test assets missing: {ASSETS} (speech and portraits the tests use, next to the "
+            "checkout as ../shared/assets)",
+            returncode=pytest.ExitCode.USAGE_ERROR,
+        )
 
 
 @pytest.fixture(scope="session")
 def assets() -> Path:
     """Real speech and portraits (../shared/assets), present in CI."""
-    assert ASSETS.is_dir(), f"test assets missing: {ASSETS}"
     return ASSETS
 
 
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The test database, once Redis answers there; else every test that needs it fails at once
+    with one line saying how to start it (the failure is cached for the session)."""
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        client.ping()
+        problem = None
+    except redis.RedisError as error:
+        problem = str(error)
+    finally:
+        client.close()
+    if problem is not None:  # failed outside the except: no chained traceback, one line
+        message = f"Redis does not answer at {REDIS_URL} ({problem}); {START_REDIS}"
+        pytest.fail(message, pytrace=False)
+    return REDIS_URL
+
+
 @pytest.fixture
-def redis_prefix() -> Iterator[str]:
+def redis_prefix(redis_url: str) -> Iterator[str]:
     """A key prefix of this test's own in the test database; its keys are deleted afterwards."""
     prefix = f"test-{uuid.uuid4().hex[:12]}"
     yield prefix
-    client = redis.Redis.from_url(REDIS_URL)
+    client = redis.Redis.from_url(redis_url)
     keys = list(client.scan_iter(f"{prefix}:*"))
     if keys:
         client.delete(*keys)
@@ -132,7 +192,7 @@ def start_app(
             "llm_base_url": llm.url,
             "characters_dir": characters_dir,
             "data_dir": data_dir,
-            "redis_url": "redis://127.0.0.1:6379/13",
+            "redis_url": REDIS_URL,
             "redis_prefix": redis_prefix,
             "port": port,
         }

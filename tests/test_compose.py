@@ -76,6 +76,7 @@ def test_named_volumes_are_declared_and_dependencies_exist() -> None:
             assert dependency in SERVICES, f"{name} depends on unknown {dependency}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("program", OURS)
 def test_each_program_command_exists_and_takes_its_flags(program: str) -> None:
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]

@@ -43,7 +43,7 @@ async def fetch(url: str, what: str, settings: Settings) -> bytes:
     deadline = settings.fetch_timeout_s
     try:
         with anyio.fail_after(deadline):
-            return await _get(url, what, headers, settings.max_upload_bytes, deadline)
+            return await _get(url, what, headers, settings.max_upload_bytes)
     except TimeoutError:
         raise FetchFailed(
             f"fetching {what} took longer than {deadline:g} s (VISUALIZR_FETCH_TIMEOUT_S)"
@@ -52,9 +52,10 @@ async def fetch(url: str, what: str, settings: Settings) -> bytes:
         raise FetchFailed(f"could not fetch {what}: {type(error).__name__} {error}") from None
 
 
-async def _get(url: str, what: str, headers: dict[str, str], limit: int, timeout: float) -> bytes:
+async def _get(url: str, what: str, headers: dict[str, str], limit: int) -> bytes:
+    # No timeout per connect or read: the caller's deadline bounds the whole fetch, and says so.
     async with (
-        httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client,
+        httpx.AsyncClient(timeout=None, follow_redirects=False) as client,
         client.stream("GET", url, headers=headers) as response,
     ):
         if response.status_code != 200:

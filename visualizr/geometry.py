@@ -11,6 +11,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from visualizr.errors import NoFace
 
@@ -74,8 +75,8 @@ DETECT_MAX_SIDE = 1024
 class Eye:
     """One eye's lid contours, each from one corner to the other."""
 
-    upper: np.ndarray
-    lower: np.ndarray
+    upper: npt.NDArray[np.float32]
+    lower: npt.NDArray[np.float32]
 
 
 @dataclass(frozen=True)
@@ -83,18 +84,18 @@ class FaceGeometry:
     """Face geometry in image pixels (x right, y down)."""
 
     face_box: tuple[float, float, float, float]
-    upper_lip: np.ndarray  # inner contour, corner to corner (k, 2)
-    lower_lip: np.ndarray  # inner contour, corner to corner (k, 2)
-    outer_lower_lip: np.ndarray  # outer contour of the lower lip (k, 2)
-    chin: np.ndarray
+    upper_lip: npt.NDArray[np.float32]  # inner contour, corner to corner (k, 2)
+    lower_lip: npt.NDArray[np.float32]  # inner contour, corner to corner (k, 2)
+    outer_lower_lip: npt.NDArray[np.float32]  # outer contour of the lower lip (k, 2)
+    chin: npt.NDArray[np.float32]
     eyes: tuple[Eye, ...]
     detected: bool
 
-    def transformed(self, affine: np.ndarray) -> FaceGeometry:
+    def transformed(self, affine: npt.NDArray[np.float32]) -> FaceGeometry:
         """The same geometry after a 2x3 affine map (e.g. into a crop)."""
 
-        def move(points: np.ndarray) -> np.ndarray:
-            return (points @ affine[:, :2].T + affine[:, 2]).astype(np.float32)
+        def move(points: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+            return np.asarray(points @ affine[:, :2].T + affine[:, 2], dtype=np.float32)
 
         x, y, w, h = self.face_box
         corners = move(np.array([[x, y], [x + w, y + h]], np.float32))
@@ -130,7 +131,7 @@ class FaceGeometry:
     def from_json(cls, data: dict[str, Any]) -> FaceGeometry:
         """Inverse of `to_json`."""
 
-        def arr(value: Any) -> np.ndarray:
+        def arr(value: Any) -> npt.NDArray[np.float32]:
             return np.asarray(value, np.float32)
 
         return cls(
@@ -144,7 +145,7 @@ class FaceGeometry:
         )
 
 
-def geometry_from_landmarks(points: np.ndarray) -> FaceGeometry:
+def geometry_from_landmarks(points: npt.NDArray[np.floating[Any]]) -> FaceGeometry:
     """Build geometry from the 478 face-mesh landmarks (pixels)."""
     oval = points[list(FACE_OVAL)]
     x0, y0 = oval.min(axis=0)
@@ -197,12 +198,15 @@ class FaceLocator:
         self._lock = threading.Lock()  # a FaceMesh graph is not thread-safe
         self._mesh: Any = None
 
-    def _detect(self, image_bgr: np.ndarray) -> np.ndarray | None:
+    def _detect(self, image_bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.floating[Any]] | None:
         height, width = image_bgr.shape[:2]
         scale = min(1.0, DETECT_MAX_SIDE / max(height, width))
         small = image_bgr
         if scale < 1.0:
-            small = cv2.resize(image_bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            small = np.asarray(
+                cv2.resize(image_bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA),
+                np.uint8,
+            )
         rgb = np.ascontiguousarray(small[:, :, ::-1])
         with self._lock:
             if self._mesh is None:
@@ -224,7 +228,7 @@ class FaceLocator:
 
     def locate(
         self,
-        image_bgr: np.ndarray,
+        image_bgr: npt.NDArray[np.uint8],
         key: str,
         *,
         face_box: tuple[float, float, float, float] | None = None,

@@ -16,6 +16,7 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+import numpy.typing as npt
 from PIL import Image, ImageOps
 
 from chatacter_common.service.audio import decode_audio as bounded_decode
@@ -27,7 +28,7 @@ AUDIO_BITRATE = 96_000
 SILENCE_PEAK = 5e-4
 
 
-def decode_audio(data: bytes, *, max_seconds: float) -> np.ndarray:
+def decode_audio(data: bytes, *, max_seconds: float) -> npt.NDArray[np.float32]:
     """Decode any audio PyAV reads to mono float32 at AUDIO_RATE; refuse silent or long clips.
 
     The length is checked from the header before decoding, and the decode is capped (see the
@@ -45,7 +46,7 @@ def decode_audio(data: bytes, *, max_seconds: float) -> np.ndarray:
     return audio
 
 
-def decode_image(data: bytes, *, max_pixels: int) -> np.ndarray:
+def decode_image(data: bytes, *, max_pixels: int) -> npt.NDArray[np.uint8]:
     """Decode JPEG/PNG/WebP/... to BGR uint8, alpha flattened onto white, EXIF rotation applied."""
     if not data:
         raise BadImage("the image is empty; send a JPEG, PNG or WebP portrait")
@@ -73,7 +74,7 @@ def decode_image(data: bytes, *, max_pixels: int) -> np.ndarray:
     return np.ascontiguousarray(rgb[:, :, ::-1])
 
 
-def frame_count(audio: np.ndarray, fps: int) -> int:
+def frame_count(audio: npt.NDArray[np.float32], fps: int) -> int:
     """Number of video frames covering the audio: round(duration x fps), at least 1."""
     return max(1, round(audio.size * fps / AUDIO_RATE))
 
@@ -82,7 +83,7 @@ class Mp4Writer:
     """Encodes BGR frames and mono audio into a faststart MP4, interleaving as it goes."""
 
     def __init__(
-        self, path: Path, *, size: int, fps: int, audio: np.ndarray, threads: int = 1
+        self, path: Path, *, size: int, fps: int, audio: npt.NDArray[np.float32], threads: int = 1
     ) -> None:
         self._container = av.open(
             str(path), mode="w", format="mp4", options={"movflags": "+faststart"}
@@ -107,7 +108,7 @@ class Mp4Writer:
         self._audio_pos = 0
         self._frames = 0
 
-    def write(self, frame_bgr: np.ndarray) -> None:
+    def write(self, frame_bgr: npt.NDArray[np.uint8]) -> None:
         """Add one frame (size x size x 3, uint8 BGR) and the audio that plays under it."""
         yuv = np.asarray(cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2YUV_I420), dtype=np.uint8)
         frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
@@ -138,9 +139,9 @@ class Mp4Writer:
 
 def write_mp4(
     path: Path,
-    frames: Iterable[np.ndarray],
+    frames: Iterable[npt.NDArray[np.uint8]],
     *,
-    audio: np.ndarray,
+    audio: npt.NDArray[np.float32],
     size: int,
     fps: int,
     threads: int = 1,

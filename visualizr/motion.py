@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 from scipy.signal import resample_poly
 
 from visualizr.media import AUDIO_RATE
@@ -22,16 +23,18 @@ class MotionTrack:
     """Weights per video frame: `mouth_open` 0..1, `mouth_width` -1..1 (round..wide),
     `blink` 0..1, `head` (frames, 3) = x shift, y shift, roll, each about -1..1."""
 
-    mouth_open: np.ndarray
-    mouth_width: np.ndarray
-    blink: np.ndarray
-    head: np.ndarray
+    mouth_open: npt.NDArray[np.float32]
+    mouth_width: npt.NDArray[np.float32]
+    blink: npt.NDArray[np.float32]
+    head: npt.NDArray[np.float32]
 
     def __len__(self) -> int:
         return int(self.mouth_open.size)
 
 
-def _smooth(values: np.ndarray, fps: int, attack_s: float, release_s: float) -> np.ndarray:
+def _smooth(
+    values: npt.NDArray[np.float32], fps: int, attack_s: float, release_s: float
+) -> npt.NDArray[np.float32]:
     # Lips open faster than they close; an asymmetric one-pole follower gives that shape.
     attack = 1.0 - np.exp(-1.0 / (fps * attack_s))
     release = 1.0 - np.exp(-1.0 / (fps * release_s))
@@ -44,7 +47,9 @@ def _smooth(values: np.ndarray, fps: int, attack_s: float, release_s: float) -> 
     return out
 
 
-def frame_features(audio: np.ndarray, fps: int, frames: int) -> tuple[np.ndarray, np.ndarray]:
+def frame_features(
+    audio: npt.NDArray[np.float32], fps: int, frames: int
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     """Loudness (dBFS) and spectral centroid (Hz) per video frame, from 44.1 kHz mono audio."""
     signal = resample_poly(audio, ANALYSIS_RATE, AUDIO_RATE).astype(np.float32)
     hop = ANALYSIS_RATE / fps
@@ -61,7 +66,7 @@ def frame_features(audio: np.ndarray, fps: int, frames: int) -> tuple[np.ndarray
     return loudness.astype(np.float32), centroid.astype(np.float32)
 
 
-def blink_track(frames: int, fps: int, rng: np.random.Generator) -> np.ndarray:
+def blink_track(frames: int, fps: int, rng: np.random.Generator) -> npt.NDArray[np.float32]:
     """Eyelid closure per frame for blinks at natural, irregular intervals."""
     times = np.arange(frames) / fps
     closure = np.zeros(frames, np.float32)
@@ -82,7 +87,9 @@ def blink_track(frames: int, fps: int, rng: np.random.Generator) -> np.ndarray:
     return closure
 
 
-def head_track(frames: int, fps: int, activity: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def head_track(
+    frames: int, fps: int, activity: npt.NDArray[np.float32], rng: np.random.Generator
+) -> npt.NDArray[np.float32]:
     """Slow head sway: a few incommensurate sines per axis, livelier while speaking."""
     times = np.arange(frames) / fps
     head = np.zeros((frames, 3), np.float32)
@@ -96,7 +103,9 @@ def head_track(frames: int, fps: int, activity: np.ndarray, rng: np.random.Gener
     return head * (0.2 + 0.8 * activity[:, None]).astype(np.float32)
 
 
-def motion_from_audio(audio: np.ndarray, fps: int, frames: int, seed: int = 0) -> MotionTrack:
+def motion_from_audio(
+    audio: npt.NDArray[np.float32], fps: int, frames: int, seed: int = 0
+) -> MotionTrack:
     """Turn speech audio (44.1 kHz mono float) into per-frame motion weights."""
     loudness, centroid = frame_features(audio, fps, frames)
     peak = float(np.percentile(loudness, 95))

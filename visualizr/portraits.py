@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from chatacter_common.character_folder import (
     CharacterError,
@@ -35,7 +36,7 @@ class Portrait:
     """A decoded portrait (BGR) with its content hash and any geometry the character declares."""
 
     key: str
-    image: np.ndarray
+    image: npt.NDArray[np.uint8]
     face_box: Box | None = None
     mouth_box: Box | None = None
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from visualizr.engines import TalkingHeadEngine, frame_portrait
 from visualizr.geometry import FaceLocator
@@ -91,7 +92,7 @@ class Renderer:
         return self.cache.get_or_build((portrait.key, size), build)
 
     def render(
-        self, portrait: Portrait, audio: np.ndarray, *, fps: int, size: int, path: Path
+        self, portrait: Portrait, audio: npt.NDArray[np.float32], *, fps: int, size: int, path: Path
     ) -> VideoResult:
         """Render and encode the talking head for 44.1 kHz mono `audio` into `path` (MP4)."""
         started = time.perf_counter()

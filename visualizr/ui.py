@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
+import anyio
 from fastapi import FastAPI
 
 from visualizr.errors import VisualizrError
@@ -28,7 +28,7 @@ def mount_ui(app: FastAPI, service: VideoService) -> None:
             raise gr.Error("Record or upload some speech first.")
         portrait: Any
         if image_path:
-            portrait = Path(image_path).read_bytes()
+            portrait = await anyio.Path(image_path).read_bytes()
         elif character:
             try:
                 portrait = await service.character(character)
@@ -37,7 +37,10 @@ def mount_ui(app: FastAPI, service: VideoService) -> None:
         else:
             raise gr.Error("Upload a portrait or pick a character.")
         job = VideoJob(
-            audio=Path(audio_path).read_bytes(), portrait=portrait, fps=int(fps), size=int(size)
+            audio=await anyio.Path(audio_path).read_bytes(),
+            portrait=portrait,
+            fps=int(fps),
+            size=int(size),
         )
         try:
             result = await service.make_video(job)
@@ -45,7 +48,8 @@ def mount_ui(app: FastAPI, service: VideoService) -> None:
             raise gr.Error(error.detail) from None
         return str(result.path)
 
-    with gr.Blocks(title="visualizr") as blocks:
+    blocks = gr.Blocks(title="visualizr")
+    with blocks:
         gr.Markdown("# visualizr\nSpeech + a portrait → a talking-head video.")
         with gr.Row():
             with gr.Column():

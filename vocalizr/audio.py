@@ -9,6 +9,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+import numpy.typing as npt
 import soundfile as sf
 
 from chatacter_common.service import audio as common_audio
@@ -22,7 +23,7 @@ SILENCE_RMS = 1e-3
 class Clip:
     """Mono float32 samples in [-1, 1] at `sample_rate`."""
 
-    samples: np.ndarray
+    samples: npt.NDArray[np.float32]
     sample_rate: int
 
     @property
@@ -66,19 +67,19 @@ def check_reference(clip: Clip, min_s: float, max_s: float) -> None:
         raise BadReference("reference clip is silent; send a recording of someone speaking")
 
 
-def write_wav(path: Path, samples: np.ndarray, sample_rate: int) -> None:
+def write_wav(path: Path, samples: npt.NDArray[np.float32], sample_rate: int) -> None:
     """Write PCM 16-bit mono WAV."""
     sf.write(path, np.clip(samples, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
 
 
-def wav_bytes(samples: np.ndarray, sample_rate: int) -> bytes:
+def wav_bytes(samples: npt.NDArray[np.float32], sample_rate: int) -> bytes:
     """The same WAV as `write_wav`, in memory."""
     buffer = io.BytesIO()
     sf.write(buffer, np.clip(samples, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
     return buffer.getvalue()
 
 
-def pcm16(samples: np.ndarray) -> bytes:
+def pcm16(samples: npt.NDArray[np.float32]) -> bytes:
     """Raw little-endian PCM 16-bit samples (for streaming after a WAV header)."""
     return (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
 

@@ -128,8 +128,9 @@ async def preload(speech: SpeechService, transcription: TranscriptionService) ->
     """Load speech to text once the speech engine is up (or failed to load)."""
     # After the speech engine, so the two loads do not share the cores and /healthz
     # turns 200 as soon as it did without speech to text.
-    while not (speech.ready or speech.load_error):
-        await anyio.sleep(0.05)
+    # The speech engine loads in a worker thread, so its end is a threading.Event, waited for in
+    # another; at shutdown the wait is abandoned (it ends with the load, which shutdown awaits).
+    await anyio.to_thread.run_sync(speech.health.settled.wait, abandon_on_cancel=True)
     await anyio.to_thread.run_sync(_load_quietly, transcription)
 
 
@@ -238,7 +239,8 @@ def reencode(wav: Any, audio_format: str) -> bytes:
     import soxr
 
     resampled = soxr.resample(samples, rate, PCM_RATE) if rate != PCM_RATE else samples
-    return (np.clip(resampled, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+    pcm = np.asarray(np.clip(resampled, -1.0, 1.0) * 32767).astype("<i2")
+    return pcm.tobytes()
 
 
 def transcript_response(

@@ -12,6 +12,7 @@ from functools import partial
 
 import anyio.to_thread
 import numpy as np
+import numpy.typing as npt
 
 from chatacter_common.service import Health
 from vocalizr.audio import pcm16, streaming_wav_header, write_wav
@@ -182,7 +183,9 @@ class SpeechService:
             file_id, round(duration, 3), self.engine.sample_rate, self.engine.name, elapsed
         )
 
-    def _synthesize(self, text: str, voice: str, language: str, speed: float) -> np.ndarray:
+    def _synthesize(
+        self, text: str, voice: str, language: str, speed: float
+    ) -> npt.NDArray[np.float32]:
         try:
             samples = self.engine.synthesize(text, voice, language, speed)
         except VocalizrError:
@@ -205,7 +208,7 @@ class SpeechService:
         return SpeechStream(self._stream_body(chunks, release), release)
 
     async def _stream_body(
-        self, chunks: Iterator[np.ndarray], release: Callable[[], None]
+        self, chunks: Iterator[npt.NDArray[np.float32]], release: Callable[[], None]
     ) -> AsyncIterator[bytes]:
         started = time.perf_counter()
         produced = 0
@@ -231,7 +234,7 @@ class SpeechService:
                 await anyio.to_thread.run_sync(_close, chunks)
 
 
-def _close(chunks: Iterator[np.ndarray]) -> None:
+def _close(chunks: Iterator[npt.NDArray[np.float32]]) -> None:
     close = getattr(chunks, "close", None)
     try:
         if close is not None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from chatacter_common.service import EngineRegistry
 from chatacter_common.service import audio as common_audio
@@ -81,7 +82,7 @@ class SpeechToText(ABC):
     @abstractmethod
     def transcribe(
         self,
-        samples: np.ndarray,
+        samples: npt.NDArray[np.float32],
         language: str | None,
         prompt: str | None,
         temperature: float,
@@ -136,7 +137,7 @@ class FasterWhisperEngine(SpeechToText):
 
     def transcribe(
         self,
-        samples: np.ndarray,
+        samples: npt.NDArray[np.float32],
         language: str | None,
         prompt: str | None,
         temperature: float,
@@ -192,7 +193,7 @@ def create_transcriber(settings: Settings) -> SpeechToText | None:
     return STT_ENGINES.create(settings.stt_engine, settings)
 
 
-def to_whisper_rate(clip: Clip) -> np.ndarray:
+def to_whisper_rate(clip: Clip) -> npt.NDArray[np.float32]:
     """The clip's samples at 16 kHz, float32."""
     if clip.sample_rate == WHISPER_RATE:
         return clip.samples.astype(np.float32)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 import gradio as gr
 from fastapi import FastAPI
 
@@ -35,8 +36,7 @@ def build_ui(service: SpeechService) -> gr.Blocks:
     async def upload(path: str | None) -> tuple[Any, str]:
         if not path:
             return gr.update(), "choose a clip first"
-        with open(path, "rb") as clip:
-            data = clip.read()
+        data = await anyio.Path(path).read_bytes()
         try:
             voice = await service.add_voice(data, UI_CALLER)
         except VocalizrError as error:
@@ -44,7 +44,8 @@ def build_ui(service: SpeechService) -> gr.Blocks:
         ids = [known.id for known in service.voices.all(UI_CALLER)]
         return gr.update(choices=ids, value=voice.id), f"registered voice {voice.id}"
 
-    with gr.Blocks(title="vocalizr") as blocks:
+    blocks = gr.Blocks(title="vocalizr")
+    with blocks:
         gr.Markdown("# vocalizr\nText to speech in a character's voice.")
         with gr.Row():
             voice = gr.Dropdown(label="voice", choices=[], allow_custom_value=True)
@@ -65,6 +66,7 @@ def build_ui(service: SpeechService) -> gr.Blocks:
 
 def mount_ui(app: FastAPI, service: SpeechService) -> FastAPI:
     """Mount the tab at /ui; produced files are served from the store's folder."""
-    return gr.mount_gradio_app(
+    gr.mount_gradio_app(
         app, build_ui(service), path="/ui", allowed_paths=[str(service.files.directory)]
     )
+    return app

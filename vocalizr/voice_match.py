@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import parselmouth
 import soxr
 from parselmouth.praat import call
@@ -117,7 +118,9 @@ class VoiceMatcher:
         low, high = FORMANT_RATIO_RANGE
         return float(np.clip(target.formant_scale / self.base.formant_scale, low, high))
 
-    def apply(self, samples: np.ndarray, sample_rate: int, target: VoiceTraits) -> np.ndarray:
+    def apply(
+        self, samples: npt.NDArray[np.float32], sample_rate: int, target: VoiceTraits
+    ) -> npt.NDArray[np.float32]:
         """Praat "Change gender": pitch median → the target's, formants scaled toward it.
 
         The formant shift is a resampling (every frequency × ratio, duration ÷ ratio) that

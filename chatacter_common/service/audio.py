@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import av
 import numpy as np
+import numpy.typing as npt
 import soundfile as sf
 
 from chatacter_common.service.errors import AudioTooLong, UndecodableAudio
@@ -24,7 +25,7 @@ FORMATS = "send WAV, FLAC, OGG, MP3 or M4A"
 class DecodedAudio:
     """Mono float32 samples at `sample_rate`."""
 
-    samples: np.ndarray
+    samples: npt.NDArray[np.float32]
     sample_rate: int
 
     @property
@@ -81,7 +82,7 @@ def _read_soundfile(handle: sf.SoundFile, max_seconds: float) -> DecodedAudio:
     # header does not know, and then only the capped decode below can tell).
     if cap < handle.frames < UNKNOWN_FRAMES:
         raise _too_long(handle.frames / rate, max_seconds)
-    blocks: list[np.ndarray] = []
+    blocks: list[npt.NDArray[np.float32]] = []
     total = 0
     try:
         while total <= cap:  # a header may lie or say nothing: the decode is capped too
@@ -113,17 +114,17 @@ def _decode_with_av(data: bytes, max_seconds: float, rate: int | None) -> Decode
         out_rate = rate or native
         cap = int(max_seconds * out_rate) + out_rate // 10
         resampler = av.AudioResampler(format="flt", layout="mono", rate=out_rate)
-        chunks: list[np.ndarray] = []
+        chunks: list[npt.NDArray[np.float32]] = []
         total = 0
         for frame in container.decode(stream):
             for out in resampler.resample(frame):
-                chunk = out.to_ndarray().reshape(-1)
+                chunk = np.asarray(out.to_ndarray(), np.float32).reshape(-1)  # "flt": a no-op
                 chunks.append(chunk)
                 total += chunk.size
             if total > cap:
                 raise _too_long(None, max_seconds)
         for out in resampler.resample(None):
-            chunks.append(out.to_ndarray().reshape(-1))
+            chunks.append(np.asarray(out.to_ndarray(), np.float32).reshape(-1))
     samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
     return _finite(samples, out_rate)
 
@@ -138,7 +139,7 @@ def _declared_seconds(
     return None
 
 
-def _finite(samples: np.ndarray, rate: int) -> DecodedAudio:
+def _finite(samples: npt.NDArray[np.float32], rate: int) -> DecodedAudio:
     if samples.size == 0:
         raise UndecodableAudio(f"the audio holds no samples; {FORMATS}")
     clean = np.nan_to_num(samples.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)

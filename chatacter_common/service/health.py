@@ -8,6 +8,7 @@ engine and its device once it is ready, 503 with Retry-After while it loads, 503
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 
 from fastapi.responses import JSONResponse
@@ -25,6 +26,8 @@ class Health:
         self.engine: str | None = None
         self.device: str | None = None
         self.load_error: str | None = None
+        # Set when loading has ended, either way: what waits for it needs no polling.
+        self.settled = threading.Event()
 
     @property
     def ready(self) -> bool:
@@ -42,8 +45,11 @@ class Health:
             log.exception("%s", failure)
             self.load_error = redact_paths(f"{failure}: {error}")
             return False
-        self.engine, self.device = engine, device
-        return True
+        else:
+            self.engine, self.device = engine, device
+            return True
+        finally:
+            self.settled.set()
 
     def answer(self) -> JSONResponse:
         """The `/healthz` answer for the state now."""

@@ -137,7 +137,7 @@ class ServiceClient:
                 # The request never reached the service: repeating it is safe.
                 if attempt < self.options.retries:
                     attempt += 1
-                    await asyncio.sleep(self.options.backoff_s * 2 ** (attempt - 1))
+                    await asyncio.sleep(self.options.backoff_s * 2.0 ** (attempt - 1))
                     continue
                 self.breaker.record_failure()
                 raise ServiceError(
@@ -219,7 +219,7 @@ class ServiceClient:
         try:
             return min(float(header), MAX_RETRY_AFTER_S)
         except ValueError:
-            return self.options.backoff_s * 2 ** (attempt - 1)
+            return self.options.backoff_s * 2.0 ** (attempt - 1)
 
     async def download(self, url: str) -> bytes:
         """Fetch a file the service made; raises ServiceError saying why not."""

@@ -197,10 +197,12 @@ class MediaJob:
             except Exception as exc:  # the reply's whole video is lost, not the sentence's
                 self._video.fail(f"could not fetch a video to join: {exc}")
 
-    async def _starting(self, timeout: float) -> Collection[str]:
+    async def _starting(self, wait_s: float) -> Collection[str]:
+        # The wait is a blocking call in a thread, which a cancel scope could not stop: it is
+        # bounded by its own argument, not by `asyncio.timeout`.
         if self.fanout.wait_started is None:
             return ()
-        return await asyncio.to_thread(self.fanout.wait_started, timeout)
+        return await asyncio.to_thread(self.fanout.wait_started, wait_s)
 
     def _still_starting(self, service: str, medium: str) -> None:
         # The reply's whole video and audio are joined only when every sentence has them.

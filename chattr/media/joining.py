@@ -24,6 +24,7 @@ from typing import Any
 
 import av
 import numpy as np
+import numpy.typing as npt
 
 from chattr.media.store import MediaStore
 
@@ -97,7 +98,7 @@ class _SoundTrack:
         self.stream.layout = "mono"
         self.stream.bit_rate = AUDIO_BIT_RATE
         self.written = 0
-        self._piece: list[np.ndarray] = []
+        self._piece: list[npt.NDArray[np.float32]] = []
         self._resampler = self._new_resampler()
 
     def _new_resampler(self) -> Any:
@@ -121,7 +122,7 @@ class _SoundTrack:
         self._piece = []
         self._resampler = self._new_resampler()
 
-    def _encode(self, sound: np.ndarray) -> None:
+    def _encode(self, sound: npt.NDArray[np.float32]) -> None:
         for start in range(0, sound.size, ENCODE_CHUNK):
             chunk = sound[start : start + ENCODE_CHUNK]
             frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="flt", layout="mono")
@@ -142,7 +143,7 @@ def _audio_rate(container: Any) -> int:
 def _open(path: Path) -> Any:
     try:
         return av.open(str(path))
-    except av.error.FFmpegError as exc:  # type: ignore[attr-defined]
+    except av.error.FFmpegError as exc:
         raise JoinError(f"{path.name} does not decode: {exc}") from exc
 
 
@@ -202,7 +203,7 @@ class Mp4Joiner:
                 self._differs = True
                 return
             self._copy(container)
-        except av.error.FFmpegError as exc:  # type: ignore[attr-defined]
+        except av.error.FFmpegError as exc:
             raise JoinError(f"{path.name} does not decode: {exc}") from exc
         finally:
             container.close()
@@ -257,7 +258,7 @@ class Mp4Joiner:
         try:
             self._sound.close()
             self._out.close()
-        except av.error.FFmpegError as exc:  # type: ignore[attr-defined]
+        except av.error.FFmpegError as exc:
             self.discard()
             raise JoinError(f"could not finish the joined video: {exc}") from exc
         self._out = None
@@ -269,7 +270,7 @@ class Mp4Joiner:
         with self._lock:
             self._discarded = True
             if self._out is not None:
-                with contextlib.suppress(av.error.FFmpegError):  # type: ignore[attr-defined]
+                with contextlib.suppress(av.error.FFmpegError):
                     self._out.close()
                 self._out = None
             self.working.unlink(missing_ok=True)
@@ -285,7 +286,7 @@ def _reencode_files(paths: Sequence[Path], destination: Path) -> None:
             str(destination), "w", format="mp4", options={"movflags": "+faststart"}
         ) as out:
             _reencode_video(containers, out)
-    except av.error.FFmpegError as exc:  # type: ignore[attr-defined]
+    except av.error.FFmpegError as exc:
         raise JoinError(f"a video does not decode: {exc}") from exc
     finally:
         for container in containers:

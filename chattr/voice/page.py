@@ -16,9 +16,9 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
+import anyio
 import gradio as gr
 
 from chattr.access import Gate
@@ -271,7 +271,7 @@ def add_voice_controls(
         if not path:
             yield gr.skip(), gr.skip()
             return
-        data = Path(path).read_bytes()
+        data = await anyio.Path(path).read_bytes()
         if len(data) > MAX_RECORDING_BYTES:
             raise gr.Error("The recording is too long; speak one message at a time.")
         character_obj = service.characters.get(cid)

@@ -13,6 +13,7 @@ from typing import Any
 
 import av
 import numpy as np
+import numpy.typing as npt
 import soundfile as sf
 
 from chattr.voice.vad import VAD_RATE, UtteranceDetector, VadOptions
@@ -26,7 +27,7 @@ MAX_UTTERANCE_S = 30.0  # cut off here, and sent as it is
 class Utterance:
     """One stretch of speech: 16 kHz mono float32, with where it began and ended in the stream."""
 
-    samples: np.ndarray
+    samples: npt.NDArray[np.float32]
     started_s: float  # stream time of the first voiced window
     ended_s: float  # stream time of the last voiced window
 
@@ -123,7 +124,9 @@ class UtteranceCollector:
         self._audio = self._audio[keep_from - self._audio_start :]
         self._audio_start = keep_from
 
-    def _to_vad_rate(self, sample_rate: int, samples: np.ndarray) -> np.ndarray:
+    def _to_vad_rate(
+        self, sample_rate: int, samples: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.float32]:
         if sample_rate == VAD_RATE:
             return samples
         if self._resampler is None or sample_rate != self._rate:
@@ -136,7 +139,7 @@ class UtteranceCollector:
         return np.concatenate(out).astype(np.float32) if out else np.zeros(0, np.float32)
 
 
-def _mono_float(chunk: Any) -> np.ndarray:
+def _mono_float(chunk: Any) -> npt.NDArray[np.float32]:
     """Float32 mono in [-1, 1] from what a browser microphone gives (int16, maybe stereo)."""
     data = np.asarray(chunk)
     if np.issubdtype(data.dtype, np.integer):

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 
 VAD_RATE = 16_000
 
@@ -65,7 +66,7 @@ class UtteranceDetector:
         self._run_start = None
         self._last_speech = 0
 
-    def feed(self, samples: np.ndarray) -> list[VadEvent]:
+    def feed(self, samples: npt.NDArray[np.float32]) -> list[VadEvent]:
         """Score the new audio (mono float32 at `sample_rate`); the events it completes."""
         audio = _to_vad_rate(np.asarray(samples, dtype=np.float32).reshape(-1), self.sample_rate)
         self._pending = np.concatenate([self._pending, audio])
@@ -126,7 +127,7 @@ class UtteranceDetector:
 
 
 def detect_speech(
-    samples: np.ndarray, sample_rate: int, options: VadOptions | None = None
+    samples: npt.NDArray[np.float32], sample_rate: int, options: VadOptions | None = None
 ) -> list[tuple[float, float]]:
     """The (start, end) seconds of each utterance in a whole recording."""
     detector = UtteranceDetector(sample_rate, options)
@@ -136,7 +137,7 @@ def detect_speech(
     return list(zip(starts, ends, strict=True))
 
 
-def _to_vad_rate(samples: np.ndarray, rate: int) -> np.ndarray:
+def _to_vad_rate(samples: npt.NDArray[np.float32], rate: int) -> npt.NDArray[np.float32]:
     """Silero listens at 16 kHz; linear interpolation is plenty for deciding speech or not."""
     if rate == VAD_RATE or samples.size == 0:
         return samples

@@ -121,6 +121,7 @@ def test_the_services_need_no_character_yaml(tmp_path: Path) -> None:
     assert media.portrait_path() is None and media.display_name == "ada"
 
 
+@pytest.mark.slow
 def test_the_contract_is_light_to_import() -> None:
     code = (
         "import sys, chatacter_common.character_folder, chatacter_common.zero_gpu\n"

@@ -16,6 +16,7 @@ from chatacter_common.service import (
     EngineRegistry,
     FileNotFound,
     FileStore,
+    Health,
     UnknownEngine,
     purge_expired,
     purge_period_s,
@@ -82,6 +83,17 @@ def test_a_failing_sweep_is_logged_and_the_loop_goes_on(caplog: pytest.LogCaptur
     anyio.run(run_a_while)
     assert sweeps.count("working") >= 2 and sweeps.count("failing") >= 2
     assert "read-only" in caplog.text
+
+
+def test_health_is_settled_once_loading_ends_either_way() -> None:
+    def broken() -> tuple[str, str]:
+        raise RuntimeError("no weights")
+
+    loaded, failed = Health(), Health()
+    assert not loaded.settled.is_set()
+    assert loaded.load(lambda: ("warp", "cpu"), "failed") and loaded.settled.is_set()
+    assert not failed.load(broken, "the engine failed to load") and failed.settled.is_set()
+    assert failed.load_error == "the engine failed to load: no weights" and not failed.ready
 
 
 def test_the_registry_builds_by_name_and_names_the_known_ones() -> None:

@@ -119,6 +119,7 @@ def probe() -> GpuProbe:
     return GpuProbe()
 
 
+@pytest.mark.slow
 def test_xtts_runs_its_models_only_inside_marked_methods(
     probe: GpuProbe, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -143,6 +144,7 @@ def test_xtts_runs_its_models_only_inside_marked_methods(
     )
 
 
+@pytest.mark.slow
 def test_musetalk_runs_its_models_only_inside_marked_methods(
     probe: GpuProbe, monkeypatch: pytest.MonkeyPatch
 ) -> None:

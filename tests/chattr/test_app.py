@@ -6,6 +6,7 @@ import subprocess
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -18,7 +19,7 @@ from chattr.media.store import MediaStore
 from ..conftest import CURIE_FACT, StartApp
 
 
-def prompt_text(request: dict) -> str:
+def prompt_text(request: dict[str, Any]) -> str:
     return "\n".join(str(m.get("content", "")) for m in request["messages"])
 
 

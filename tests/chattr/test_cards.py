@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
-from PIL.PngImagePlugin import PngInfo
+from PIL.PngImagePlugin import PngImageFile, PngInfo
 
 from chattr.cards import (
     CardError,
@@ -214,6 +214,7 @@ def test_import_png_keeps_the_image_without_the_card_chunk(tmp_path: Path) -> No
     portrait = character.portrait_path()
     assert portrait is not None and portrait.name == "portrait.png"
     with Image.open(portrait) as image:
+        assert isinstance(image, PngImageFile)
         assert not image.text  # the base64 card is not copied into the portrait
         assert np.array_equal(np.asarray(image.convert("RGB")), np.asarray(portrait_image()))
 

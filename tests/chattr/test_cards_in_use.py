@@ -75,7 +75,7 @@ LORE = [
     },
 ]
 
-WREN = {
+WREN: dict[str, Any] = {
     "spec": "chara_card_v3",
     "spec_version": "3.0",
     "data": {

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from chattr.embeddings import Embedder, MiniLMEmbedder, load_default_embedder
 
 
@@ -73,6 +75,7 @@ QUESTIONS = {
 }
 
 
+@pytest.mark.slow
 def test_vectors_match_sentence_transformers_on_every_chunk_of_the_characters_knowledge(
     embedder: MiniLMEmbedder,
 ) -> None:
@@ -126,6 +129,7 @@ def test_a_batch_of_mixed_lengths_embeds_each_text_as_alone(embedder: MiniLMEmbe
         assert _dot(vector, embedder.embed_query(text)) > 0.9999
 
 
+@pytest.mark.slow
 def test_chattr_embeds_without_importing_torch(tmp_path: Path) -> None:
     """In a fresh process: load the embedder and embed; neither torch nor s-t is imported."""
     code = (

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import pytest
 
 from chattr.fake_llm import FakeLLMServer
@@ -10,7 +12,9 @@ from chattr.settings import Settings
 
 
 @pytest.mark.parametrize(("provider", "path"), [("groq", ""), ("openai", "/v1")])
-async def test_the_reply_streams_in_pieces(llm: FakeLLMServer, provider: str, path: str) -> None:
+async def test_the_reply_streams_in_pieces(
+    llm: FakeLLMServer, provider: Literal["groq", "openai"], path: str
+) -> None:
     model = make_chat_model(
         Settings(llm_provider=provider, llm_base_url=llm.url + path, llm_model="test-model")
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -36,13 +37,16 @@ async def echo(request: Request) -> JSONResponse:
     )
 
 
-async def seen(peer: str, trusted: str, headers: dict[str, str], path: str = "/x") -> dict:
+async def seen(
+    peer: str, trusted: str, headers: dict[str, str], path: str = "/x"
+) -> dict[str, Any]:
     app = ForwardedHeaders(Starlette(routes=[Route("/x", echo)]), parse_trusted(trusted))
     transport = httpx.ASGITransport(app=app, client=(peer, 51000))
     async with httpx.AsyncClient(transport=transport, base_url="http://10.0.0.5:7860") as client:
         response = await client.get(path, headers=headers)
     assert response.status_code == 200
-    return response.json()
+    echoed: dict[str, Any] = response.json()
+    return echoed
 
 
 async def test_a_trusted_proxy_sets_scheme_host_prefix_and_client() -> None:

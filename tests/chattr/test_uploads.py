@@ -57,7 +57,7 @@ def test_a_zip_with_the_yaml_at_its_top_takes_the_zip_name(tmp_path: Path) -> No
     ],
 )
 def test_bad_zips_are_refused_and_leave_nothing_behind(
-    tmp_path: Path, files: dict[str, str], message: str
+    tmp_path: Path, files: dict[str, str | bytes], message: str
 ) -> None:
     characters = tmp_path / "characters"
     characters.mkdir()
@@ -82,6 +82,7 @@ def test_a_file_that_is_neither_zip_nor_card_gets_a_clear_error(tmp_path: Path) 
         import_upload(bogus, tmp_path)
 
 
+@pytest.mark.slow
 def test_the_import_card_command_writes_a_character_folder(tmp_path: Path) -> None:
     card = tmp_path / "card.json"
     card.write_text(

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -16,6 +16,8 @@ from chattr.fake_llm import FakeLLMServer
 from chattr.media.local_stack import LocalService, LocalStack, free_port
 
 from ..conftest import REPO
+
+Launch = Callable[..., str]  # environment variables -> the URL of app.py, ready
 
 
 @pytest.fixture(scope="session")
@@ -72,9 +74,9 @@ def start_service(name: str, characters_dir: Path, data_dir: Path, **env: str) -
 
 
 @pytest.fixture
-def launch(tmp_path: Path, characters_dir: Path, llm: FakeLLMServer) -> Iterator:
+def launch(tmp_path: Path, characters_dir: Path, llm: FakeLLMServer) -> Iterator[Launch]:
     """Start `app.py` as a Space runs it (environment given), ready once its knowledge is."""
-    processes: list[subprocess.Popen] = []
+    processes: list[subprocess.Popen[bytes]] = []
 
     def start(**env: str) -> str:
         port = free_port()

@@ -54,11 +54,12 @@ def browser(tmp_path: Path) -> Iterator[Any]:
 
 
 def media_state(page: Any, selector: str) -> dict[str, Any]:
-    return page.eval_on_selector(
+    state: dict[str, Any] = page.eval_on_selector(
         selector,
         """el => ({src: el.currentSrc || el.src, ready: el.readyState, duration: el.duration,
                   width: el.videoWidth || 0, error: el.error ? el.error.code : null})""",
     )
+    return state
 
 
 def test_pick_einstein_talk_and_get_streamed_text_audio_and_video(

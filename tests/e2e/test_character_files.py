@@ -67,11 +67,11 @@ def odd_stack(
 
 def wav_seconds(data: bytes) -> float:
     with wave.open(io.BytesIO(data)) as reader:
-        return reader.getnframes() / reader.getframerate()
+        return float(reader.getnframes() / reader.getframerate())
 
 
 def video_frames(data: bytes) -> int:
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), mode="r") as container:
         return sum(1 for _ in container.decode(video=0))
 
 

@@ -30,12 +30,12 @@ THREE_SENTENCES = (
 
 def wav_duration(data: bytes) -> float:
     with wave.open(io.BytesIO(data)) as reader:
-        return reader.getnframes() / reader.getframerate()
+        return float(reader.getnframes() / reader.getframerate())
 
 
 def decode_mp4(data: bytes) -> tuple[int, float, float]:
     """Decode every frame; return (video frames, video seconds, audio seconds)."""
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), mode="r") as container:
         video = container.streams.video[0]
         audio = container.streams.audio[0]
         frames = 0
@@ -43,7 +43,7 @@ def decode_mp4(data: bytes) -> tuple[int, float, float]:
         for frame in container.decode(video, audio):
             if isinstance(frame, av.VideoFrame):
                 frames += 1
-            else:
+            elif isinstance(frame, av.AudioFrame):
                 samples += frame.samples
         rate = float(video.average_rate or 25)
         return frames, frames / rate, samples / audio.codec_context.sample_rate

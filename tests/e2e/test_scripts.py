@@ -9,6 +9,7 @@ import time
 import uuid
 import wave
 from pathlib import Path
+from typing import Any
 
 import av
 import pytest
@@ -88,7 +89,7 @@ def test_sixteen_clients_at_once_all_get_their_own_answer(
     try:
         clients = [Client(app.url, verbose=False) for _ in range(16)]
 
-        def one(i: int) -> tuple[dict, float]:
+        def one(i: int) -> tuple[dict[str, Any], float]:
             started = time.monotonic()
             result = clients[i].predict(
                 f"My name is Client{i}. Hello!",

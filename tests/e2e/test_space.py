@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -13,15 +14,17 @@ from chattr.fake_llm import FakeLLMServer
 from chattr.media.local_stack import LocalStack
 
 from ..conftest import REPO
+from .conftest import Launch
 from .proxy import forwarding_transport
 
 pytestmark = pytest.mark.slow
 
 
-def front_matter() -> dict:
+def front_matter() -> dict[str, Any]:
     text = (REPO / "README.md").read_text()
     assert text.startswith("---\n"), "README.md has no front matter for the Space"
-    return yaml.safe_load(text.split("---\n")[1])
+    meta: dict[str, Any] = yaml.safe_load(text.split("---\n")[1])
+    return meta
 
 
 def test_readme_front_matter_describes_the_space() -> None:
@@ -36,12 +39,12 @@ def test_readme_front_matter_describes_the_space() -> None:
     assert "-r requirements.lock" in requirements
 
 
-def check_turn(url: str, llm: FakeLLMServer) -> dict:
+def check_turn(url: str, llm: FakeLLMServer) -> dict[str, Any]:
     client = Client(url, verbose=False)
     ids = {c["id"] for c in client.predict(api_name="/characters")}
     assert {"napoleon", "einstein"} <= ids
     llm.script("Science is a wonderful thing. It binds us all together.")
-    result = client.predict("Hello", "einstein", "", True, api_name="/chat")
+    result: dict[str, Any] = client.predict("Hello", "einstein", "", True, api_name="/chat")
     assert result["text"] == "Science is a wonderful thing. It binds us all together."
     assert result["errors"] == []
     assert result["segments"] and all(s["video_url"] for s in result["segments"])
@@ -51,7 +54,7 @@ def check_turn(url: str, llm: FakeLLMServer) -> dict:
 
 
 def test_app_py_with_remote_media_services(
-    launch, llm: FakeLLMServer, media_stack: LocalStack
+    launch: Launch, llm: FakeLLMServer, media_stack: LocalStack
 ) -> None:
     assert media_stack.vocalizr and media_stack.visualizr
     url = launch(
@@ -62,7 +65,7 @@ def test_app_py_with_remote_media_services(
     assert result["segments"][0]["audio_url"].startswith(media_stack.vocalizr.url)
 
 
-def test_app_py_with_the_engines_in_process(launch, llm: FakeLLMServer) -> None:
+def test_app_py_with_the_engines_in_process(launch: Launch, llm: FakeLLMServer) -> None:
     url = launch(VOCALIZR_ENGINE="piper", VISUALIZR_ENGINE="warp")
     deadline = time.monotonic() + 120
     while httpx.get(url + "/vocalizr/healthz").status_code != 200 or (
@@ -76,7 +79,7 @@ def test_app_py_with_the_engines_in_process(launch, llm: FakeLLMServer) -> None:
 
 
 def test_app_py_as_a_space_runs_it_answers_urls_at_the_space_host_that_load(
-    launch, llm: FakeLLMServer
+    launch: Launch, llm: FakeLLMServer
 ) -> None:
     host = "someone-chatacter.hf.space"
     url = launch(

@@ -16,6 +16,7 @@ from gradio_client import Client
 from chattr.fake_llm import FakeLLMServer
 
 from ..security.fake_hub import CLIENT_ID, CLIENT_SECRET, FakeHub
+from .conftest import Launch
 from .proxy import forwarding_transport
 
 pytestmark = pytest.mark.slow
@@ -31,7 +32,7 @@ def hub() -> Iterator[FakeHub]:
 
 
 @pytest.fixture
-def space(launch, hub: FakeHub) -> str:
+def space(launch: Launch, hub: FakeHub) -> str:
     """app.py on a Space with `hf_oauth: true` (the variables the Hub sets) and sign-in on."""
     return launch(
         GRADIO_SERVER_NAME="0.0.0.0",
@@ -135,8 +136,8 @@ def test_sign_in_is_required_and_works_by_page_session_and_by_token(
 
     # Signing out deletes the browser's session cookie (a signed cookie: a copy of it stays
     # valid until the sign-in expires, as with every Gradio login).
-    _, session = visit(ingress(space), f"https://{HOST}/logout", session)
-    assert session is None, "signing out did not delete the session cookie"
+    _, after = visit(ingress(space), f"https://{HOST}/logout", session)
+    assert after is None, "signing out did not delete the session cookie"
 
 
 def test_uploads_are_limited_per_client_by_size(space: str, tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 def launch(
     tmp_path: Path, characters_dir: Path, llm_url: str, *args: str
-) -> tuple[subprocess.Popen, str]:
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {
         **os.environ,
@@ -47,7 +47,7 @@ def healthy(url: str) -> bool:
         return False  # not listening yet
 
 
-def wait_for_page(process: subprocess.Popen, url: str, timeout: float) -> float:
+def wait_for_page(process: subprocess.Popen[bytes], url: str, timeout: float) -> float:
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         assert process.poll() is None, "chattr exited"

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 import redis
 import soundfile as sf
@@ -43,7 +44,7 @@ def microphone_recording(assets: Path, target: Path) -> dict[str, float]:
     first = speech[: int(4.8 * rate)]  # "The holidays are a time of celebrating with ..."
     second = speech[int(4.85 * rate) :]  # "... through Wisconsin's coat, but for many ..."
 
-    def silence(seconds: float) -> np.ndarray:
+    def silence(seconds: float) -> npt.NDArray[np.float32]:
         return np.zeros(int(seconds * rate), dtype=np.float32)
 
     # The pause leaves the reply time to arrive and play for a while even on a busy machine.

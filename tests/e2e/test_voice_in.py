@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 import soundfile as sf
 from gradio_client import handle_file
@@ -63,7 +64,7 @@ def test_a_typed_turn_has_no_transcript(
     assert result["text"] == "Hello."
 
 
-def write_wav(path: Path, samples: np.ndarray, rate: int) -> str:
+def write_wav(path: Path, samples: npt.NDArray[np.float32], rate: int) -> str:
     sf.write(path, samples, rate, subtype="PCM_16")
     return str(path)
 

@@ -64,7 +64,7 @@ class Page:
             for line in stream.iter_lines():
                 if not line.startswith("data:"):
                     continue
-                message = json.loads(line[5:])
+                message: dict[str, Any] = json.loads(line[5:])
                 if message.get("msg") == "process_completed":
                     return message
         raise AssertionError("the event never completed")

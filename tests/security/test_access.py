@@ -3,9 +3,12 @@ it, a wrong password is refused, the right one works with gradio_client; /health
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 from gradio_client import Client
+from pydantic import SecretStr
 
 from chattr.access import auth_pairs, parse_auth
 from chattr.app import create_app
@@ -85,15 +88,15 @@ def test_without_chattr_auth_the_page_is_open(start_app: StartApp) -> None:
 
 
 def test_malformed_auth_stops_start_up_without_showing_the_password(
-    start_app: StartApp, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
-    settings = Settings(auth="ada:lovelace-1843,nopasswordhere", characters_dir=tmp_path)
+    start_app: StartApp, tmp_path: Path
+) -> None:
+    settings = Settings(auth=SecretStr("ada:lovelace-1843,nopasswordhere"), characters_dir=tmp_path)
     with pytest.raises(ValueError, match="entry 2 is not `user:password`") as error:
         auth_pairs(settings)
     assert "lovelace" not in str(error.value) and "nopasswordhere" not in str(error.value)
     with pytest.raises(ValueError, match="entry 1"):
         parse_auth(":empty-user")
-    assert auth_pairs(Settings(auth="  ")) is None
+    assert auth_pairs(Settings(auth=SecretStr("  "))) is None
     # The app refuses to start on it rather than starting open.
     from chattr.app import create_service
 

@@ -113,6 +113,7 @@ def measure(path: Path) -> dict[str, object]:
     return result
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("make", "words"),
     [
@@ -135,6 +136,7 @@ def test_a_500_mb_text_chunk_bomb_grows_the_process_by_under_100_mb(
     assert peak_mb < MAX_GROWTH_MB and kept_mb < MAX_GROWTH_MB
 
 
+@pytest.mark.slow  # measured in a process of its own
 def test_a_pixel_bomb_is_refused_before_it_is_decoded(tmp_path: Path) -> None:
     buffer = io.BytesIO()
     Image.new("1", (8000, 8000)).save(buffer, format="PNG")  # 64 M pixels, 256 MB as RGBA
@@ -284,6 +286,7 @@ def test_bad_cards_get_a_clear_card_error(tmp_path: Path, kind: str) -> None:
     assert list(characters.iterdir()) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", sorted(BAD_CARDS))
 def test_the_import_card_command_says_error_and_exits_2(tmp_path: Path, kind: str) -> None:
     make, _, words = BAD_CARDS[kind]

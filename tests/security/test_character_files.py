@@ -170,6 +170,7 @@ def test_a_zip_carrying_a_symlink_is_refused(tmp_path: Path) -> None:
     assert list(characters.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_an_imported_card_folder_holds_only_its_own_plain_files(tmp_path: Path) -> None:
     # A card cannot name paths at all; whatever it says, the folder chattr writes stays inside.
     card = tmp_path / "card.json"

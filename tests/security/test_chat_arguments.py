@@ -37,8 +37,8 @@ def call_raw(url: str, api_name: str, arguments: tuple[Any, ...]) -> tuple[str, 
     """The endpoint called over plain HTTP (gradio_client refuses to send a lone surrogate;
     JSON's \\ud800 escape carries it): the last event of the stream, and its data."""
     # `chat` takes six inputs over plain HTTP (audio and greeting after these four): pad them.
-    data = list(arguments) + [None] * (6 - len(arguments))
-    body = json.dumps({"data": data}).encode()  # ASCII, surrogates escaped
+    values = list(arguments) + [None] * (6 - len(arguments))
+    body = json.dumps({"data": values}).encode()  # ASCII, surrogates escaped
     with httpx.Client(base_url=url, timeout=60) as http:
         posted = http.post(
             f"/gradio_api/call/{api_name}",

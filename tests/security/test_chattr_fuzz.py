@@ -3,6 +3,8 @@ and every error is JSON that says what went wrong."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -37,7 +39,7 @@ def test_fuzz_every_operation(schema: tuple[schemathesis.BaseSchema, str]) -> No
             suppress_health_check=list(HealthCheck),
         )
         @given(case=operation.as_strategy())
-        def check(case: schemathesis.Case) -> None:
+        def check(case: schemathesis.Case[Any]) -> None:
             response = case.call(timeout=30)
             statuses.append(response.status_code)
             where = f"{case.method} {case.formatted_path}"

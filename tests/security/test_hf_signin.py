@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from types import SimpleNamespace
+from typing import Any
 
 import httpx
 import pytest
@@ -13,7 +14,7 @@ from chattr.hf_signin import HfSignIn, SignInRequired, check_oauth_configured, s
 from chattr.ratelimit import FairShare
 
 
-def signed_in(name: str, expires_in: float = 3600) -> dict:
+def signed_in(name: str, expires_in: float = 3600) -> dict[str, Any]:
     return {
         "oauth_info": {
             "expires_at": int(time.time() + expires_in),
@@ -22,7 +23,7 @@ def signed_in(name: str, expires_in: float = 3600) -> dict:
     }
 
 
-def request(session: dict | None = None, **headers: str) -> SimpleNamespace:
+def request(session: dict[str, Any] | None = None, /, **headers: str) -> SimpleNamespace:
     """What chattr is handed: a request with a scope (its decoded session) and headers."""
     scope = {"type": "http", "session": session} if session is not None else {"type": "http"}
     return SimpleNamespace(scope=scope, headers=headers, client=SimpleNamespace(host="203.0.113.5"))

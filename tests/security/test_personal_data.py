@@ -118,11 +118,11 @@ def test_the_page_downloads_and_forgets(start_app: StartApp) -> None:
     exported = download(page)
     session = exported["session_id"]  # the page keeps it server-side (a gr.State)
     # The page's conversation opens with the greeting it chose: a turn with no user part.
-    said = [t["user"] for t in exported["turns"] if t["user"]]
-    assert said == ["My name is Ada.", "Tell me about radium."]
+    user_lines = [t["user"] for t in exported["turns"] if t["user"]]
+    assert user_lines == ["My name is Ada.", "Tell me about radium."]
     character = exported["turns"][-1]["character"]  # the page's first character
     kept = [t for t in app.service.memory.recent(session, character) if t.user]
-    assert [t.user for t in kept] == said
+    assert [t.user for t in kept] == user_lines
 
     forgot = page.event("chattr-forget", "click", [None, None])
     assert forgot["success"], forgot

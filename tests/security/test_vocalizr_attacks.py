@@ -162,6 +162,7 @@ def test_uploaded_voices_belong_to_their_uploader(vocalizr: Service) -> None:
         assert again.status_code == 200 and again.json()["voice"] != voice
 
 
+@pytest.mark.slow
 def test_uploaded_voices_expire_from_disk_and_registry(workdir: Path) -> None:
     folder = workdir / "expiring"
     folder.mkdir()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,10 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-# The helpers module sits next to this file; pytest's importlib mode doesn't put it on the path.
-sys.path.insert(0, str(Path(__file__).parent))
-
-from visualizr_testkit import (
+from .visualizr_testkit import (
     AUDIO_HOST_PORT,
     PAINTING,
     PHOTO,

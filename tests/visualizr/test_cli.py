@@ -9,9 +9,12 @@ import time
 from pathlib import Path
 
 import httpx
-from visualizr_testkit import free_port
+import pytest
+
+from tests.serving import free_port
 
 
+@pytest.mark.slow
 def test_cli_serves_health(tmp_path: Path) -> None:
     port = free_port()
     env = {

@@ -12,7 +12,8 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
-from visualizr_testkit import (
+
+from .visualizr_testkit import (
     AudioHost,
     drawing_without_face,
     image_bytes,

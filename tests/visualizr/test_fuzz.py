@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -22,7 +23,7 @@ schema = schemathesis.openapi.from_dict(_schema_app.openapi())
     suppress_health_check=list(HealthCheck),
     derandomize=True,
 )
-def test_api_never_fails_on_generated_input(case: schemathesis.Case, server: str) -> None:
+def test_api_never_fails_on_generated_input(case: schemathesis.Case[Any], server: str) -> None:
     response = case.call(base_url=server, timeout=60)
     assert response.status_code < 500, (case.path, case.body, response.text)
     if response.status_code >= 400:

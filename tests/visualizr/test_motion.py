@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-from visualizr_testkit import speech_mono
 
 from visualizr.media import AUDIO_RATE
 from visualizr.motion import motion_from_audio
+
+from .visualizr_testkit import speech_mono
 
 
 def test_mouth_follows_speech_and_rests_in_silence() -> None:

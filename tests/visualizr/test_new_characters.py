@@ -8,7 +8,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from visualizr_testkit import (
+
+from visualizr.geometry import FaceLocator
+from visualizr.portraits import portrait_from_bytes
+
+from .visualizr_testkit import (
     PHOTO,
     drawing_without_face,
     make_settings,
@@ -16,9 +20,6 @@ from visualizr_testkit import (
     speech_mono,
     wav_bytes,
 )
-
-from visualizr.geometry import FaceLocator
-from visualizr.portraits import portrait_from_bytes
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,13 @@ from fractions import Fraction
 import av
 import httpx
 import numpy as np
+import numpy.typing as npt
 import pytest
 from PIL import Image
-from visualizr_testkit import (
+
+from visualizr.geometry import FaceLocator
+
+from .visualizr_testkit import (
     PAINTING,
     PHOTO,
     SILENCE_S,
@@ -21,12 +25,10 @@ from visualizr_testkit import (
     image_bytes,
 )
 
-from visualizr.geometry import FaceLocator
-
 
 @dataclass
 class Decoded:
-    frames: list[np.ndarray]
+    frames: list[npt.NDArray[np.uint8]]
     fps: Fraction
     width: int
     height: int
@@ -72,7 +74,7 @@ def fetch_video(result: dict[str, object]) -> Decoded:
     return decode(response.content)
 
 
-def mouth_box(frame: np.ndarray) -> tuple[int, int, int, int]:
+def mouth_box(frame: npt.NDArray[np.uint8]) -> tuple[int, int, int, int]:
     geometry = FaceLocator().locate(frame, key="test")
     points = np.concatenate([geometry.upper_lip, geometry.lower_lip, geometry.outer_lower_lip])
     x0, y0 = points.min(axis=0)
@@ -82,7 +84,7 @@ def mouth_box(frame: np.ndarray) -> tuple[int, int, int, int]:
 
 
 def motion(
-    frames: list[np.ndarray], box: tuple[int, int, int, int], first: int, last: int
+    frames: list[npt.NDArray[np.uint8]], box: tuple[int, int, int, int], first: int, last: int
 ) -> float:
     """Mean absolute change between consecutive frames inside `box`, over frames first..last."""
     x0, y0, x1, y1 = box
@@ -142,7 +144,8 @@ def test_videos_of_one_portrait_join_by_stream_copy(
     url_a = audio_host.publish("a.wav", spoken_wav)
     short = io.BytesIO()
     import soundfile as sf
-    from visualizr_testkit import speech_mono
+
+    from .visualizr_testkit import speech_mono
 
     sf.write(short, speech_mono(48000)[: 48000 * 2], 48000, format="WAV")
     url_b = audio_host.publish("b.wav", short.getvalue())

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import soundfile as sf
 from PIL import Image
 
@@ -28,15 +29,15 @@ SPEECH_S = 3.0
 AUDIO_HOST_PORT = free_port()
 
 
-def wav_bytes(samples: np.ndarray, rate: int) -> bytes:
+def wav_bytes(samples: npt.NDArray[np.float32], rate: int) -> bytes:
     buffer = io.BytesIO()
     sf.write(buffer, samples, rate, format="WAV", subtype="PCM_16")
     return buffer.getvalue()
 
 
-def speech_mono(rate: int = 16000) -> np.ndarray:
+def speech_mono(rate: int = 16000) -> npt.NDArray[np.float32]:
     audio, source_rate = sf.read(SPEECH, dtype="float32", always_2d=True)
-    mono = audio.mean(axis=1)
+    mono = np.asarray(audio.mean(axis=1), np.float32)
     if rate != source_rate:
         from scipy.signal import resample_poly
 

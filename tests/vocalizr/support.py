@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import numpy.typing as npt
 import parselmouth
 import soundfile as sf
 from fastapi import FastAPI
@@ -23,16 +24,16 @@ SPEECH = ASSETS / "speech_en_16k.wav"
 HIGH_PITCH_FACTOR = 1.6
 
 
-def median_f0(samples: np.ndarray, sample_rate: int) -> float:
+def median_f0(samples: npt.NDArray[np.float32], sample_rate: int) -> float:
     """Median pitch of voiced frames, measured independently of vocalizr's own code."""
     sound = parselmouth.Sound(samples.astype(np.float64), sampling_frequency=sample_rate)
     frequencies = sound.to_pitch(pitch_floor=60, pitch_ceiling=500).selected_array["frequency"]
     return float(np.median(frequencies[frequencies > 0]))
 
 
-def read_mono(path: Path) -> tuple[np.ndarray, int]:
+def read_mono(path: Path) -> tuple[npt.NDArray[np.float32], int]:
     samples, rate = sf.read(path, dtype="float32", always_2d=True)
-    return samples.mean(axis=1), int(rate)
+    return np.asarray(samples.mean(axis=1), np.float32), int(rate)
 
 
 @dataclass

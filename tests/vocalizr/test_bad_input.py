@@ -6,6 +6,7 @@ import io
 
 import httpx
 import numpy as np
+import numpy.typing as npt
 import pytest
 import soundfile as sf
 
@@ -77,7 +78,7 @@ def test_path_like_and_unknown_file_ids(client: httpx.Client, file_id: str) -> N
     assert reply.json()["error"] == "not_found"
 
 
-def flac_bytes(samples: np.ndarray, rate: int) -> bytes:
+def flac_bytes(samples: npt.NDArray[np.float32], rate: int) -> bytes:
     buffer = io.BytesIO()
     sf.write(buffer, samples, rate, format="FLAC")
     return buffer.getvalue()
@@ -120,6 +121,7 @@ def test_oversized_uploads(piper_server: Server, client: httpx.Client) -> None:
     assert_error(upload(client, b"\0" * (limit + 1_000_000)), 413, "upload_too_large")
 
 
+@pytest.mark.slow
 def test_full_queue_answers_503_with_retry_after(characters_dir: object, tmp_path: object) -> None:
     from vocalizr.settings import Settings
 

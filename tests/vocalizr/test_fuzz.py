@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -36,7 +38,7 @@ def test_fuzz_every_operation(schema: schemathesis.BaseSchema) -> None:
             suppress_health_check=list(HealthCheck),
         )
         @given(case=operation.as_strategy())
-        def check(case: schemathesis.Case) -> None:
+        def check(case: schemathesis.Case[Any]) -> None:
             response = case.call(timeout=30)
             statuses.append(response.status_code)
             where = f"{case.method} {case.formatted_path} {case.body!r:.120}"

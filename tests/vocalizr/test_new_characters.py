@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import numpy.typing as npt
 import parselmouth
 import pytest
 import soundfile as sf
@@ -50,7 +51,7 @@ def late_server(late_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 
 @pytest.fixture(scope="module")
-def high_voice() -> tuple[np.ndarray, int, float]:
+def high_voice() -> tuple[npt.NDArray[np.float32], int, float]:
     """The shared speech with its pitch raised well above Piper's own voice: samples, rate, F0."""
     samples, rate = read_mono(SPEECH)
     sound = parselmouth.Sound(samples.astype(np.float64), sampling_frequency=rate)
@@ -78,7 +79,7 @@ def voices(server: Server) -> dict[str, dict[str, object]]:
 
 
 def test_character_added_after_start_speaks_in_its_voice(
-    late_server: Server, late_dir: Path, high_voice: tuple[np.ndarray, int, float]
+    late_server: Server, late_dir: Path, high_voice: tuple[npt.NDArray[np.float32], int, float]
 ) -> None:
     before = speak(late_server, "cleo")
     assert before.status_code == 404, before.text
@@ -103,7 +104,7 @@ def test_character_added_after_start_speaks_in_its_voice(
 
 
 def test_default_voice_is_piper_unmatched(
-    late_server: Server, high_voice: tuple[np.ndarray, int, float]
+    late_server: Server, high_voice: tuple[npt.NDArray[np.float32], int, float]
 ) -> None:
     listed = voices(late_server)
     assert listed["default"]["source"] == "builtin"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+import numpy.typing as npt
 import openai
 import pytest
 import soundfile as sf
@@ -31,7 +32,7 @@ def ai(piper_server: Server) -> Iterator[openai.OpenAI]:
     client.close()
 
 
-def wav_file(samples: np.ndarray, rate: int) -> tuple[str, bytes]:
+def wav_file(samples: npt.NDArray[np.float32], rate: int) -> tuple[str, bytes]:
     buffer = io.BytesIO()
     sf.write(buffer, samples, rate, format="WAV", subtype="PCM_16")
     return ("clip.wav", buffer.getvalue())

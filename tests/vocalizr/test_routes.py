@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from fastapi import FastAPI
 
@@ -33,7 +34,7 @@ class FakeEngine(SpeechEngine):
     sample_rate = 16_000
     languages = ("en",)
 
-    def __init__(self, speak: Callable[[str], np.ndarray]) -> None:
+    def __init__(self, speak: Callable[[str], npt.NDArray[np.float32]]) -> None:
         self.speak = speak
 
     def load(self) -> None:
@@ -42,15 +43,17 @@ class FakeEngine(SpeechEngine):
     def add_voice(self, voice_id: str, clip: Clip) -> None:
         pass
 
-    def synthesize(self, text: str, voice_id: str, language: str, speed: float) -> np.ndarray:
+    def synthesize(
+        self, text: str, voice_id: str, language: str, speed: float
+    ) -> npt.NDArray[np.float32]:
         return self.speak(text)
 
 
-def one_second(text: str) -> np.ndarray:
+def one_second(text: str) -> npt.NDArray[np.float32]:
     return np.zeros(16_000, np.float32)
 
 
-def broken(text: str) -> np.ndarray:
+def broken(text: str) -> npt.NDArray[np.float32]:
     raise RuntimeError("the model fell over at /weights/secret/model.onnx")
 
 
@@ -59,7 +62,7 @@ def failing_load() -> tuple[str, str]:
 
 
 def fake_service(
-    folder: Path, speak: Callable[[str], np.ndarray], max_queue: int = 4
+    folder: Path, speak: Callable[[str], npt.NDArray[np.float32]], max_queue: int = 4
 ) -> SpeechService:
     """The real service (checks, queue, files) on a fake engine, loaded."""
     engine = FakeEngine(speak)

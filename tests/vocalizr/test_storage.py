@@ -11,9 +11,11 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 import soundfile as sf
 
-from tests.vocalizr.support import SPEECH, Server, free_port, read_mono, serve
+from tests.serving import free_port
+from tests.vocalizr.support import SPEECH, Server, read_mono, serve
 from vocalizr.files import FileStore
 from vocalizr.settings import Settings
 
@@ -35,6 +37,7 @@ def test_purge_deletes_only_expired_produced_files(tmp_path: Path) -> None:
     assert store.path_of(new_id) == new
 
 
+@pytest.mark.slow
 def test_retention_task_removes_served_files(characters_dir: Path, tmp_path: Path) -> None:
     settings = Settings(characters_dir=characters_dir, data_dir=tmp_path, retention_s=1, ui=False)
     with serve(settings) as server, server.client() as http:
@@ -46,6 +49,7 @@ def test_retention_task_removes_served_files(characters_dir: Path, tmp_path: Pat
         assert httpx.get(url).status_code == 404
 
 
+@pytest.mark.slow
 def test_a_restart_reuses_measurements_and_keeps_uploaded_voices(piper_server: Server) -> None:
     cache = piper_server.settings.data_dir / "cache" / "voice_traits"
     records = [json.loads(path.read_text()) for path in cache.glob("*.json")]
@@ -68,6 +72,7 @@ def test_a_restart_reuses_measurements_and_keeps_uploaded_voices(piper_server: S
         assert http.post("/v1/speech", json={"text": "Back.", "voice": voice}).status_code == 200
 
 
+@pytest.mark.slow
 def test_cli_serves_with_env_settings(characters_dir: Path, tmp_path: Path) -> None:
     port = free_port()
     env = {

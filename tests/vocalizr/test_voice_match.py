@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 import scipy.signal
 
@@ -13,7 +14,7 @@ from vocalizr.voice_match import VoiceMatcher, VoiceTraits
 LINE = "Every morning the old sailor walked along the harbour and counted the boats."
 
 
-def spectral_centroid_hz(samples: np.ndarray, sample_rate: int) -> float:
+def spectral_centroid_hz(samples: npt.NDArray[np.float32], sample_rate: int) -> float:
     """Centre of mass of the 200 Hz–4 kHz spectrum: it moves with the formants."""
     frequencies, power = scipy.signal.welch(samples, sample_rate, nperseg=1024)
     band = (frequencies > 200) & (frequencies < 4000)
@@ -21,7 +22,7 @@ def spectral_centroid_hz(samples: np.ndarray, sample_rate: int) -> float:
 
 
 @pytest.fixture(scope="module")
-def speech(piper_server: Server) -> tuple[np.ndarray, VoiceMatcher, int]:
+def speech(piper_server: Server) -> tuple[npt.NDArray[np.float32], VoiceMatcher, int]:
     engine = piper_server.app.state.service.engine
     assert isinstance(engine, PiperEngine)
     raw = engine._raw(LINE, 1.0)
@@ -31,7 +32,7 @@ def speech(piper_server: Server) -> tuple[np.ndarray, VoiceMatcher, int]:
 
 @pytest.mark.parametrize("scale", [0.88, 1.15])
 def test_formants_move_by_the_ratio_and_pitch_and_length_hold(
-    speech: tuple[np.ndarray, VoiceMatcher, int], scale: float
+    speech: tuple[npt.NDArray[np.float32], VoiceMatcher, int], scale: float
 ) -> None:
     samples, matcher, rate = speech
     base = matcher.base
@@ -45,7 +46,7 @@ def test_formants_move_by_the_ratio_and_pitch_and_length_hold(
 
 
 def test_a_voice_already_matching_is_left_alone(
-    speech: tuple[np.ndarray, VoiceMatcher, int],
+    speech: tuple[npt.NDArray[np.float32], VoiceMatcher, int],
 ) -> None:
     samples, matcher, rate = speech
     assert matcher.apply(samples, rate, matcher.base) is samples

@@ -100,6 +100,7 @@ def test_default_voice_borrows_a_registered_voice(xtts_server: Server) -> None:
     assert len(streamed.content) - 44 > 2 * 2400
 
 
+@pytest.mark.slow
 def test_default_voice_without_any_reference_clip_is_a_404(tiny_xtts: Path, tmp_path: Path) -> None:
     settings = Settings(
         engine="xtts",
@@ -130,6 +131,7 @@ def test_unsupported_language_names_the_model_languages(xtts_server: Server) -> 
     assert "en" in reply.json()["detail"]
 
 
+@pytest.mark.slow
 def test_latents_are_computed_once_per_voice_and_cached_on_disk(xtts_server: Server) -> None:
     engine = xtts_server.app.state.service.engine
     assert engine.latent_computations == 2  # ada and bea at start-up

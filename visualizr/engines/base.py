@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from visualizr.geometry import FaceGeometry
 
@@ -20,12 +21,14 @@ MIN_FACE_RATIO = 1.3
 class FramedPortrait:
     """The portrait cropped to a size x size square, with its face geometry in crop pixels."""
 
-    image: np.ndarray
+    image: npt.NDArray[np.uint8]
     geometry: FaceGeometry
     size: int
 
 
-def frame_portrait(image: np.ndarray, geometry: FaceGeometry, size: int) -> FramedPortrait:
+def frame_portrait(
+    image: npt.NDArray[np.uint8], geometry: FaceGeometry, size: int
+) -> FramedPortrait:
     """Crop a square around the face (as much of the portrait as fits) and scale it to `size`."""
     height, width = image.shape[:2]
     fx, fy, fw, fh = geometry.face_box
@@ -40,8 +43,11 @@ def frame_portrait(image: np.ndarray, geometry: FaceGeometry, size: int) -> Fram
     scale = size / side
     affine = np.array([[scale, 0, -left * scale], [0, scale, -top * scale]], np.float32)
     interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
-    crop = cv2.warpAffine(
-        image, affine, (size, size), flags=interpolation, borderMode=cv2.BORDER_REPLICATE
+    crop = np.asarray(
+        cv2.warpAffine(
+            image, affine, (size, size), flags=interpolation, borderMode=cv2.BORDER_REPLICATE
+        ),
+        np.uint8,
     )
     return FramedPortrait(image=crop, geometry=geometry.transformed(affine), size=size)
 
@@ -57,7 +63,7 @@ class TalkingHeadEngine(Protocol):
         ...
 
     def render(
-        self, prepared: Any, audio: np.ndarray, fps: int, frames: int
-    ) -> Iterator[np.ndarray]:
+        self, prepared: Any, audio: npt.NDArray[np.float32], fps: int, frames: int
+    ) -> Iterator[npt.NDArray[np.uint8]]:
         """Yield `frames` BGR uint8 frames of size x size for 44.1 kHz mono audio."""
         ...

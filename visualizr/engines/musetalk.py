@@ -26,6 +26,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 import torch
 from scipy.signal import resample_poly
 
@@ -46,9 +47,9 @@ CONTEXT_FRAMES = 2
 class MuseTalkPortrait:
     """The framed portrait, where the face crop sits in it, and the crop's UNet input latents."""
 
-    image: np.ndarray
+    image: npt.NDArray[np.uint8]
     crop: tuple[int, int, int]  # x, y, side in frame pixels
-    blend: np.ndarray  # (side, side, 1) float32 weights of the generated face
+    blend: npt.NDArray[np.float32]  # (side, side, 1) float32 weights of the generated face
     latents: torch.Tensor  # (1, 8, h, w) on the CPU: masked-crop latents + reference latents
 
 
@@ -135,7 +136,7 @@ class MuseTalkEngine:
 
     # -- per portrait -------------------------------------------------------------------------
 
-    def _to_tensor(self, images_bgr: np.ndarray) -> torch.Tensor:
+    def _to_tensor(self, images_bgr: npt.NDArray[np.uint8]) -> torch.Tensor:
         rgb = images_bgr[..., ::-1].astype(np.float32) / 127.5 - 1.0
         return torch.from_numpy(np.ascontiguousarray(rgb)).permute(0, 3, 1, 2)
 
@@ -173,7 +174,7 @@ class MuseTalkEngine:
     # -- per request --------------------------------------------------------------------------
 
     @torch.inference_mode()
-    def audio_features(self, audio: np.ndarray, fps: int, frames: int) -> torch.Tensor:
+    def audio_features(self, audio: npt.NDArray[np.float32], fps: int, frames: int) -> torch.Tensor:
         """Whisper encoder states (all layers) windowed per video frame: (frames, tokens, d)."""
         speech = resample_poly(audio, WHISPER_RATE, AUDIO_RATE).astype(np.float32)
         config = self.whisper.config
@@ -204,7 +205,7 @@ class MuseTalkEngine:
         return tokens + self._positions[: tokens.shape[1]]
 
     @torch.inference_mode()
-    def _generate(self, latents: torch.Tensor, audio_tokens: torch.Tensor) -> np.ndarray:
+    def _generate(self, latents: torch.Tensor, audio_tokens: torch.Tensor) -> npt.NDArray[np.uint8]:
         batch = audio_tokens.shape[0]
         unet_input = latents.expand(batch, -1, -1, -1)
         timestep = torch.zeros(batch, device=self.device_obj, dtype=torch.long)
@@ -212,12 +213,12 @@ class MuseTalkEngine:
             predicted = self.unet(unet_input, timestep, encoder_hidden_states=audio_tokens).sample
             decoded = self.vae.decode(predicted / self.scaling).sample
         faces = ((decoded.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-        return faces.permute(0, 2, 3, 1).cpu().numpy()[..., ::-1]
+        return np.asarray(faces.permute(0, 2, 3, 1).cpu().numpy()[..., ::-1], np.uint8)
 
     @gpu()
     def render(
-        self, prepared: MuseTalkPortrait, audio: np.ndarray, fps: int, frames: int
-    ) -> Iterator[np.ndarray]:
+        self, prepared: MuseTalkPortrait, audio: npt.NDArray[np.float32], fps: int, frames: int
+    ) -> Iterator[npt.NDArray[np.uint8]]:
         """Yield frames: generated faces pasted into the portrait, in batches."""
         tokens = self.audio_features(audio, fps, frames)
         latents = prepared.latents.to(self.device_obj, self.dtype)

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from typing import Any
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from visualizr.engines.base import FramedPortrait
 from visualizr.geometry import FaceGeometry
@@ -32,22 +34,24 @@ LID_BAND = 0.35
 EPSILON = 2e-3
 
 Slice = tuple[int, int, int, int]  # y0, y1, x0, x1
+# Intermediate maths: float32 where the inputs are, float64 where numpy promotes.
+Floats = npt.NDArray[np.floating[Any]]
 
 
-def _smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
+def _smoothstep(edge0: float, edge1: float, x: Floats) -> Floats:
     t = np.clip((x - edge0) / max(edge1 - edge0, 1e-6), 0.0, 1.0)
     return t * t * (3 - 2 * t)
 
 
-def _unit(vector: np.ndarray) -> np.ndarray:
+def _unit(vector: Floats) -> Floats:
     norm = float(np.linalg.norm(vector))
     return vector / norm if norm > 1e-6 else np.array([1.0, 0.0], np.float32)
 
 
 def _roi(
-    center: np.ndarray,
-    e_u: np.ndarray,
-    e_v: np.ndarray,
+    center: Floats,
+    e_u: Floats,
+    e_v: Floats,
     u: tuple[float, float],
     v: tuple[float, float],
     size: int,
@@ -58,13 +62,17 @@ def _roi(
     return (max(0, y0), min(size, y1), max(0, x0), min(size, x1))
 
 
-def _grid(roi: Slice) -> tuple[np.ndarray, np.ndarray]:
+def _grid(roi: Slice) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     y0, y1, x0, x1 = roi
     ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
     return xs, ys
 
 
-def _profile(u: np.ndarray, points_u: np.ndarray, points_v: np.ndarray) -> np.ndarray:
+def _profile(
+    u: Floats,
+    points_u: Floats,
+    points_v: Floats,
+) -> Floats:
     order = np.argsort(points_u)
     return np.interp(u, points_u[order], points_v[order]).astype(np.float32)
 
@@ -74,15 +82,15 @@ class MouthRig:
     """Jaw/lip and lip-width fields over the mouth region, and how the inner lips move."""
 
     roi: Slice
-    jaw: np.ndarray  # (h, w, 2) backward displacement per unit of opening
-    stretch: np.ndarray  # (h, w, 2) per unit of width
-    upper_lip: np.ndarray  # (k, 2) inner lip points
-    lower_lip: np.ndarray
-    upper_open: np.ndarray  # (k, 2) forward motion per unit of opening
-    lower_open: np.ndarray
-    upper_stretch: np.ndarray  # (k, 2) forward motion per unit of width
-    lower_stretch: np.ndarray
-    interior: np.ndarray  # BGR of the mouth's inside
+    jaw: npt.NDArray[np.float32]  # (h, w, 2) backward displacement per unit of opening
+    stretch: npt.NDArray[np.float32]  # (h, w, 2) per unit of width
+    upper_lip: npt.NDArray[np.float32]  # (k, 2) inner lip points
+    lower_lip: npt.NDArray[np.float32]
+    upper_open: npt.NDArray[np.float32]  # (k, 2) forward motion per unit of opening
+    lower_open: npt.NDArray[np.float32]
+    upper_stretch: npt.NDArray[np.float32]  # (k, 2) forward motion per unit of width
+    lower_stretch: npt.NDArray[np.float32]
+    interior: npt.NDArray[np.float32]  # BGR of the mouth's inside
 
 
 @dataclass(frozen=True)
@@ -90,7 +98,7 @@ class EyeRig:
     """Eyelid field over both eyes: weight 1 closes them."""
 
     roi: Slice
-    blink: np.ndarray
+    blink: npt.NDArray[np.float32]
 
 
 @dataclass(frozen=True)
@@ -101,17 +109,17 @@ class WarpPortrait:
     of the frame is the portrait as it is.
     """
 
-    image: np.ndarray
+    image: npt.NDArray[np.uint8]
     box: Slice
     # Per axis, channels (identity, roll field per radian, shift field per pixel): one
     # cv2.transform with (1, roll, shift) gives that axis's map with the head's sway.
-    head_x: np.ndarray
-    head_y: np.ndarray
+    head_x: npt.NDArray[np.float32]
+    head_y: npt.NDArray[np.float32]
     mouth: MouthRig
     eyes: EyeRig | None
 
 
-def build_mouth_rig(image: np.ndarray, geometry: FaceGeometry, size: int) -> MouthRig:
+def build_mouth_rig(image: npt.NDArray[np.uint8], geometry: FaceGeometry, size: int) -> MouthRig:
     """Precompute the jaw/lip fields from the inner-lip contour and the chin."""
     upper, lower = geometry.upper_lip, geometry.lower_lip
     left, right = upper[0], upper[-1]
@@ -150,14 +158,14 @@ def build_mouth_rig(image: np.ndarray, geometry: FaceGeometry, size: int) -> Mou
     along_u = -LIP_STRETCH * u * bump
     stretch = np.stack([along_u * e_u[0], along_u * e_u[1]], axis=-1).astype(np.float32)
 
-    def forward_open(points: np.ndarray, sign: float, gain: float) -> np.ndarray:
+    def forward_open(points: Floats, sign: float, gain: float) -> npt.NDArray[np.float32]:
         pu = (points - origin) @ e_u
         weight = np.sqrt(np.clip(1 - (pu / half_width) ** 2, 0, 1))
-        return (sign * gain * drop * weight)[:, None] * e_v[None, :]
+        return np.asarray((sign * gain * drop * weight)[:, None] * e_v[None, :], np.float32)
 
-    def forward_stretch(points: np.ndarray) -> np.ndarray:
+    def forward_stretch(points: Floats) -> npt.NDArray[np.float32]:
         pu = (points - origin) @ e_u
-        return (LIP_STRETCH * pu)[:, None] * e_u[None, :]
+        return np.asarray((LIP_STRETCH * pu)[:, None] * e_u[None, :], np.float32)
 
     # The inside of the mouth: the lip colour, much darker, as a shadowed cavity looks.
     cx, cy = np.round(lower.mean(axis=0)).astype(int)
@@ -169,10 +177,10 @@ def build_mouth_rig(image: np.ndarray, geometry: FaceGeometry, size: int) -> Mou
         stretch=stretch,
         upper_lip=upper.astype(np.float32),
         lower_lip=lower.astype(np.float32),
-        upper_open=forward_open(upper, -1.0, UPPER_LIP_RISE).astype(np.float32),
-        lower_open=forward_open(lower, 1.0, 1.0).astype(np.float32),
-        upper_stretch=forward_stretch(upper).astype(np.float32),
-        lower_stretch=forward_stretch(lower).astype(np.float32),
+        upper_open=forward_open(upper, -1.0, UPPER_LIP_RISE),
+        lower_open=forward_open(lower, 1.0, 1.0),
+        upper_stretch=forward_stretch(upper),
+        lower_stretch=forward_stretch(lower),
         interior=(lip_colour * 0.28).astype(np.float32),
     )
 
@@ -236,7 +244,9 @@ def build_eye_rig(geometry: FaceGeometry, size: int) -> EyeRig | None:
     return EyeRig(roi=roi, blink=field)
 
 
-def _clip_rig(roi: Slice, field: np.ndarray, box: Slice) -> tuple[Slice, np.ndarray]:
+def _clip_rig(
+    roi: Slice, field: npt.NDArray[np.float32], box: Slice
+) -> tuple[Slice, npt.NDArray[np.float32]]:
     # Express a region relative to the head box, cutting what falls outside it.
     y0, y1 = max(roi[0], box[0]), min(roi[1], box[1])
     x0, x1 = max(roi[2], box[2]), min(roi[3], box[3])
@@ -272,7 +282,7 @@ def prepare_warp(framed: FramedPortrait) -> WarpPortrait:
     pivot_x, pivot_y = float(geometry.chin[0]), chin_y + 0.4 * fh
     y0, y1, x0, x1 = box
 
-    def cut(values: np.ndarray) -> np.ndarray:
+    def cut(values: Floats) -> Floats:
         return np.ascontiguousarray(values[y0:y1, x0:x1], dtype=np.float32)
 
     return WarpPortrait(
@@ -286,7 +296,10 @@ def prepare_warp(framed: FramedPortrait) -> WarpPortrait:
 
 
 def _paint_interior(
-    frame: np.ndarray, polygon: np.ndarray, colour: np.ndarray, strength: float
+    frame: npt.NDArray[np.uint8],
+    polygon: npt.NDArray[np.float32],
+    colour: npt.NDArray[np.float32],
+    strength: float,
 ) -> None:
     size = frame.shape[0]
     x0, y0 = np.floor(polygon.min(axis=0)).astype(int) - 3
@@ -294,10 +307,10 @@ def _paint_interior(
     x0, y0, x1, y1 = max(0, x0), max(0, y0), min(size, x1), min(size, y1)
     if x1 - x0 < 2 or y1 - y0 < 2:
         return
-    mask: np.ndarray = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
     points = np.round((polygon - [x0, y0]) * 16).astype(np.int32)
     cv2.fillPoly(mask, [points], (255,), lineType=cv2.LINE_AA, shift=4)
-    mask = cv2.GaussianBlur(mask, (3, 3), 0)
+    mask = np.asarray(cv2.GaussianBlur(mask, (3, 3), 0), np.uint8)
     alpha = mask.astype(np.float32)[..., None] * (strength / 255.0)
     region = frame[y0:y1, x0:x1].astype(np.float32)
     frame[y0:y1, x0:x1] = (region + alpha * (colour - region)).astype(np.uint8)
@@ -309,7 +322,7 @@ def render_frame(
     mouth_width: float,
     blink: float,
     head: tuple[float, float, float],
-) -> np.ndarray:
+) -> npt.NDArray[np.uint8]:
     """One frame: identity + weighted fields, one remap, then the mouth's interior."""
     size = rig.image.shape[0]
     shift_x, shift_y = head[0] * HEAD_SHIFT_X * size, head[1] * HEAD_SHIFT_Y * size
@@ -363,8 +376,8 @@ class WarpEngine:
         return prepare_warp(framed)
 
     def render(
-        self, prepared: WarpPortrait, audio: np.ndarray, fps: int, frames: int
-    ) -> Iterator[np.ndarray]:
+        self, prepared: WarpPortrait, audio: npt.NDArray[np.float32], fps: int, frames: int
+    ) -> Iterator[npt.NDArray[np.uint8]]:
         """Yield the frames for the audio."""
         track = motion_from_audio(audio, fps, frames, seed=frames)
         for i in range(frames):

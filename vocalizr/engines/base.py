@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 
 import numpy as np
+import numpy.typing as npt
 
 from vocalizr.audio import Clip
 
@@ -42,9 +43,13 @@ class SpeechEngine(ABC):
         return True
 
     @abstractmethod
-    def synthesize(self, text: str, voice_id: str, language: str, speed: float) -> np.ndarray:
+    def synthesize(
+        self, text: str, voice_id: str, language: str, speed: float
+    ) -> npt.NDArray[np.float32]:
         """Speak the whole text; returns the samples."""
 
-    def stream(self, text: str, voice_id: str, language: str, speed: float) -> Iterator[np.ndarray]:
+    def stream(
+        self, text: str, voice_id: str, language: str, speed: float
+    ) -> Iterator[npt.NDArray[np.float32]]:
         """Speak the text chunk by chunk, first audio as early as the engine allows."""
         yield self.synthesize(text, voice_id, language, speed)

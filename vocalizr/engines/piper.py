@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import onnxruntime
 from piper import PiperVoice
 from piper.config import PiperConfig, SynthesisConfig
@@ -99,9 +100,11 @@ class PiperEngine(SpeechEngine):
         with self._lock:
             return self._targets.get(voice_id)
 
-    def synthesize(self, text: str, voice_id: str, language: str, speed: float) -> np.ndarray:
+    def synthesize(
+        self, text: str, voice_id: str, language: str, speed: float
+    ) -> npt.NDArray[np.float32]:
         pause = np.zeros(int(SENTENCE_PAUSE_S * self.sample_rate), dtype=np.float32)
-        parts: list[np.ndarray] = []
+        parts: list[npt.NDArray[np.float32]] = []
         for sentence in self._sentences(text, speed):
             if parts:
                 parts.append(pause)
@@ -111,23 +114,25 @@ class PiperEngine(SpeechEngine):
         # One Praat pass over the whole text: cheaper than one per sentence.
         return self._match(np.concatenate(parts), voice_id)
 
-    def stream(self, text: str, voice_id: str, language: str, speed: float) -> Iterator[np.ndarray]:
+    def stream(
+        self, text: str, voice_id: str, language: str, speed: float
+    ) -> Iterator[npt.NDArray[np.float32]]:
         pause = np.zeros(int(SENTENCE_PAUSE_S * self.sample_rate), dtype=np.float32)
         for index, sentence in enumerate(self._sentences(text, speed)):
             matched = self._match(sentence, voice_id)
             yield np.concatenate([pause, matched]) if index else matched
 
-    def _sentences(self, text: str, speed: float) -> Iterator[np.ndarray]:
+    def _sentences(self, text: str, speed: float) -> Iterator[npt.NDArray[np.float32]]:
         voice = self._require_voice()
         config = SynthesisConfig(length_scale=voice.config.length_scale / speed)
         for chunk in voice.synthesize(text, syn_config=config):
             if chunk.audio_float_array.size:
                 yield chunk.audio_float_array.astype(np.float32)
 
-    def _raw(self, text: str, speed: float) -> np.ndarray:
+    def _raw(self, text: str, speed: float) -> npt.NDArray[np.float32]:
         return np.concatenate(list(self._sentences(text, speed)))
 
-    def _match(self, samples: np.ndarray, voice_id: str) -> np.ndarray:
+    def _match(self, samples: npt.NDArray[np.float32], voice_id: str) -> npt.NDArray[np.float32]:
         target = self.target(voice_id)
         if target is None or self._matcher is None:
             return samples

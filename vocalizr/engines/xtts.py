@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from chatacter_common.zero_gpu import gpu
@@ -118,7 +119,9 @@ class XttsEngine(SpeechEngine):
             return voice_id in self._voices
 
     @gpu()
-    def synthesize(self, text: str, voice_id: str, language: str, speed: float) -> np.ndarray:
+    def synthesize(
+        self, text: str, voice_id: str, language: str, speed: float
+    ) -> npt.NDArray[np.float32]:
         model, config = self._require_model()
         gpt_cond_latent, speaker_embedding = self._latents(voice_id)
         wavs = []
@@ -140,7 +143,9 @@ class XttsEngine(SpeechEngine):
         return np.concatenate(wavs) if wavs else np.zeros(0, dtype=np.float32)
 
     @gpu()
-    def stream(self, text: str, voice_id: str, language: str, speed: float) -> Iterator[np.ndarray]:
+    def stream(
+        self, text: str, voice_id: str, language: str, speed: float
+    ) -> Iterator[npt.NDArray[np.float32]]:
         model, config = self._require_model()
         gpt_cond_latent, speaker_embedding = self._latents(voice_id)
         for piece in self._pieces(text, language):

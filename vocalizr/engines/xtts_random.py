@@ -49,7 +49,7 @@ def build_random_xtts(directory: Path, full_size: bool = False, max_audio_tokens
         args.gpt_layers, args.gpt_n_model_channels, args.gpt_n_heads = 1, 64, 1
         args.decoder_input_dim = 64  # the HiFi-GAN reads the GPT's latents
     model = Xtts(config)
-    model.tokenizer.__init__(vocab_file=str(directory / "vocab.json"))  # type: ignore[misc]
+    model.tokenizer.__init__(vocab_file=str(directory / "vocab.json"))
     model.init_models()
     torch.save({"model": model.state_dict()}, directory / "model.pth")
     config.save_json(str(directory / "config.json"))

@@ -8,6 +8,7 @@ import wave
 from fractions import Fraction
 from pathlib import Path
 
+import anyio
 import av
 import numpy as np
 import pytest
@@ -71,6 +72,7 @@ def marks(path: Path) -> tuple[list[float], list[float]]:
         frames = list(c.decode(audio=0))
         rate = c.streams.audio[0].codec_context.sample_rate
     start = frames[0].time
+    assert start is not None
     sound = np.concatenate([f.to_ndarray().reshape(-1) for f in frames])
     loud = np.flatnonzero(np.abs(sound) > 0.3)
     onsets = [loud[0]] + [b for a, b in itertools.pairwise(loud) if b - a > rate // 10]
@@ -193,10 +195,10 @@ async def test_reply_video_joins_in_sentence_order_whatever_order_pieces_arrive(
 
 async def test_reply_video_with_a_missing_piece_is_an_error_and_cleans_up(tmp_path: Path) -> None:
     video = ReplyVideo(MediaStore(tmp_path))
-    await video.add(0, make_mp4(tmp_path / "src.mp4", 0.5).read_bytes())
+    await video.add(0, await anyio.Path(make_mp4(tmp_path / "src.mp4", 0.5)).read_bytes())
     (tmp_path / "src.mp4").unlink()
-    await video.add(2, make_mp4(tmp_path / "src.mp4", 0.5).read_bytes())
+    await video.add(2, await anyio.Path(make_mp4(tmp_path / "src.mp4", 0.5)).read_bytes())
     (tmp_path / "src.mp4").unlink()
     with pytest.raises(JoinError, match="1 of 3 videos are missing"):
         await video.finish(3)
-    assert list(tmp_path.iterdir()) == []
+    assert [entry async for entry in anyio.Path(tmp_path).iterdir()] == []

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+import numpy.typing as npt
 import pytest
 import soundfile as sf
 
@@ -14,12 +15,14 @@ from chattr.voice.utterances import UtteranceCollector
 from chattr.voice.vad import VadOptions
 
 
-def speech(assets: Path) -> tuple[np.ndarray, int]:
+def speech(assets: Path) -> tuple[npt.NDArray[np.float32], int]:
     samples, rate = sf.read(assets / "speech_en_16k.wav", dtype="float32", always_2d=True)
     return samples.mean(axis=1), int(rate)
 
 
-def as_browser_chunks(samples: np.ndarray, rate: int, to_rate: int = 48_000) -> list[np.ndarray]:
+def as_browser_chunks(
+    samples: npt.NDArray[np.float32], rate: int, to_rate: int = 48_000
+) -> list[npt.NDArray[np.float32]]:
     """The clip as a browser microphone gives it: int16 at 48 kHz, in 100 ms chunks."""
     resampler = av.AudioResampler(format="s16", layout="mono", rate=to_rate)
     frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="flt", layout="mono")

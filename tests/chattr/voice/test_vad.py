@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 import soundfile as sf
 
@@ -18,7 +19,7 @@ BEFORE_S, AFTER_S = 1.5, 2.0
 TOLERANCE_S = 0.1
 
 
-def padded(rate: int = 16_000) -> tuple[np.ndarray, int, float]:
+def padded(rate: int = 16_000) -> tuple[npt.NDArray[np.float32], int, float]:
     samples, source_rate = sf.read(SPEECH, dtype="float32", always_2d=True)
     speech = samples.mean(axis=1)
     assert source_rate == 16_000
@@ -47,7 +48,7 @@ def test_streamed_in_small_chunks_the_end_comes_after_the_pause() -> None:
     detector = UtteranceDetector(rate, options)
     chunk = 1600  # 100 ms, as a browser sends it
     ends: list[tuple[float, float]] = []  # (where speech ended, how much audio had been fed)
-    starts = []
+    starts: list[tuple[float, float]] = []
     for offset in range(0, audio.size, chunk):
         for event in detector.feed(audio[offset : offset + chunk]):
             fed_s = (offset + chunk) / rate
