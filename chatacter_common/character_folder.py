@@ -26,7 +26,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol, TypeVar
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
@@ -273,18 +273,33 @@ def load_character_media(folder: Path) -> CharacterMedia:
     """
     folder = Path(folder)
     check_character_id(folder)
-    path = folder / CHARACTER_FILE
     data = read_character_file(folder, required=False)
+    return validate_character(CharacterMedia, folder, data)
+
+
+class _FolderModel(Protocol):
+    folder: Path
+    voice: VoiceSettings
+    portrait: PortraitSettings
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def validate_character(model: type[Model], folder: Path, data: Mapping[str, Any]) -> Model:
+    """`character.yaml`'s data as `model` (chattr's whole character, or what the services read
+    of it), with its id and folder; every file it may use confined to the folder. Raises
+    CharacterError naming the file and the field."""
+    path = folder / CHARACTER_FILE
     try:
-        media = CharacterMedia.model_validate(
-            {**data, "id": folder.name, "folder": folder.resolve()}
-        )
+        loaded = model.model_validate({**data, "id": folder.name, "folder": folder.resolve()})
     except ValidationError as error:
         raise character_error(error, path) from None
     except RecursionError:
         raise CharacterError("nested too deeply", path) from None
-    check_files_inside(media.folder, media.voice, media.portrait, path)
-    return media
+    files: _FolderModel = loaded  # type: ignore[assignment]  # both models have these fields
+    check_files_inside(files.folder, files.voice, files.portrait, path)
+    return loaded
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

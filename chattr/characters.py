@@ -20,7 +20,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
@@ -37,16 +36,15 @@ from chatacter_common.character_folder import (
     PixelBox,
     PortraitSettings,
     VoiceSettings,
-    character_error,
     character_folders,
     check_character_id,
-    check_files_inside,
     confined_file,
     find_file,
     is_character_id,
     pydantic_message,
     read_character_file,
     unknown_keys,
+    validate_character,
 )
 
 __all__ = [
@@ -291,16 +289,7 @@ def load_character(folder: Path) -> Character:
     data = read_character_file(folder)
     for unknown in unknown_keys(data, Character):
         logger.warning("%s: unknown field '%s' ignored", path, unknown)
-    try:
-        character = Character.model_validate(
-            {**data, "id": folder.name, "folder": folder.resolve()}
-        )
-    except ValidationError as error:
-        raise character_error(error, path) from None
-    except RecursionError:
-        raise CharacterError("nested too deeply", path) from None
-    check_files_inside(character.folder, character.voice, character.portrait, path)
-    return character
+    return validate_character(Character, folder, data)
 
 
 def load_characters(directory: Path) -> CharacterSet:
