@@ -68,7 +68,7 @@ def upload_limiter(settings: Settings) -> RateLimiter | None:
 
 
 class Gate:
-    """The fair-use checks a turn or an import passes before any work is done."""
+    """The fair-use checks a turn, an import or an upload passes before any work is done."""
 
     def __init__(
         self,
@@ -77,11 +77,13 @@ class Gate:
         imports: RateLimiter | None,
         fair_share: FairShare,
         sign_in: HfSignIn | None = None,
+        uploads: RateLimiter | None = None,
     ) -> None:
         self.turns = turns
         self.imports = imports
         self.fair_share = fair_share
         self.sign_in = sign_in
+        self.uploads = uploads  # KiB a minute; applied by chattr.hf_signin.UploadGuard
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Gate:
@@ -97,6 +99,7 @@ class Gate:
                 settings.concurrency_limit, settings.turns_per_client, settings.queue_size
             ),
             sign_in=hf_sign_in(settings),
+            uploads=upload_limiter(settings),
         )
 
     def keys(self, request: Any, session_id: str) -> list[str]:

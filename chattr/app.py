@@ -17,7 +17,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount
 
 from chattr import worldinfo
-from chattr.access import auth_pairs, hf_sign_in, upload_limiter
+from chattr.access import Gate, auth_pairs
 from chattr.characters import load_characters
 from chattr.hf_signin import UploadGuard
 from chattr.llm import NOT_CONFIGURED_HELP, make_chat_model
@@ -157,7 +157,9 @@ def create_app(
             raise HTTPException(404, f"no media file '{name}'")
         return FileResponse(path)
 
-    blocks = build_blocks(service, settings, status=status)
+    # One gate for the page, its API and its uploads: one sign-in check, one set of limits.
+    gate = Gate.from_settings(settings)
+    blocks = build_blocks(service, settings, status=status, gate=gate)
     # Copies of the portraits only (chattr/portraits.py); the characters' own folders never.
     portraits = portraits_dir(settings.data_dir)
     characters = Path(settings.characters_dir).resolve()
@@ -174,24 +176,24 @@ def create_app(
         footer_links=["api", "gradio", "settings"],
         css=blocks.css,
     )
-    guard_uploads(app, settings)
+    guard_uploads(app, gate, settings.max_upload_mb * 1024 * 1024)
     return app
 
 
-def guard_uploads(app: FastAPI, settings: Settings) -> None:
-    """Put the upload guard (sign-in where required, the per-client upload limit) innermost in
-    Gradio's app, inside its session middleware, so a page's sign-in is already decoded."""
-    sign_in, uploads = hf_sign_in(settings), upload_limiter(settings)
-    if sign_in is None and uploads is None:
+def guard_uploads(app: FastAPI, gate: Gate, max_bytes: int) -> None:
+    """Put the upload guard (the gate's sign-in where required, its per-client upload limit)
+    innermost in Gradio's app, inside its session middleware, so a page's sign-in is already
+    decoded."""
+    if gate.sign_in is None and gate.uploads is None:
         return
     for route in app.routes:
         if isinstance(route, Mount) and isinstance(route.app, Starlette) and route.path == "":
             route.app.user_middleware.append(
                 Middleware(
                     UploadGuard,
-                    sign_in=sign_in,
-                    uploads=uploads,
-                    max_bytes=settings.max_upload_mb * 1024 * 1024,
+                    sign_in=gate.sign_in,
+                    uploads=gate.uploads,
+                    max_bytes=max_bytes,
                 )
             )
             return

@@ -28,13 +28,18 @@ CSS = """
 
 
 def build_blocks(
-    service: ChatService, settings: Settings, *, status: StatusSource | None = None
+    service: ChatService,
+    settings: Settings,
+    *,
+    status: StatusSource | None = None,
+    gate: Gate | None = None,
 ) -> gr.Blocks:
-    """The whole page, plus the API endpoints, as one Blocks."""
+    """The whole page, plus the API endpoints, as one Blocks; `gate` (default: from the
+    settings) is the app's fair-use gate, which its upload guard shares."""
     api = ChatApi(
         service,
         settings,
-        gate=Gate.from_settings(settings),
+        gate=gate or Gate.from_settings(settings),
         personal=PersonalData(service, settings.data_dir),
     )
     page = ChatPage(api, status=status)
