@@ -11,7 +11,6 @@ import io
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -29,6 +28,7 @@ from gradio_client import Client
 from chattr.fake_llm import FakeLLMServer
 from chattr.threaded_server import ThreadedServer
 
+from ..browsers import chromium, chromium_args
 from ..conftest import REPO, StartApp
 
 LORE = [
@@ -416,15 +416,13 @@ def page(tmp_path: Path) -> Iterator[Any]:
     """A headless Chromium page (Debian's chromium, a fresh profile)."""
     from playwright.sync_api import sync_playwright
 
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(chromium).exists():
-        pytest.fail("Chromium is missing: `make browser-deps` installs Debian's chromium")
+    executable = chromium()
     with sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
             str(tmp_path / "profile"),
-            executable_path=chromium,
+            executable_path=executable,
             headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"],
+            args=chromium_args(),
         )
         page = context.new_page()
         page.set_viewport_size({"width": 1280, "height": 900})

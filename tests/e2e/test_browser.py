@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,11 +13,11 @@ import pytest
 from chattr.fake_llm import FakeLLMServer
 from chattr.media.local_stack import LocalStack
 
+from ..browsers import chromium, chromium_args
 from ..conftest import REPO, StartApp
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 OUTPUT = REPO / "test-output" / "browser"
 REPLY = (
     "Imagination is more important than knowledge. "
@@ -31,23 +30,14 @@ REPLY = (
 def browser(tmp_path: Path) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Chromium is missing: `make browser-deps` installs Debian's chromium")
+    executable = chromium()
     with sync_playwright() as p:
         # A persistent context on a fresh, empty profile folder (Chromium's --user-data-dir).
         context = p.chromium.launch_persistent_context(
             str(tmp_path / "chromium-profile"),
-            executable_path=CHROMIUM,
+            executable_path=executable,
             headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--disable-quic",
-            ],
+            args=chromium_args(),
         )
         yield context
         context.close()

@@ -3,7 +3,6 @@ and every clip of a reply load from there, as from a browser on another machine.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,12 +15,12 @@ from chattr.fake_llm import FakeLLMServer
 from chattr.media.local_stack import LocalStack
 from chattr.threaded_server import ThreadedServer
 
+from ..browsers import chromium, chromium_args
 from ..conftest import REPO, StartApp
 from .proxy import reverse_proxy
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 OUTPUT = REPO / "test-output" / "browser"
 HOST = "other.test"
 PREFIX = "/chat"
@@ -33,23 +32,13 @@ def browser(tmp_path: Path) -> Iterator[Any]:
     """Headless Chromium that resolves other.test to this machine (and nothing else changed)."""
     from playwright.sync_api import sync_playwright
 
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Chromium is missing: `make browser-deps` installs Debian's chromium")
+    executable = chromium()
     with sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
             str(tmp_path / "chromium-profile"),
-            executable_path=CHROMIUM,
+            executable_path=executable,
             headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--disable-quic",
-                f"--host-resolver-rules=MAP {HOST} 127.0.0.1",
-            ],
+            args=chromium_args(f"--host-resolver-rules=MAP {HOST} 127.0.0.1"),
         )
         yield context
         context.close()

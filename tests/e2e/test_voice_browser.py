@@ -16,8 +16,8 @@ import soundfile as sf
 from chattr.fake_llm import FakeLLMServer
 from chattr.media.local_stack import LocalStack
 
+from ..browsers import chromium, chromium_args
 from ..conftest import REDIS_URL, REPO, StartApp
-from .test_browser import CHROMIUM
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -63,27 +63,19 @@ def microphone_recording(assets: Path, target: Path) -> dict[str, float]:
 def voice_browser(tmp_path: Path, assets: Path) -> Any:
     from playwright.sync_api import sync_playwright
 
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Chromium is missing: `make browser-deps` installs Debian's chromium")
+    executable = chromium()
     recording = tmp_path / "microphone.wav"
     timeline = microphone_recording(assets, recording)
     with sync_playwright() as p:
         browser = p.chromium.launch(
-            executable_path=CHROMIUM,
+            executable_path=executable,
             headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--disable-quic",
+            args=chromium_args(
                 "--autoplay-policy=no-user-gesture-required",
                 "--use-fake-ui-for-media-stream",
                 "--use-fake-device-for-media-stream",
                 f"--use-file-for-fake-audio-capture={recording}%noloop",
-            ],
+            ),
         )
         context = browser.new_context(permissions=["microphone"])
         yield context, timeline

@@ -18,6 +18,7 @@ import pytest
 from chattr.characters import CharacterError, load_character, load_characters
 from chattr.uploads import UploadError, import_upload
 
+from ..browsers import chromium, chromium_args
 from ..conftest import CHARACTERS, StartApp
 
 YAML = "name: Grace Hopper\ndescription: Computer pioneer.\ngreeting: Hello, sailor.\n"
@@ -255,9 +256,7 @@ def test_page_imports_refuse_a_folder_pointing_out_and_show_a_good_one_in_the_ga
         {"hopper/character.yaml": YAML, "hopper/portrait.png": portrait},
     )
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path="/usr/bin/chromium", headless=True, args=["--no-sandbox"]
-        )
+        browser = p.chromium.launch(executable_path=chromium(), headless=True, args=chromium_args())
         try:
             page = browser.new_page()
             page.goto(app.url, wait_until="load")
