@@ -11,8 +11,8 @@ import logging
 
 import uvicorn
 
+from chattr.run.space import build_space_app
 from chattr.settings import get_settings
-from chattr.space import build_space_app
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 settings = get_settings()

@@ -2,13 +2,13 @@
 
 Each run starts `.venv/bin/chattr` as `make run` does (a subprocess, vocalizr and visualizr started
 by it on the CPU engines, a fresh CHATTR_DATA_DIR, no Redis), with the LLM played by
-chattr/fake_llm.py at a hosted model's pace. The first message goes out through gradio_client the
-moment the page answers, and the bench times, from the start of the process: the page, that
-reply's first text, its first audio and its first video; then the resident memory of each
-process after the turn. Targets: page <= 10 s, text <= 15 s, first video <= 20 s, the stack
-<= 1.2 GB resident. For scale, the time of `python -c "import gradio"` on the same machine: the
-floor of any Gradio app here. The machine's load average is printed: figures on a shared
-machine are pessimistic.
+chattr/testing/fake_llm.py at a hosted model's pace. The first message goes out through
+gradio_client the moment the page answers, and the bench times, from the start of the process:
+the page, that reply's first text, its first audio and its first video; then the resident
+memory of each process after the turn. Targets: page <= 10 s, text <= 15 s, first video <= 20 s,
+the stack <= 1.2 GB resident. For scale, the time of `python -c "import gradio"` on the same
+machine: the floor of any Gradio app here. The machine's load average is printed: figures on a
+shared machine are pessimistic.
 
     .venv/bin/python bench/startup.py [--runs 3]
 """
@@ -33,8 +33,8 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from chattr.fake_llm import FakeLLMServer  # noqa: E402
 from chattr.media.local_stack import free_port  # noqa: E402
+from chattr.testing.fake_llm import FakeLLMServer  # noqa: E402
 
 TARGETS_S = {"page": 10.0, "text": 15.0, "video": 20.0}
 TARGET_STACK_MB = 1200.0

@@ -26,10 +26,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from chattr.embeddings import Embedder, load_default_embedder
-from chattr.knowledge.base import Chunk, Hit, PointStore
-from chattr.knowledge.edge import EdgeKnowledgeStore
-from chattr.knowledge.server import ServerKnowledgeStore
+from chattr.knowledge.embeddings import Embedder, load_default_embedder
+from chattr.knowledge.qdrant_edge import EdgeKnowledgeStore
+from chattr.knowledge.qdrant_server import ServerKnowledgeStore
+from chattr.knowledge.store import Chunk, Hit, PointStore
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 CHARACTERS = 10  # chunks are spread over this many characters; a search filters to one

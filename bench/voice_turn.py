@@ -35,12 +35,12 @@ import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from chattr.app import create_service
-from chattr.fake_llm import FakeLLMServer
 from chattr.media.local_stack import LocalStack
-from chattr.server import make_fanout
+from chattr.run.assembly import create_service
+from chattr.run.serving import make_fanout
 from chattr.settings import Settings
-from chattr.turn import ChatService
+from chattr.testing.fake_llm import FakeLLMServer
+from chattr.turn.service import ChatService
 from chattr.voice.live import LiveConversation
 from chattr.voice.utterances import Utterance
 from chattr.voice.vad import VAD_RATE
@@ -236,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         service: ChatService | None = None
         try:
-            from chattr.embeddings import load_default_embedder
+            from chattr.knowledge.embeddings import load_default_embedder
 
             service = create_service(settings, load_embedder=load_default_embedder)
             assert stack.vocalizr is not None and stack.visualizr is not None

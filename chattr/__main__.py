@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
 
     if args.command == "import-card":
-        from chattr.cards import CardError, import_card
+        from chattr.characters.cards import CardError, import_card
 
         try:
             character = import_card(args.file, settings.characters_dir, overwrite=args.overwrite)
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {args.file.name}: {exc.strerror or type(exc).__name__}", file=sys.stderr)
             return 2
         print(f"imported '{character.name}' as {character.folder}")
-        from chattr.lorebook import read_lorebook
+        from chattr.characters.lorebook import read_lorebook
 
         book = read_lorebook(character.folder)
         if book is not None:
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         settings.host = args.host
     if args.port:
         settings.port = args.port
-    from chattr.server import serve
+    from chattr.run.serving import serve
 
     serve(settings, media=not args.no_media)
     return 0

@@ -10,7 +10,7 @@ from platformdirs import user_data_dir
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from chattr.public_url import Network, parse_trusted
+from chattr.access.public_url import Network, parse_trusted
 
 DEFAULT_GROQ_MODEL = "llama-3.3-70b-versatile"
 
@@ -185,7 +185,7 @@ class Settings(BaseSettings):
         default=64, description="Requests waiting beyond that (Gradio max_size)."
     )
 
-    # --- running in public (chattr/access.py, chattr/ratelimit.py) ---
+    # --- running in public (chattr/access/gate.py, chattr/access/rate_limits.py) ---
     auth: SecretStr | None = Field(
         default=None,
         description="Sign-in for the page and its API: comma-separated `user:password` pairs; "

@@ -11,7 +11,7 @@
 #    packages (FRESH_PACKAGES), then `make setup`, timed, then an ldd scan of the venv's
 #    shared objects for libraries the system lacks;
 # 4. one turn as a new user makes it: `make run` on an empty data folder with the fake LLM
-#    (`python -m chattr.fake_llm`), the first message sent the moment the page answers, through
+#    (`python -m chattr.testing.fake_llm`), the first message sent the moment the page answers, through
 #    gradio_client; the joined video and every segment's video downloaded and opened as MP4.
 #    Figures (set-up, page, first text, first video, the reply) are printed as JSON;
 # 5. with TEST_ARGS, `make test` in the chroot too (its own apt-get of chromium and redis-server
@@ -132,7 +132,7 @@ from gradio_client import Client
 
 LLM_PORT, PORT = 9100, 7860
 url = f"http://127.0.0.1:{PORT}"
-llm = subprocess.Popen([sys.executable, "-m", "chattr.fake_llm", "--port", str(LLM_PORT)])
+llm = subprocess.Popen([sys.executable, "-m", "chattr.testing.fake_llm", "--port", str(LLM_PORT)])
 env = {
     **os.environ,
     "GROQ_API_KEY": "not-a-real-key",

@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 import redis
 
-from chattr.app import create_app, create_service
-from chattr.fake_llm import FakeLLMServer
 from chattr.media.local_stack import free_port
-from chattr.server import make_fanout
+from chattr.run.assembly import create_app, create_service
+from chattr.run.serving import make_fanout
 from chattr.settings import Settings
-from chattr.threaded_server import ThreadedServer
-from chattr.turn import ChatService
+from chattr.testing.fake_llm import FakeLLMServer
+from chattr.testing.threaded_server import ThreadedServer
+from chattr.turn.service import ChatService
 
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = REPO.parent / "shared" / "assets"
@@ -121,7 +121,7 @@ def llm(fake_llm: FakeLLMServer) -> FakeLLMServer:
 @pytest.fixture(scope="session")
 def embedder():  # type: ignore[no-untyped-def]
     """Real MiniLM embeddings, loaded once per test session (takes seconds)."""
-    from chattr.embeddings import load_default_embedder
+    from chattr.knowledge.embeddings import load_default_embedder
 
     return load_default_embedder()
 

@@ -121,10 +121,10 @@ def in_package(module: str, package: str) -> bool:
 def test_the_graph_is_read() -> None:
     # A guard for the test itself: a broken reader would find no cycles anywhere.
     edges = graph()
-    assert "chattr.turn" in edges["chattr.app"]
-    assert "chattr.media.fanout" in edges["chattr.turn"]  # under TYPE_CHECKING
-    assert "chattr.knowledge.server" in edges["chattr.knowledge"]  # inside a function
-    assert "chattr.worldinfo" in edges["chattr.turn"]  # from chattr import worldinfo
+    assert "chattr.turn.service" in edges["chattr.run.assembly"]
+    assert "chattr.media.fanout" in edges["chattr.turn.service"]  # under TYPE_CHECKING
+    assert "chattr.knowledge.qdrant_server" in edges["chattr.knowledge"]  # inside a function
+    assert "chattr.characters.world_info" in edges["chattr.turn.service"]  # module import
 
 
 def test_no_import_cycles() -> None:
@@ -156,27 +156,24 @@ def test_only_the_space_entry_imports_the_services_from_chattr() -> None:
     wrong = [
         f"{module}:{line} imports {target}"
         for module, target, line in imports_of("chattr")
-        if module != "chattr.space"
+        if module != "chattr.run.space"
         and (in_package(target, "vocalizr") or in_package(target, "visualizr"))
     ]
     assert wrong == []
 
 
-# chattr's layers, lowest first: a module may import its own layer's and lower layers' modules.
-# What a turn produces ← the media ← the turn ← the edges (page, API, app) ← running it.
+# chattr's layers by package, lowest first: a module may import its own layer's and lower layers'.
+# What a turn produces ← what a turn uses (characters, media, access, memory, the LLM) ← knowledge
+# (which reads the characters) ← the turn ← voice ← the web edge (which lays out the voice
+# controls) ← running it. `chattr.settings` is read by every layer and belongs to none.
 LAYERS = [
     ["chattr.reply"],
-    ["chattr.media"],
+    ["chattr.characters", "chattr.media", "chattr.access", "chattr.memory", "chattr.llm"],
+    ["chattr.knowledge"],
     ["chattr.turn"],
-    [
-        "chattr.api",
-        "chattr.page",
-        "chattr.ui",
-        "chattr.voice",
-        "chattr.personal_data",
-        "chattr.app",
-    ],
-    ["chattr.server", "chattr.space", "chattr.__main__"],
+    ["chattr.voice"],
+    ["chattr.web"],
+    ["chattr.run", "chattr.__main__"],
 ]
 
 
@@ -207,6 +204,25 @@ def test_the_media_import_only_the_media_and_what_a_turn_produces() -> None:
         if in_package(target, "chattr")
         and not in_package(target, "chattr.media")
         and target != "chattr.reply"
-        and target != "chattr.threaded_server"
+    ]
+    assert wrong == []
+
+
+def test_every_chattr_package_has_a_layer() -> None:
+    # A new package must say where it stands, or the rule above would not see it.
+    packages = {m.split(".")[1] for m in modules() if m.startswith("chattr.") and m.count(".") >= 1}
+    unplaced = sorted(
+        p
+        for p in packages
+        if layer_of(f"chattr.{p}") is None and p not in {"settings", "testing", "__main__"}
+    )
+    assert unplaced == []
+
+
+def test_the_product_never_imports_the_test_stand_ins() -> None:
+    wrong = [
+        f"{module}:{line} imports {target}"
+        for module, target, line in imports_of("chattr")
+        if not in_package(module, "chattr.testing") and in_package(target, "chattr.testing")
     ]
     assert wrong == []

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from chattr.embeddings import Embedder
-from chattr.knowledge.base import Chunk, Hit, KnowledgeStore, PointStore, content_hash
+from chattr.knowledge.embeddings import Embedder
+from chattr.knowledge.store import Chunk, Hit, KnowledgeStore, PointStore, content_hash
 
 __all__ = [
     "Chunk",
@@ -33,11 +33,11 @@ def open_knowledge_store(
     ":memory:" or "path:FOLDER": qdrant-client's local mode (a linear scan; for tests).
     """
     if qdrant_url is None or not qdrant_url.strip():
-        from chattr.knowledge.edge import EdgeKnowledgeStore
+        from chattr.knowledge.qdrant_edge import EdgeKnowledgeStore
 
         return EdgeKnowledgeStore(Path(data_dir) / EDGE_SUBDIR, embedder)
 
-    from chattr.knowledge.server import ServerKnowledgeStore
+    from chattr.knowledge.qdrant_server import ServerKnowledgeStore
 
     if qdrant_url == ":memory:":
         return ServerKnowledgeStore.local(":memory:", embedder)

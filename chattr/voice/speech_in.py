@@ -7,9 +7,9 @@ from typing import Any
 
 import anyio
 
-from chattr.characters import CharacterNotFound
+from chattr.characters.character_set import CharacterNotFound
 from chattr.media.clients import ServiceError
-from chattr.turn import ChatService, TurnRejected
+from chattr.turn.service import ChatService, TurnRejected
 
 # chattr only guards its memory here; vocalizr refuses long recordings by duration (and size).
 MAX_RECORDING_BYTES = 25_000_000

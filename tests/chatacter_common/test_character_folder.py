@@ -17,7 +17,7 @@ from chatacter_common.character_folder import (
     is_character_id,
     load_character_media,
 )
-from chattr.characters import load_character, load_characters
+from chattr.characters.character_set import load_character, load_characters
 from visualizr.portraits import CharacterPortraits
 from visualizr.portraits import load_character as load_portrait
 

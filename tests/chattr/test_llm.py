@@ -6,9 +6,9 @@ from typing import Literal
 
 import pytest
 
-from chattr.fake_llm import FakeLLMServer
 from chattr.llm import LLMNotConfigured, make_chat_model
 from chattr.settings import Settings
+from chattr.testing.fake_llm import FakeLLMServer
 
 
 @pytest.mark.parametrize(("provider", "path"), [("groq", ""), ("openai", "/v1")])

@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from chattr.fake_llm import FakeLLMServer
 from chattr.media.local_stack import LocalService, LocalStack, free_port
+from chattr.testing.fake_llm import FakeLLMServer
 
 from ..conftest import REPO
 

@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from chattr.fake_llm import FakeLLMServer
 from chattr.media.local_stack import LocalStack
+from chattr.testing.fake_llm import FakeLLMServer
 
 from ..browsers import chromium, chromium_args
 from ..conftest import REPO, StartApp

@@ -19,8 +19,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from chattr.fake_llm import FakeLLMServer
 from chattr.media.local_stack import LocalService, LocalStack
+from chattr.testing.fake_llm import FakeLLMServer
 
 from ..conftest import StartApp
 from .conftest import auth

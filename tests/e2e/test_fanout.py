@@ -13,8 +13,8 @@ import av
 import httpx
 import pytest
 
-from chattr.fake_llm import FakeLLMServer
 from chattr.media.local_stack import LocalService, LocalStack
+from chattr.testing.fake_llm import FakeLLMServer
 
 from ..conftest import StartApp
 from .conftest import auth, start_service

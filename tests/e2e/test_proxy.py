@@ -11,9 +11,9 @@ import httpx
 import pytest
 from gradio_client import Client
 
-from chattr.fake_llm import FakeLLMServer
 from chattr.media.local_stack import LocalStack
-from chattr.threaded_server import ThreadedServer
+from chattr.testing.fake_llm import FakeLLMServer
+from chattr.testing.threaded_server import ThreadedServer
 
 from ..browsers import chromium, chromium_args
 from ..conftest import REPO, StartApp

@@ -15,8 +15,8 @@ import av
 import pytest
 from gradio_client import Client
 
-from chattr.fake_llm import FakeLLMServer
 from chattr.media.local_stack import LocalStack
+from chattr.testing.fake_llm import FakeLLMServer
 
 from ..conftest import REPO, StartApp
 

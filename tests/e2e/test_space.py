@@ -10,8 +10,8 @@ import pytest
 import yaml
 from gradio_client import Client
 
-from chattr.fake_llm import FakeLLMServer
 from chattr.media.local_stack import LocalStack
+from chattr.testing.fake_llm import FakeLLMServer
 
 from ..conftest import REPO
 from .conftest import Launch

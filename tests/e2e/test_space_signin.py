@@ -13,7 +13,7 @@ import httpx
 import pytest
 from gradio_client import Client
 
-from chattr.fake_llm import FakeLLMServer
+from chattr.testing.fake_llm import FakeLLMServer
 
 from ..security.fake_hub import CLIENT_ID, CLIENT_SECRET, FakeHub
 from .conftest import Launch

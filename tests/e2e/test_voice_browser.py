@@ -13,8 +13,8 @@ import pytest
 import redis
 import soundfile as sf
 
-from chattr.fake_llm import FakeLLMServer
 from chattr.media.local_stack import LocalStack
+from chattr.testing.fake_llm import FakeLLMServer
 
 from ..browsers import chromium, chromium_args
 from ..conftest import REDIS_URL, REPO, StartApp

@@ -13,8 +13,8 @@ import pytest
 import soundfile as sf
 from gradio_client import handle_file
 
-from chattr.fake_llm import FakeLLMServer
 from chattr.media.local_stack import LocalService
+from chattr.testing.fake_llm import FakeLLMServer
 
 from ..conftest import ASSETS, StartApp
 from .conftest import start_service

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from chattr.threaded_server import ThreadedServer
+from chattr.testing.threaded_server import ThreadedServer
 
 CLIENT_ID = "chatacter-test-client"
 CLIENT_SECRET = "chatacter-test-secret"

@@ -10,8 +10,8 @@ import pytest
 from gradio_client import Client
 from pydantic import SecretStr
 
-from chattr.access import auth_pairs, parse_auth
-from chattr.app import create_app
+from chattr.access.gate import auth_pairs, parse_auth
+from chattr.run.assembly import create_app
 from chattr.settings import Settings
 
 from ..conftest import StartApp
@@ -98,7 +98,7 @@ def test_malformed_auth_stops_start_up_without_showing_the_password(
         parse_auth(":empty-user")
     assert auth_pairs(Settings(auth=SecretStr("  "))) is None
     # The app refuses to start on it rather than starting open.
-    from chattr.app import create_service
+    from chattr.run.assembly import create_service
 
     with pytest.raises(ValueError, match="CHATTR_AUTH"):
         create_app(settings, create_service(settings, start_retrieval=False))

@@ -22,9 +22,9 @@ import httpx
 import pytest
 from PIL import Image
 
-from chattr.cards import CardError, import_card, read_card
-from chattr.characters import CharacterError, load_character
-from chattr.uploads import UploadError, import_upload
+from chattr.characters.cards import CardError, import_card, read_card
+from chattr.characters.character_set import CharacterError, load_character
+from chattr.characters.uploads import UploadError, import_upload
 
 from ..conftest import StartApp
 
@@ -76,7 +76,7 @@ RSS_PROBE = textwrap.dedent(
     """
     import json, sys
     import psutil
-    from chattr.cards import CardError, read_card
+    from chattr.characters.cards import CardError, read_card
 
     def high_water():
         # VmHWM: this process's peak resident size (ru_maxrss would include the parent's,

@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from chattr.characters import CharacterError, load_character, load_characters
-from chattr.uploads import UploadError, import_upload
+from chattr.characters.character_set import CharacterError, load_character, load_characters
+from chattr.characters.uploads import UploadError, import_upload
 
 from ..browsers import chromium, chromium_args
 from ..conftest import CHARACTERS, StartApp
@@ -113,7 +113,7 @@ def test_knowledge_links_out_of_the_folder_are_skipped(
     (tmp_path / "secret.md").write_text("a file beside the characters")
     (knowledge / "beside.md").symlink_to("../../secret.md")
     (knowledge / "etc").symlink_to("/etc")  # a linked folder: nothing under it is read
-    with caplog.at_level(logging.WARNING, logger="chattr.characters"):
+    with caplog.at_level(logging.WARNING, logger="chattr.characters.character_set"):
         documents = load_character(folder).knowledge_documents()
     assert documents == {"knowledge/navy.md": "She joined the Navy Reserve in 1943."}
     assert "knowledge/passwd.md" in caplog.text and "knowledge/beside.md" in caplog.text

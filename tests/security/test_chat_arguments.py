@@ -10,7 +10,7 @@ import httpx
 import pytest
 from gradio_client.exceptions import AppError
 
-from chattr.fake_llm import FakeLLMServer
+from chattr.testing.fake_llm import FakeLLMServer
 
 from ..conftest import StartApp
 

@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
-from chattr.access import Gate, request_keys
-from chattr.hf_signin import HfSignIn, SignInRequired, check_oauth_configured, session_user
-from chattr.ratelimit import FairShare
+from chattr.access.gate import Gate, request_keys
+from chattr.access.hf_signin import HfSignIn, SignInRequired, check_oauth_configured, session_user
+from chattr.access.rate_limits import FairShare
 
 
 def signed_in(name: str, expires_in: float = 3600) -> dict[str, Any]:

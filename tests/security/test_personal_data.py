@@ -11,8 +11,8 @@ import pytest
 import redis
 from gradio_client import Client
 
-from chattr.personal_data import PersonalData
 from chattr.reply import Segment, TurnState
+from chattr.turn.personal_data import PersonalData
 
 from ..conftest import REDIS_URL, StartApp
 from .support import Page

@@ -18,8 +18,8 @@ import pytest
 import redis
 from gradio_client import Client
 
-from chattr.fake_llm import FakeLLMServer
-from chattr.ratelimit import InProcessRateLimiter, RateLimiter, RedisRateLimiter
+from chattr.access.rate_limits import InProcessRateLimiter, RateLimiter, RedisRateLimiter
+from chattr.testing.fake_llm import FakeLLMServer
 
 from ..conftest import REDIS_URL, StartApp
 from .support import Page

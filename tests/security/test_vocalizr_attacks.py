@@ -240,7 +240,7 @@ async def test_chattr_sends_the_key_it_is_given(
     vocalizr: Service, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from chattr.media.clients import ServiceError, VocalizrClient
-    from chattr.server import make_fanout
+    from chattr.run.serving import make_fanout
     from chattr.settings import Settings
 
     # The e2e stack's key (CHATTR_VOCALIZR_API_KEY, which comes first) must not stand in.

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 
 from chattr.media.clients import CircuitBreaker, ClientOptions, ServiceError, VocalizrClient
 from chattr.media.local_stack import free_port
-from chattr.threaded_server import ThreadedServer
+from chattr.testing.threaded_server import ThreadedServer
 
 
 class Scripted:

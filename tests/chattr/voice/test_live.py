@@ -135,7 +135,7 @@ def test_the_page_report_is_read_defensively() -> None:
 
 
 def test_an_interrupted_reply_is_marked_once_on_its_text_not_its_clips() -> None:
-    from chattr.voice.page import INTERRUPTED, mark_interrupted
+    from chattr.voice.controls import INTERRUPTED, mark_interrupted
 
     figure = {"type": "text", "text": "<figure><figcaption>Sentence 1</figcaption></figure>"}
     history = [

@@ -1,0 +1,153 @@
+"""Context for a turn: the embedder and the knowledge store, loaded in the background.
+
+Loading MiniLM and indexing the characters' knowledge takes seconds on a first start (a restart
+embeds nothing: the index is on disk, tagged with its documents' hash); the page must open before
+that, so loading runs in a thread. A turn waits for it about a second at most, then answers
+without knowledge and says so (the page shows the status meanwhile).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from chattr.characters.character_set import CharacterSet
+from chattr.knowledge.store import Hit
+
+if TYPE_CHECKING:
+    from chattr.knowledge.embeddings import Embedder
+    from chattr.knowledge.store import KnowledgeStore
+
+log = logging.getLogger(__name__)
+
+
+class RetrievalUnavailable(RuntimeError):
+    """Knowledge could not be loaded (or not in time); the turn goes on without it."""
+
+
+@dataclass(frozen=True)
+class Context:
+    """What retrieval found for one message."""
+
+    knowledge: list[Hit] = field(default_factory=list)
+    recalled: list[Hit] = field(default_factory=list)
+    vector: list[float] | None = None
+
+
+StoreFactory = Callable[["Embedder"], "KnowledgeStore"]
+
+
+class Retriever:
+    """Embeds messages and searches the character's knowledge and older turns."""
+
+    def __init__(
+        self,
+        open_store: StoreFactory,
+        characters: CharacterSet,
+        *,
+        knowledge_hits: int = 4,
+        memory_hits: int = 3,
+        load_embedder: Callable[[], Embedder] | None = None,
+    ) -> None:
+        self._open_store = open_store
+        self._characters = characters
+        self._knowledge_hits = knowledge_hits
+        self._memory_hits = memory_hits
+        self._load_embedder = load_embedder
+        self._ready = threading.Event()
+        self._embedder: Embedder | None = None
+        self._store: KnowledgeStore | None = None
+        self.status = "not started"
+        self.error: str | None = None
+
+    def start(self) -> None:
+        """Load the embedder and index the characters' knowledge in a background thread (once)."""
+        if self.status != "not started":
+            return
+        self.status = "loading the knowledge model…"
+        threading.Thread(target=self._load, name="chattr-knowledge", daemon=True).start()
+
+    def _load(self) -> None:
+        started = time.perf_counter()
+        try:
+            if self._load_embedder is None:
+                from chattr.knowledge.embeddings import load_default_embedder
+
+                self._embedder = load_default_embedder()
+            else:
+                self._embedder = self._load_embedder()
+            self._store = self._open_store(self._embedder)
+            for character in self._characters.characters.values():
+                self.index_character(character.id)
+            self.status = f"ready ({time.perf_counter() - started:.1f} s to load)"
+            log.info("knowledge %s", self.status)
+        except Exception as exc:  # any failure here must show in the page, not kill the app
+            self.error = f"{type(exc).__name__}: {exc}"
+            self.status = f"unavailable: {self.error}"
+            log.exception("knowledge failed to load")
+        finally:
+            self._ready.set()
+
+    def index_character(self, character_id: str) -> int:
+        """(Re-)index one character's knowledge; a no-op when its files did not change."""
+        if self._store is None:
+            return 0
+        character = self._characters.get(character_id)
+        self.status = f"indexing {character.name}'s knowledge…"
+        count = self._store.sync_character(character.id, character.knowledge_documents())
+        if count:
+            log.info("indexed %d knowledge chunks for %s", count, character.id)
+        return count
+
+    @property
+    def loading(self) -> bool:
+        """Still loading (not yet ready, nor failed)."""
+        return not self._ready.is_set()
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set() and self.error is None
+
+    def wait(self, timeout: float) -> None:
+        """Block until loaded; raise RetrievalUnavailable when it failed or took too long."""
+        if not self._ready.wait(timeout):
+            raise RetrievalUnavailable(f"still loading ({self.status})")
+        if self.error is not None:
+            raise RetrievalUnavailable(self.error)
+
+    def retrieve(self, character_id: str, session_id: str, message: str) -> Context:
+        """Embed the message once; search knowledge and this session's older turns with it."""
+        assert self._embedder is not None and self._store is not None
+        vector = self._embedder.embed_query(message)
+        knowledge = self._store.search_knowledge(character_id, vector, limit=self._knowledge_hits)
+        recalled = self._store.recall_turns(
+            character_id, session_id, vector, limit=self._memory_hits
+        )
+        return Context(knowledge=knowledge, recalled=recalled, vector=vector)
+
+    def remember(
+        self,
+        character_id: str,
+        session_id: str,
+        user_message: str,
+        reply: str,
+        vector: list[float] | None,
+    ) -> None:
+        """Write a finished turn to long-term memory."""
+        if self._embedder is None or self._store is None:
+            return
+        if vector is None:
+            vector = self._embedder.embed_query(user_message)
+        self._store.remember_turn(character_id, session_id, user_message, reply, vector)
+
+    def forget_session(self, session_id: str) -> None:
+        if self._store is not None:
+            self._store.forget_session(session_id)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()

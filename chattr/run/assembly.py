@@ -1,0 +1,200 @@
+"""Assembles chattr: characters, memory, knowledge, LLM, media → the ChatService and the web app."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+from fastapi import FastAPI, HTTPException
+from fastapi.responses import FileResponse
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Mount
+
+from chattr.access.gate import Gate, auth_pairs
+from chattr.access.public_url import ForwardedHeaders
+from chattr.access.upload_guard import UploadGuard
+from chattr.characters import world_info
+from chattr.characters.character_set import load_characters
+from chattr.characters.portraits import portraits_dir
+from chattr.knowledge.retrieval import Retriever
+from chattr.llm import NOT_CONFIGURED_HELP, make_chat_model
+from chattr.media.relay import add_relay_routes
+from chattr.media.store import MediaStore
+from chattr.memory import open_memory
+from chattr.settings import Settings
+from chattr.turn.service import ChatService
+from chattr.web.handlers import StatusSource
+from chattr.web.layout import build_blocks
+
+log = logging.getLogger(__name__)
+
+
+def create_service(
+    settings: Settings,
+    *,
+    media: Any = None,
+    load_embedder: Callable[[], Any] | None = None,
+    start_retrieval: bool = True,
+) -> ChatService:
+    """Everything a turn needs, from the settings; heavy models load in the background."""
+    characters = load_characters(settings.characters_dir)
+    for error in characters.errors:
+        log.warning("character not loaded: %s", error)
+    log.info("characters: %s", ", ".join(sorted(characters.characters)) or "(none)")
+    memory = open_memory(
+        settings.redis_url,
+        max_turns=settings.memory_turns,
+        ttl_s=settings.memory_ttl_s,
+        prefix=settings.redis_prefix,
+    )
+
+    def open_store(embedder: Any) -> Any:
+        from chattr.knowledge import open_knowledge_store
+
+        return open_knowledge_store(
+            data_dir=settings.data_dir,
+            qdrant_url=settings.qdrant_url,
+            embedder=embedder,
+            qdrant_api_key=(
+                settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
+            ),
+        )
+
+    retriever = Retriever(
+        open_store,
+        characters,
+        knowledge_hits=settings.knowledge_hits,
+        memory_hits=settings.memory_hits,
+        load_embedder=load_embedder,
+    )
+    if start_retrieval:
+        retriever.start()
+    if not settings.llm_configured:
+        log.warning(NOT_CONFIGURED_HELP)
+    return ChatService(
+        characters=characters,
+        memory=memory,
+        retriever=retriever,
+        llm=(lambda: make_chat_model(settings)) if settings.llm_configured else None,
+        media=media,
+        max_message_chars=settings.max_message_chars,
+        llm_help=NOT_CONFIGURED_HELP,
+        world_info=world_info.Options(
+            scan_depth=settings.worldinfo_scan_depth,
+            budget_tokens=settings.worldinfo_budget_tokens,
+            max_recursion=settings.worldinfo_max_recursion,
+        ),
+    )
+
+
+def create_app(
+    settings: Settings,
+    service: ChatService,
+    *,
+    status: StatusSource | None = None,
+    mounts: Mapping[str, FastAPI] | None = None,
+    on_shutdown: Callable[[], None] | None = None,
+) -> FastAPI:
+    """The web app: the Gradio page at `/`, joined media at `/media/{name}`, `/healthz`; the
+    files of the services chattr runs at `/vocalizr/files/{id}`, `/visualizr/files/{id}`.
+
+    `mounts` are other apps served under a path prefix (the media services, in-process on a
+    Space); their start-up and shutdown run with chattr's.
+    """
+    store = MediaStore.under(settings.data_dir).create()
+    mounts = dict(mounts or {})
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Loading langchain, MiniLM and the knowledge competes for the interpreter and the
+        # cores: begin once the page is built, the chat model first (every turn needs it; a turn
+        # answers without knowledge still loading), then the knowledge.
+        service.warm_up(then=service.retriever.start if service.retriever is not None else None)
+        async with AsyncExitStack() as stack:
+            for sub_app in mounts.values():
+                await stack.enter_async_context(sub_app.router.lifespan_context(sub_app))
+            purging = asyncio.create_task(store.purge_periodically(settings.media_retention_s))
+            try:
+                yield
+            finally:
+                purging.cancel()
+        if service.media is not None:
+            await service.media.aclose()
+        if on_shutdown is not None:
+            # Here, not after the server returns: uvicorn re-raises SIGTERM once it has shut
+            # down, which ends the process before any code after it would run.
+            on_shutdown()
+
+    app = FastAPI(title="chattr", lifespan=lifespan)
+    # Outermost: everything below, Gradio's own URLs included, sees the proxy's scheme and host.
+    app.add_middleware(ForwardedHeaders, trusted=settings.trusted_proxy_networks())
+    for prefix, sub_app in mounts.items():
+        app.mount(prefix, sub_app)  # before Gradio, which takes every other path
+    if service.media is not None:
+        add_relay_routes(app, service.media.relayed_clients(), skip=set(mounts))
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        retriever = service.retriever
+        return {
+            "status": "ok",
+            "characters": sorted(service.characters.characters),
+            "llm": service.llm_configured,
+            "knowledge": retriever.status if retriever else "off",
+            "media": service.media is not None,
+        }
+
+    @app.get("/media/{name}")
+    def media(name: str) -> FileResponse:
+        path = store.path(name)
+        if path is None:
+            raise HTTPException(404, f"no media file '{name}'")
+        return FileResponse(path)
+
+    # One gate for the page, its API and its uploads: one sign-in check, one set of limits.
+    gate = Gate.from_settings(settings)
+    blocks = build_blocks(service, settings, status=status, gate=gate)
+    # Copies of the portraits only (chattr/characters/portraits.py), never the characters' folders.
+    portraits = portraits_dir(settings.data_dir)
+    characters = Path(settings.characters_dir).resolve()
+    # Mounts onto `app` itself (what it returns is `app` again, untyped behind a decorator).
+    gr.mount_gradio_app(
+        app,
+        blocks,
+        path="/",
+        allowed_paths=[str(portraits)],
+        blocked_paths=[] if portraits.is_relative_to(characters) else [str(characters)],
+        max_file_size=settings.max_upload_mb * 1024 * 1024,
+        auth=auth_pairs(settings),
+        auth_message="Sign in to talk to the characters.",
+        footer_links=["api", "gradio", "settings"],
+        css=blocks.css,
+    )
+    guard_uploads(app, gate, settings.max_upload_mb * 1024 * 1024)
+    return app
+
+
+def guard_uploads(app: FastAPI, gate: Gate, max_bytes: int) -> None:
+    """Put the upload guard (the gate's sign-in where required, its per-client upload limit)
+    innermost in Gradio's app, inside its session middleware, so a page's sign-in is already
+    decoded."""
+    if gate.sign_in is None and gate.uploads is None:
+        return
+    for route in app.routes:
+        if isinstance(route, Mount) and isinstance(route.app, Starlette) and route.path == "":
+            route.app.user_middleware.append(
+                Middleware(
+                    UploadGuard,
+                    sign_in=gate.sign_in,
+                    uploads=gate.uploads,
+                    max_bytes=max_bytes,
+                )
+            )
+            return
+    raise RuntimeError("Gradio's app was not found to guard its uploads")

@@ -1,0 +1,207 @@
+"""The Gradio page's layout: its components, in order, wired to the page's handlers
+(`chattr.web.handlers`), plus the named API endpoints (`chattr.web.api`), as one Blocks."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from chattr.access.gate import Gate
+from chattr.settings import Settings
+from chattr.turn.personal_data import PersonalData
+from chattr.turn.service import ChatService
+from chattr.voice.controls import CSS as VOICE_CSS
+from chattr.voice.controls import PAGE_JS as VOICE_JS
+from chattr.voice.controls import add_voice_controls
+from chattr.web.api import ChatApi, new_session_id
+from chattr.web.handlers import ChatPage, StatusSource, greeting_choices, media_messages, sync_media
+
+CSS = """
+#chattr-gallery { min-height: 140px; }
+#chattr-chat figure { margin: 0.4em 0; }
+#chattr-chat figcaption { font-size: 0.8em; opacity: 0.7; }
+/* On a phone the conversation comes first, the character picker below it. */
+@media (max-width: 640px) {
+  #chattr-side { min-width: 100% !important; order: 2; }
+  #chattr-main { order: 1; }
+}
+"""
+
+
+def build_blocks(
+    service: ChatService,
+    settings: Settings,
+    *,
+    status: StatusSource | None = None,
+    gate: Gate | None = None,
+) -> gr.Blocks:
+    """The whole page, plus the API endpoints, as one Blocks; `gate` (default: from the
+    settings) is the app's fair-use gate, which its upload guard shares."""
+    api = ChatApi(
+        service,
+        settings,
+        gate=gate or Gate.from_settings(settings),
+        personal=PersonalData(service, settings.data_dir),
+    )
+    page = ChatPage(api, status=status)
+    characters = service.characters
+    ids = page.ids()
+    first = ids[0] if ids else None
+
+    demo = gr.Blocks(title="Chatacter")
+    with demo:
+        session = gr.State("")
+        character = gr.State(first)
+        gr.Markdown("# Chatacter\nPick a character and talk to them: text, voice and video.")
+        if api.gate.sign_in is not None:  # CHATTR_HF_SIGNIN: Gradio's OAuth routes come with it
+            gr.LoginButton(elem_id="chattr-login")
+        status_md = gr.Markdown(page.status_text(), elem_id="chattr-status")
+        timer = gr.Timer(1.0)
+        timer.tick(
+            page.refresh_status, outputs=[status_md, timer], queue=False, api_visibility="private"
+        )
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=1, min_width=260, elem_id="chattr-side"):
+                gallery = gr.Gallery(
+                    value=page.gallery_items(),
+                    label="Characters",
+                    columns=2,
+                    allow_preview=False,
+                    elem_id="chattr-gallery",
+                    height="auto",
+                )
+                picker = gr.Dropdown(
+                    choices=page.picker_choices(),
+                    value=first,
+                    label="Character",
+                    elem_id="chattr-character",
+                )
+                greeting = gr.Dropdown(
+                    choices=greeting_choices(characters.get(first) if first else None),
+                    value=0,
+                    label="Greeting (choosing one starts a new conversation)",
+                    elem_id="chattr-greeting",
+                )
+                card = gr.Markdown(page.character_card(first), elem_id="chattr-card")
+                upload = gr.File(
+                    label="Import a character: SillyTavern card (.json, .png) or folder (.zip)",
+                    file_types=[".json", ".png", ".zip"],
+                    type="filepath",
+                    elem_id="chattr-import",
+                )
+                upload_note = gr.Markdown(elem_id="chattr-import-note")
+            with gr.Column(scale=3, min_width=320, elem_id="chattr-main"):
+                chatbot = gr.Chatbot(
+                    value=page.first_history(first),  # type: ignore[arg-type]
+                    label="Conversation",
+                    height=520,
+                    elem_id="chattr-chat",
+                    sanitize_html=True,
+                    feedback_options=None,
+                )
+                with gr.Row():
+                    box = gr.Textbox(
+                        placeholder="Say something…",
+                        label="Your message",
+                        scale=5,
+                        max_length=settings.max_message_chars,
+                        elem_id="chattr-message",
+                        submit_btn=True,
+                    )
+                with gr.Row():
+                    media_on = gr.Checkbox(
+                        value=service.media is not None,
+                        label="Speech and video",
+                        interactive=service.media is not None,
+                        elem_id="chattr-media",
+                    )
+                    regenerate = gr.Button("Regenerate", size="sm")
+                    undo = gr.Button("Undo last turn", size="sm")
+                    new_chat = gr.Button("New conversation", size="sm")
+                add_voice_controls(
+                    service,
+                    chatbot=chatbot,
+                    character=character,
+                    session=session,
+                    media_on=media_on,
+                    media_messages=media_messages,
+                    sync_media=sync_media,
+                    gate=api.gate,
+                    base_url=api.base_url,
+                    record_turn=api.personal.record_turn,
+                )
+                with gr.Row():
+                    download = gr.Button(
+                        "Download my conversation", size="sm", elem_id="chattr-download"
+                    )
+                    forget_me = gr.Button(
+                        "Forget me", size="sm", variant="stop", elem_id="chattr-forget"
+                    )
+                my_data = gr.File(label="Your conversation", visible=False, elem_id="chattr-export")
+
+        upload.upload(
+            page.import_character,
+            [upload, session],
+            [picker, gallery, upload_note],
+            api_visibility="private",
+        )
+        gallery.select(page.select_from_gallery, None, picker, api_visibility="private")
+        picker.change(
+            page.choose,
+            [picker, session],
+            [character, chatbot, card, greeting],
+            api_visibility="private",
+        )
+
+        # Turns take their slot in the gate (fairly shared), not in Gradio's first-come queue.
+        box.submit(
+            page.respond,
+            [box, chatbot, character, session, media_on, greeting],
+            [chatbot, box],
+            api_visibility="private",
+            concurrency_limit=None,
+        )
+        undo.click(
+            page.drop_last_turn,
+            [chatbot, character, session],
+            [chatbot, box],
+            api_visibility="private",
+        )
+        regenerate.click(
+            page.regenerate_last,
+            [chatbot, character, session, media_on, greeting],
+            [chatbot, box],
+            api_visibility="private",
+            concurrency_limit=None,
+        )
+        new_chat.click(
+            page.start_over,
+            [character, session, greeting],
+            [session, chatbot],
+            api_visibility="private",
+        )
+        # Another greeting opens another conversation, as a card's alternate first messages do.
+        greeting.input(
+            page.start_over,
+            [character, session, greeting],
+            [session, chatbot],
+            api_visibility="private",
+        )
+        download.click(page.download_conversation, session, my_data, api_visibility="private")
+        forget_me.click(
+            page.forget_page,
+            [character, session],
+            [session, chatbot, my_data],
+            api_visibility="private",
+        )
+
+        # Each browser session (page load) is its own conversation.
+        demo.load(new_session_id, None, session, api_visibility="private")
+        demo.load(None, js=VOICE_JS)
+
+        # The API scripts use (gradio_client): named endpoints with named parameters.
+        api.register()
+
+    demo.queue(default_concurrency_limit=settings.concurrency_limit, max_size=settings.queue_size)
+    # gradio types Blocks.css as None (its __init__ sets None; mounting sets the string).
+    demo.css = CSS + VOICE_CSS  # type: ignore[assignment]
+    return demo
