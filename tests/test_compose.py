@@ -157,6 +157,20 @@ def test_dockerfile_copies_what_exists() -> None:
                 assert (REPO / source).exists(), f"Dockerfile copies missing {source}"
 
 
+def test_dockerfile_copies_every_package_pyproject_ships() -> None:
+    """An image without one of them cannot start any program (each imports chatacter_common)."""
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    shipped = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
+    assert "chatacter_common" in shipped
+    dockerfile = (REPO / "Dockerfile").read_text()
+    missing = [
+        package
+        for package in shipped
+        if not re.search(rf"^COPY {package}/? \./{package}/?$", dockerfile, re.MULTILINE)
+    ]
+    assert not missing, f"the Dockerfile does not copy {missing} to where pyproject.toml has it"
+
+
 def test_media_services_get_their_keys_and_peers_send_them() -> None:
     """One .env variable per key: the service guards with it, chattr and visualizr send it."""
     import chattr.settings
