@@ -107,7 +107,8 @@ def test_dependencies_are_declared_well_and_each_is_off_unless_asked_for(
     declared = chart.metadata["dependencies"]
     assert {d["name"] for d in declared} == {"qdrant", "valkey", "seaweedfs"}
     for dependency in declared:
-        assert dependency["repository"].startswith("https://")
+        # A repository added by name: no chart registry's address in this repository.
+        assert dependency["repository"] == f"@{dependency['name']}"
         assert dependency["condition"] == f"{dependency['name']}.enabled"
         assert chart.values[dependency["name"]]["enabled"] is False
     # Helm reads each version constraint; none is fetched here (no network), so all are missing.
