@@ -1,9 +1,10 @@
-# One image for the three programs (the compose file picks the command).
+# One image for the three programs (the compose file and the Helm chart pick the command).
 # Dependencies come from the exact pins in requirements.lock; they need no system library beyond
 # the base image's (OpenCV is the headless build: no libGL, no glib).
 FROM python:3.11-slim
 
-# UV_COMPILE_BYTECODE: the .pyc files are made once, at build time, not at each container's start.
+# UV_COMPILE_BYTECODE: the .pyc files are made once, at build time, not at each container's start
+# (and the programs run as a user who may not write them, on a read-only root file system).
 ENV PYTHONUNBUFFERED=1 \
     UV_LINK_MODE=copy \
     UV_COMPILE_BYTECODE=1 \
@@ -15,12 +16,22 @@ RUN pip install --no-cache-dir uv==0.13.9
 WORKDIR /app
 COPY requirements.lock ./
 RUN uv venv --python python3.11 /app/.venv && uv pip sync --python /app/.venv requirements.lock
+# Every package pyproject.toml ships ([tool.hatch.build.targets.wheel] packages; a test checks).
 COPY pyproject.toml README.md ./
+COPY chatacter_common ./chatacter_common
 COPY chattr ./chattr
 COPY vocalizr ./vocalizr
 COPY visualizr ./visualizr
 COPY characters ./characters
 RUN uv pip install --python /app/.venv --no-deps -e .
+
+# A user of its own, by number, so Kubernetes can check `runAsNonRoot`. /data is where the compose
+# file mounts each program's volume: a new named volume takes this folder's owner, so the user may
+# write there. HOME in /tmp: caches (numba, matplotlib, Gradio's uploads) go to a writable place.
+RUN useradd --uid 10001 --gid 0 --home-dir /tmp --no-create-home --shell /usr/sbin/nologin app \
+    && mkdir -p /data && chown 10001:0 /data && chmod 0770 /data
+ENV HOME=/tmp
+USER 10001
 
 EXPOSE 7860 8001 8002
 CMD ["chattr", "--host", "0.0.0.0", "--port", "7860"]

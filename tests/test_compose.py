@@ -157,6 +157,20 @@ def test_dockerfile_copies_what_exists() -> None:
                 assert (REPO / source).exists(), f"Dockerfile copies missing {source}"
 
 
+def test_dockerfile_copies_every_package_pyproject_ships() -> None:
+    """An image without one of them cannot start any program (each imports chatacter_common)."""
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    shipped = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
+    assert "chatacter_common" in shipped
+    dockerfile = (REPO / "Dockerfile").read_text()
+    missing = [
+        package
+        for package in shipped
+        if not re.search(rf"^COPY {package}/? \./{package}/?$", dockerfile, re.MULTILINE)
+    ]
+    assert not missing, f"the Dockerfile does not copy {missing} to where pyproject.toml has it"
+
+
 def test_media_services_get_their_keys_and_peers_send_them() -> None:
     """One .env variable per key: the service guards with it, chattr and visualizr send it."""
     import chattr.settings
@@ -179,3 +193,30 @@ def test_media_services_get_their_keys_and_peers_send_them() -> None:
     assert visualizr.settings.Settings(vocalizr_url=vocalizr_url).audio_addresses() == {
         ("vocalizr", 8001)
     }
+
+
+def test_check_compose_script_parses_and_runs_the_compose_files_services() -> None:
+    """scripts/check_compose.sh is run by hand (it builds an 8 GB image); here: it parses, and
+    the services and variables it names are the compose files' own."""
+    script = REPO / "scripts" / "check_compose.sh"
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    text = script.read_text()
+    assert "-f docker-compose.yml -f docker-compose.cpu.yml" in text
+    (services,) = re.findall(r"up -d --no-build ([\w ]+)", text)
+    assert set(services.split()) == {"vocalizr", "visualizr"}
+    assert set(services.split()) <= set(SERVICES)
+    interpolated = set(re.findall(r"\$\{(\w+)", (REPO / "docker-compose.yml").read_text()))
+    exported = {
+        word.split("=")[0]
+        for line in re.findall(r"^export (.+)$", text, re.MULTILINE)
+        for word in line.split()
+    }
+    assert exported == {
+        "VOCALIZR_PORT",
+        "VISUALIZR_PORT",
+        "VOCALIZR_PUBLIC_URL",
+        "VISUALIZR_PUBLIC_URL",
+        "VOCALIZR_API_KEY",
+        "VISUALIZR_API_KEY",
+    }
+    assert exported <= interpolated
