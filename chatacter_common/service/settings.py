@@ -37,8 +37,9 @@ class ServiceSettings(BaseSettings):
     data_dir: Path = Field(description="Where produced files and caches are kept.")
     characters_dir: Path = Field(
         default=Path("characters"),
-        description="Folder of character folders, read at start-up; a folder added later is "
-        "read on its first request.",
+        description="Folder of character folders: `<id>/` gives character `<id>`'s portrait "
+        "and its voice (voice `<id>`: `voice.wav`, or the file `voice.reference` names); read at "
+        "start-up, and a folder added later on its first request.",
     )
     retention_s: float = Field(
         default=3600.0,
