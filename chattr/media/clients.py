@@ -189,6 +189,7 @@ class ServiceClient:
                 answer = await self._request(method, url, fresh=tries > 1, **content)
             except NOT_CONNECTED as exc:
                 failure = describe(exc)
+                never_reached = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
                 delay = o.backoff_s * 2.0 ** (tries - 1)
             except httpx.TimeoutException as exc:
                 raise ServiceError(self.name, f"no answer within {o.read_timeout_s:.0f} s") from exc
@@ -202,8 +203,9 @@ class ServiceClient:
             if tries > o.retries or time.monotonic() + delay > deadline:
                 if answer is not None:
                     return answer
+                where = "unreachable at" if never_reached else "no answer from"
                 raise ServiceError(
-                    self.name, f"unreachable at {self.base_url} ({failure}; {plural(tries)})"
+                    self.name, f"{where} {self.base_url} ({failure}; {plural(tries)})"
                 )
             log.info("%s: %s; trying again in %.1f s", self.name, failure, delay)
             await asyncio.sleep(delay)

@@ -294,7 +294,7 @@ async def test_a_connection_that_keeps_failing_is_retried_then_an_error_that_say
         await client.synthesize("Hello.", "napoleon")
     await client.aclose()
     assert caught.value.service == "vocalizr" and words in caught.value.detail
-    assert "unreachable at http://vocalizr.test" in caught.value.detail
+    assert "no answer from http://vocalizr.test" in caught.value.detail
     # Two tries (FAST allows one retry: a reset is a dead replica's): the first on a pooled
     # connection and then once on a fresh one, the retry on a fresh one; no more.
     assert len(calls) == 3
