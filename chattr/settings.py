@@ -18,8 +18,14 @@ DEFAULT_GROQ_MODEL = "llama-3.3-70b-versatile"
 class Settings(BaseSettings):
     """Everything chattr can be told from outside; documented in the README's settings table."""
 
+    # An empty variable is unset: `GROQ_API_KEY=` from `.env.example`, not filled in, is no key
+    # (the page then says what to set), not an empty one every turn fails with.
     model_config = SettingsConfigDict(
-        env_prefix="CHATTR_", env_file=".env", extra="ignore", populate_by_name=True
+        env_prefix="CHATTR_",
+        env_file=".env",
+        extra="ignore",
+        populate_by_name=True,
+        env_ignore_empty=True,
     )
 
     groq_api_key: SecretStr | None = Field(
@@ -120,7 +126,17 @@ class Settings(BaseSettings):
         default=60.0, description="Read timeout of one video request, seconds."
     )
     media_retries: int = Field(
-        default=2, description="Retries of a media call that failed safely (refused, 503)."
+        default=2,
+        ge=0,
+        description="Retries of a media call that failed safely: a refused or reset connection "
+        "(a dead replica), 502, or 503 (a full queue, an engine loading), after the "
+        "service's Retry-After (at most 5 s).",
+    )
+    media_retry_deadline_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="No media call is retried (nor waits to be) later than this many seconds "
+        "after its first try.",
     )
     breaker_threshold: int = Field(
         default=3, description="Consecutive failures that open a service's circuit."

@@ -14,12 +14,12 @@ from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 from starlette.datastructures import UploadFile
 
+from chatacter_common.service import error_responses, files_base
 from chatacter_common.service.errors import validation_detail
 from chatacter_common.service.limits import BodyTooLarge, read_limited
-from visualizr.dependencies import get_service, get_settings
+from visualizr.dependencies import get_service
 from visualizr.errors import VisualizrError
 from visualizr.service import VideoJob, VideoService
-from visualizr.settings import Settings
 
 
 class VideoRequest(BaseModel):
@@ -58,13 +58,6 @@ class VideoResponse(BaseModel):
     engine: str
 
 
-class ErrorResponse(BaseModel):
-    """Every error the service returns."""
-
-    error: str
-    detail: str
-
-
 MULTIPART_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -81,9 +74,8 @@ MULTIPART_SCHEMA: dict[str, Any] = {
     },
 }
 
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse, "description": text}
-    for status, text in {
+ERROR_RESPONSES = error_responses(
+    {
         400: "Bad request (audio_url not allowed, missing fields).",
         401: "A bearer key is set (VISUALIZR_API_KEY) and the request has not got it.",
         404: "Unknown character.",
@@ -92,8 +84,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         422: "Audio that does not decode, silent or too long; image without a face; a fetch "
         "that failed or passed its deadline.",
         503: "Busy past the queue bound (`queue_full`) or still loading (Retry-After).",
-    }.items()
-}
+    }
+)
 
 
 async def _read_upload(upload: UploadFile, limit: int, what: str) -> bytes:
@@ -194,7 +186,7 @@ router = APIRouter()
     },
 )
 async def create_video(
-    request: Request, service: Service, settings: Annotated[Settings, Depends(get_settings)]
+    request: Request, service: Service, base: Annotated[str, Depends(files_base)]
 ) -> VideoResponse:
     """Make a talking-head MP4: audio (URL or upload) + portrait (character id or upload).
 
@@ -209,7 +201,7 @@ async def create_video(
     file_id = result.path.name
     return VideoResponse(
         id=file_id,
-        url=f"{settings.base_url()}/files/{file_id}",
+        url=f"{base}/files/{file_id}",
         duration_s=round(result.duration_s, 4),
         frames=result.frames,
         fps=result.fps,
@@ -221,7 +213,7 @@ async def create_video(
 @router.get(
     "/files/{file_id}",
     response_class=FileResponse,
-    responses={404: {"model": ErrorResponse, "description": "No such file."}},
+    responses=error_responses({404: "No such file."}),
 )
 async def get_file(file_id: str, service: Service) -> Response:
     """Serve a produced MP4 (supports Range requests, for seeking in a browser)."""

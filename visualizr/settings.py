@@ -7,16 +7,19 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
+
+from chatacter_common.service.settings import ByteCount, Port, QueueBound, ServiceSettings
 
 
-class Settings(BaseSettings):
-    """Every knob of the talking-head service; the README's table is generated from these."""
+class Settings(ServiceSettings):
+    """Every knob of the talking-head service; the README's table is generated from these. The
+    fields both services have (address, public URL, folders, queue, retention, keys, the tab)
+    are `ServiceSettings`'."""
 
-    model_config = SettingsConfigDict(env_prefix="VISUALIZR_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="VISUALIZR_")
 
-    host: str = Field(default="127.0.0.1", description="Interface the HTTP server listens on.")
-    port: int = Field(default=8002, ge=0, le=65535, description="Port the HTTP server listens on.")
+    port: Port = Field(default=8002, description="Port the HTTP server listens on.")
     engine: str = Field(
         default="warp",
         description="Talking-head engine: `warp` (weight-free CPU landmark warp, the default) "
@@ -38,15 +41,6 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         default=Path("data/visualizr"),
         description="Where produced videos and the portrait cache are kept.",
-    )
-    characters_dir: Path = Field(
-        default=Path("characters"),
-        description="Folder of character folders (portrait + character.yaml), read at start-up; "
-        "a folder added later is read on its first request.",
-    )
-    public_url: str | None = Field(
-        default=None,
-        description="Base of the returned file URLs; default http://{host}:{port} of this server.",
     )
     vocalizr_url: str = Field(
         default="http://127.0.0.1:8001",
@@ -76,8 +70,13 @@ class Settings(BaseSettings):
     max_audio_s: float = Field(
         default=60.0, gt=0, description="Longest audio accepted, in seconds."
     )
-    max_upload_bytes: int = Field(
-        default=25_000_000, gt=0, description="Largest accepted upload or fetched file, in bytes."
+    max_upload_bytes: ByteCount = Field(
+        default=25_000_000, description="Largest accepted upload or fetched file, in bytes."
+    )
+    max_queue: QueueBound = Field(
+        default=8,
+        description="Requests queued or rendering at once (fetching their inputs included); "
+        "more get 503 `queue_full` with Retry-After.",
     )
     max_image_pixels: int = Field(
         default=50_000_000,
@@ -85,33 +84,14 @@ class Settings(BaseSettings):
         description="Largest accepted portrait, in pixels (width x height); bigger is refused, "
         "smaller but large images are scaled down.",
     )
-    max_queue: int = Field(
-        default=8,
-        ge=1,
-        description="Requests queued or rendering at once; more get 503 + Retry-After.",
-    )
-    workers: int = Field(
-        default=1, ge=1, description="Videos rendered concurrently (worker threads)."
-    )
     encoder_threads: int = Field(
         default=1, ge=0, description="libx264 threads per video (0 lets x264 choose)."
-    )
-    retention_s: float = Field(
-        default=3600.0,
-        gt=0,
-        description="Produced videos are deleted this many seconds after creation.",
     )
     fetch_timeout_s: float = Field(
         default=10.0,
         gt=0,
         description="Deadline for fetching `audio_url` (or a portrait URL), the whole body "
         "included: a slow body is cut off at it.",
-    )
-    ui: bool = Field(default=True, description="Mount the Gradio tab at /ui.")
-    api_key: SecretStr | None = Field(
-        default=None,
-        description="Bearer key(s), comma-separated: when set, every route but `/healthz` and "
-        "`/files/<id>` needs `Authorization: Bearer <key>`.",
     )
 
     @field_validator("allowed_audio_hosts", mode="before")
@@ -157,15 +137,6 @@ class Settings(BaseSettings):
     def is_vocalizr(self, url: str) -> bool:
         """Whether `url` is on vocalizr's own address (the only place its key is sent)."""
         return url_address(url) in self.vocalizr_addresses()
-
-    def base_url(self) -> str:
-        """The absolute base for file URLs."""
-        if self.public_url:
-            return self.public_url.rstrip("/")
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
-        if ":" in host:
-            host = f"[{host}]"
-        return f"http://{host}:{self.port}"
 
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")

@@ -7,7 +7,7 @@ so a test can override any of them; `/healthz` and `/metrics` are the kit's (`op
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
@@ -15,6 +15,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.types import Receive, Scope, Send
 
+from chatacter_common.service import error_responses, files_base
 from chatacter_common.service.limits import read_limited
 from vocalizr.audio import ENCODINGS
 from vocalizr.dependencies import get_caller, get_service, get_settings
@@ -52,27 +53,19 @@ class VoicesAnswer(BaseModel):
     voices: list[VoiceAnswer]
 
 
-class ErrorAnswer(BaseModel):
-    error: str
-    detail: str
-
-
-ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorAnswer} for status in (400, 401, 404, 413, 422, 503)
-}
+ERRORS = error_responses(
+    {
+        400: "Bad request.",
+        401: "A bearer key is set (VOCALIZR_API_KEY) and the request has not got it.",
+        404: "Unknown voice.",
+        413: "Upload too large.",
+        422: "Empty or too long text, an unsupported language, audio that does not decode.",
+        503: "Busy past the queue bound (`queue_full`) or still loading (Retry-After).",
+    }
+)
 
 Service = Annotated[SpeechService, Depends(get_service)]
 Caller = Annotated[str, Depends(get_caller)]
-
-
-def public_base(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> str:
-    """The base of the file URLs in answers: the public URL, else this server's address."""
-    if settings.public_url:
-        return settings.public_url.rstrip("/")
-    if settings.host in ("0.0.0.0", "::", ""):
-        return str(request.base_url).rstrip("/")  # all interfaces: echo what the caller used
-    host = f"[{settings.host}]" if ":" in settings.host else settings.host
-    return f"http://{host}:{settings.port}"
 
 
 router = APIRouter()
@@ -83,7 +76,7 @@ async def speech(
     body: SpeechBody,
     service: Service,
     caller: Caller,
-    base: Annotated[str, Depends(public_base)],
+    base: Annotated[str, Depends(files_base)],
 ) -> SpeechAnswer:
     """Speak `text` in `voice`; the answer's `url` serves the WAV."""
     result = await service.speak(
@@ -141,7 +134,7 @@ async def list_voices(service: Service, caller: Caller) -> VoicesAnswer:
 
 @router.get(
     "/files/{file_id}",
-    responses={404: {"model": ErrorAnswer}, 200: {"content": {"audio/wav": {}}}},
+    responses={**error_responses({404: "No such file."}), 200: {"content": {"audio/wav": {}}}},
     response_class=FileResponse,
 )
 async def get_file(

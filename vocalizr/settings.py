@@ -4,21 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from chatacter_common.service.settings import ByteCount, Port, QueueBound, ServiceSettings
 
 
-class Settings(BaseSettings):
-    """Everything vocalizr can be told; read once at start-up."""
+class Settings(ServiceSettings):
+    """Everything vocalizr can be told; read once at start-up. The fields both services have
+    (address, public URL, folders, queue, retention, keys, the tab) are `ServiceSettings`'."""
 
-    model_config = SettingsConfigDict(env_prefix="VOCALIZR_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="VOCALIZR_")
 
-    host: str = Field(default="127.0.0.1", description="Address the HTTP server listens on.")
-    port: int = Field(default=8001, ge=0, le=65535, description="Port the HTTP server listens on.")
-    public_url: str | None = Field(
-        default=None,
-        description="Base of the absolute `url` fields in answers; default `http://{host}:{port}`.",
-    )
+    port: Port = Field(default=8001, description="Port the HTTP server listens on.")
     engine: str = Field(
         default="piper",
         description="Speech engine: `piper` (CPU, no download) or `xtts` (XTTS-v2).",
@@ -27,25 +25,17 @@ class Settings(BaseSettings):
         default=Path("data/vocalizr"),
         description="Where produced audio, uploaded voices and voice caches are kept.",
     )
-    characters_dir: Path = Field(
-        default=Path("characters"),
-        description="Characters whose voice clip (`<id>/voice.wav`, or the file `voice.reference` "
-        "names) is voice `<id>`: found at start-up, and a folder added later on its first request.",
+    max_queue: QueueBound = Field(
+        default=16,
+        description="Synthesis and transcription jobs queued + running; past it the answer is "
+        "503 `queue_full` with Retry-After.",
     )
-    retention_s: float = Field(
-        default=3600.0,
-        gt=0,
-        description="Produced audio files are deleted after this many seconds.",
+    max_upload_bytes: ByteCount = Field(
+        default=10_000_000,
+        description="Largest upload accepted (a reference clip, a recording), in bytes.",
     )
-    max_queue: int = Field(
-        default=16, ge=1, description="Synthesis jobs queued + running; past it the answer is 503."
-    )
-    workers: int = Field(default=1, ge=1, description="Synthesis jobs run at the same time.")
     max_text_chars: int = Field(
         default=1000, ge=1, description="Longest text accepted, in characters."
-    )
-    max_upload_bytes: int = Field(
-        default=10_000_000, ge=1, description="Largest reference clip upload accepted, in bytes."
     )
     min_reference_s: float = Field(
         default=3.0, gt=0, description="Shortest reference clip, seconds."
@@ -84,7 +74,6 @@ class Settings(BaseSettings):
         description="Torch device for xtts (`cuda`, `cpu`); default: CUDA when present.",
     )
     xtts_fp16: bool = Field(default=True, description="xtts: fp16 autocast when running on CUDA.")
-    ui: bool = Field(default=True, description="Mount the Gradio tab at `/ui`.")
     stt_engine: str = Field(
         default="faster-whisper",
         description="Speech-to-text engine for `POST /v1/audio/transcriptions`: `faster-whisper` "
@@ -117,12 +106,6 @@ class Settings(BaseSettings):
         default=True,
         description="Load the speech-to-text model in the background once the speech engine "
         "is ready; off: on the first transcription.",
-    )
-    api_key: SecretStr | None = Field(
-        default=None,
-        description="Bearer key(s), comma-separated: when set, every route but `/healthz` and "
-        "`/files/<id>` needs `Authorization: Bearer <key>`; uploaded voices belong to the key "
-        "that made them.",
     )
     voice_retention_s: float = Field(
         default=7 * 24 * 3600.0,

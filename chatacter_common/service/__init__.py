@@ -1,7 +1,7 @@
 """The service kit both media services use: one set of errors, body limits, bearer keys, bounded
 audio decoding, the job queue, the file store and its retention, health, metrics, the engine
-registry, the app's common shape and the command line. Imports neither vocalizr nor visualizr
-(nor chattr)."""
+registry, the app's common shape, the shared settings and the command line. Imports neither
+vocalizr nor visualizr (nor chattr)."""
 
 from chatacter_common.service.app import create_service_app, guard
 from chatacter_common.service.auth import BearerAuth, caller_id, parse_keys
@@ -9,6 +9,7 @@ from chatacter_common.service.engines import EngineRegistry, UnknownEngine
 from chatacter_common.service.errors import (
     AudioTooLong,
     EngineNotReady,
+    ErrorBody,
     FileNotFound,
     QueueFull,
     ServiceError,
@@ -16,6 +17,7 @@ from chatacter_common.service.errors import (
     UndecodableAudio,
     UploadTooLarge,
     error_response,
+    error_responses,
     install_error_handlers,
     redact_paths,
 )
@@ -25,7 +27,8 @@ from chatacter_common.service.jobs import JobQueue
 from chatacter_common.service.limits import BodyLimit
 from chatacter_common.service.metrics import ServiceMetrics, count_requests
 from chatacter_common.service.retention import purge_expired, purge_period_s, purge_periodically
-from chatacter_common.service.routes import get_health, get_metrics, ops_router
+from chatacter_common.service.routes import files_base, get_health, get_metrics, ops_router
+from chatacter_common.service.settings import ServiceSettings
 
 __all__ = [
     "AudioTooLong",
@@ -33,6 +36,7 @@ __all__ = [
     "BodyLimit",
     "EngineNotReady",
     "EngineRegistry",
+    "ErrorBody",
     "FileNotFound",
     "FileStore",
     "Health",
@@ -40,6 +44,7 @@ __all__ = [
     "QueueFull",
     "ServiceError",
     "ServiceMetrics",
+    "ServiceSettings",
     "Unauthorized",
     "UndecodableAudio",
     "UnknownEngine",
@@ -48,6 +53,8 @@ __all__ = [
     "count_requests",
     "create_service_app",
     "error_response",
+    "error_responses",
+    "files_base",
     "get_health",
     "get_metrics",
     "guard",

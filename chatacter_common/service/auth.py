@@ -1,9 +1,9 @@
 """Bearer keys: with a key set, every route but the open ones needs `Authorization: Bearer`.
 
-Open: `/healthz` (for orchestrators) and `/files/<id>` (produced files, named by 128-bit random
-ids: the id is the capability, and browsers load these URLs straight from chat replies, where
-they cannot send a header). Everything else — `/v1/*`, `/metrics`, `/docs`, `/openapi.json`,
-`/ui` — is guarded. Keys are compared in constant time.
+Open: the probes `/livez`, `/readyz`, `/healthz` (for orchestrators) and `/files/<id>` (produced
+files, named by 128-bit random ids: the id is the capability, and browsers load these URLs
+straight from chat replies, where they cannot send a header). Everything else — `/v1/*`,
+`/metrics`, `/docs`, `/openapi.json`, `/ui` — is guarded. Keys are compared in constant time.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from chatacter_common.service.errors import error_response
 
-OPEN_PATH = re.compile(r"/healthz|/files/[^/]+")
+OPEN_PATH = re.compile(r"/livez|/readyz|/healthz|/files/[^/]+")
 
 
 def parse_keys(setting: SecretStr | None) -> tuple[str, ...]:

@@ -16,9 +16,24 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
+
+
+class ErrorBody(BaseModel):
+    """Every error answer's body, in both services."""
+
+    error: str = Field(description="A short code to act on, e.g. `queue_full`, `unknown_voice`.")
+    detail: str = Field(description="What went wrong and what to do, in words.")
+
+
+def error_responses(descriptions: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for the statuses a route may answer with an ErrorBody."""
+    return {
+        status: {"model": ErrorBody, "description": text} for status, text in descriptions.items()
+    }
 
 
 class ServiceError(Exception):
@@ -112,10 +127,9 @@ class ErrorJSON(JSONResponse):
 def error_response(
     status: int, code: str, detail: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    """The one error answer: `{error, detail}` with server paths taken out."""
-    return ErrorJSON(
-        {"error": code, "detail": redact_paths(detail)}, status_code=status, headers=headers
-    )
+    """The one error answer: an ErrorBody, server paths taken out of its detail."""
+    body = ErrorBody(error=code, detail=redact_paths(detail))
+    return ErrorJSON(body.model_dump(), status_code=status, headers=headers)
 
 
 def validation_detail(errors: Any) -> str:

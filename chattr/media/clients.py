@@ -19,10 +19,19 @@ import httpx
 
 log = logging.getLogger(__name__)
 
-RETRYABLE_STATUS = frozenset({502, 503, 504})
+# A 503 is a service saying "not now" (its queue is full, its engine still loading) and a 502 a
+# proxy saying it reached no replica: the work was not done, so it is asked again. Not a 504: the
+# service may still be working on it, and a second try would double the work and the wait.
+RETRYABLE_STATUS = frozenset({502, 503})
+UNAVAILABLE_STATUS = frozenset({502, 503, 504})
+# A 503 that waiting does not cure: the engine failed to load (readiness keeps a load balancer's
+# traffic off such a replica, so asking the same address again would find it again).
+FINAL_CODES = frozenset({"engine_unavailable"})
 # Failures before any byte of the answer, as when the service closed an idle kept-alive
-# connection just as it was reused: the request was not processed, so sending it again is safe.
+# connection just as it was reused, or a replica died: the request was not processed (or its
+# work died with the process), so sending it again is safe.
 STALE_CONNECTION = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+NOT_CONNECTED = (httpx.ConnectError, httpx.ConnectTimeout, *STALE_CONNECTION)
 MAX_RETRY_AFTER_S = 5.0  # honour Retry-After, but a turn never waits longer than this per retry
 
 
@@ -68,9 +77,13 @@ class CircuitBreaker:
 
 @dataclass(frozen=True)
 class ClientOptions:
+    """`retries`: further tries of a call that failed safely (refused or reset connection, 502,
+    503); `retry_deadline_s`: no wait or retry starts later than this after the first try."""
+
     connect_timeout_s: float = 2.0
     read_timeout_s: float = 30.0
     retries: int = 2
+    retry_deadline_s: float = 10.0
     backoff_s: float = 0.2
     breaker_threshold: int = 3
     breaker_reset_s: float = 30.0
@@ -122,86 +135,109 @@ class ServiceClient:
         return urlunsplit((base.scheme, base.netloc, parts.path, parts.query, ""))
 
     async def post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        """POST with bounded retries on failures that are safe to repeat; breaker-guarded."""
+        """POST with bounded retries on failures that are safe to repeat; breaker-guarded.
+
+        One call is one success or one failure to the breaker, however many tries it took.
+        """
         if self.breaker.is_open:
             raise ServiceError(
                 self.name,
                 f"skipped: {self.name} failed repeatedly; retrying it in "
                 f"{self.breaker.seconds_left():.0f} s",
             )
-        attempt = 0
-        while True:
-            try:
-                response = await self._request("POST", self.base_url + path, json=body)
-            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-                # The request never reached the service: repeating it is safe.
-                if attempt < self.options.retries:
-                    attempt += 1
-                    await asyncio.sleep(self.options.backoff_s * 2.0 ** (attempt - 1))
-                    continue
-                self.breaker.record_failure()
-                raise ServiceError(
-                    self.name, f"unreachable at {self.base_url} ({describe(exc)})"
-                ) from exc
-            except httpx.TimeoutException as exc:
-                self.breaker.record_failure()
-                raise ServiceError(
-                    self.name, f"no answer within {self.options.read_timeout_s:.0f} s"
-                ) from exc
-            except httpx.HTTPError as exc:
-                self.breaker.record_failure()
-                raise ServiceError(self.name, f"request failed: {describe(exc)}") from exc
-            except ServiceError:
-                self.breaker.record_failure()
-                raise
-
-            if response.status_code in RETRYABLE_STATUS:
-                if attempt < self.options.retries:
-                    attempt += 1
-                    await asyncio.sleep(self._retry_delay(response, attempt))
-                    continue
-                self.breaker.record_failure()
-                raise ServiceError(
-                    self.name, f"busy or unavailable (HTTP {response.status_code}) after retries"
-                )
-            if response.status_code >= 400:
-                # Our request was refused (bad input): the service itself is fine.
-                self.breaker.record_success()
-                raise ServiceError(self.name, f"refused: {_error_detail(response)}")
-            try:
-                data = json_object(self.name, response)
-            except ServiceError:
-                self.breaker.record_failure()
-                raise
+        try:
+            response = await self._send_retrying("POST", path, json=body)
+        except ServiceError:
+            self.breaker.record_failure()
+            raise
+        if response.status_code in UNAVAILABLE_STATUS:
+            self.breaker.record_failure()
+            raise ServiceError(
+                self.name,
+                f"busy or unavailable (HTTP {response.status_code}): {_error_detail(response)}",
+            )
+        if response.status_code >= 400:
+            # Our request was refused (bad input): the service itself is fine.
             self.breaker.record_success()
-            return data
+            raise ServiceError(self.name, f"refused: {_error_detail(response)}")
+        try:
+            data = json_object(self.name, response)
+        except ServiceError:
+            self.breaker.record_failure()
+            raise
+        self.breaker.record_success()
+        return data
+
+    async def _send_retrying(self, method: str, path: str, **content: Any) -> httpx.Response:
+        """The service's answer to one request, sent again while a failure says the work was not
+        done: a refused or reset connection, a 502, a 503 (after its Retry-After, capped at
+        MAX_RETRY_AFTER_S). At most `retries` more tries, none starting past `retry_deadline_s`.
+
+        Returns the last answer (a 503 too, once tries are spent); raises ServiceError when no
+        answer came.
+        """
+        o = self.options
+        deadline = time.monotonic() + o.retry_deadline_s
+        tries = 0
+        while True:
+            tries += 1
+            answer: httpx.Response | None = None
+            try:
+                # A retry goes on a new connection: behind a connection balancer (a Kubernetes
+                # Service) a kept-alive one would take it to the same busy or dying replica.
+                url = self.base_url + path
+                answer = await self._request(method, url, fresh=tries > 1, **content)
+            except NOT_CONNECTED as exc:
+                failure = describe(exc)
+                never_reached = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+                delay = o.backoff_s * 2.0 ** (tries - 1)
+            except httpx.TimeoutException as exc:
+                raise ServiceError(self.name, f"no answer within {o.read_timeout_s:.0f} s") from exc
+            except httpx.HTTPError as exc:
+                raise ServiceError(self.name, f"request failed: {describe(exc)}") from exc
+            else:
+                if not retryable(answer):
+                    return answer
+                failure = f"HTTP {answer.status_code}"
+                delay = self._retry_delay(answer, tries)
+            if tries > o.retries or time.monotonic() + delay > deadline:
+                if answer is not None:
+                    return answer
+                where = "unreachable at" if never_reached else "no answer from"
+                raise ServiceError(
+                    self.name, f"{where} {self.base_url} ({failure}; {plural(tries)})"
+                )
+            log.info("%s: %s; trying again in %.1f s", self.name, failure, delay)
+            await asyncio.sleep(delay)
 
     async def _request(
-        self, method: str, url: str, *, json: dict[str, Any] | None = None
+        self, method: str, url: str, *, fresh: bool = False, **content: Any
     ) -> httpx.Response:
-        """One request, its body read whole; retried once on a fresh connection when it failed
-        before any answer on a pooled one (the service had closed it while it sat idle)."""
-        try:
-            return await self._send(self.http, method, url, json)
-        except STALE_CONNECTION as exc:
-            log.info("%s: %s on a pooled connection; retrying once on a fresh one", self.name, exc)
+        """One request, its body read whole, on a pooled connection unless `fresh`; retried once
+        on a fresh connection when it failed before any answer on a pooled one (the service had
+        closed it while it sat idle)."""
+        if not fresh:
+            try:
+                return await self._send(self.http, method, url, content)
+            except STALE_CONNECTION as exc:
+                log.info("%s: %s on a pooled connection; retrying on a fresh one", self.name, exc)
         if self.transport is not None:
             # A transport given to the client decides its connections: the retry is its too.
-            return await self._send(self.http, method, url, json)
+            return await self._send(self.http, method, url, content)
         o = self.options
         async with httpx.AsyncClient(
             headers=self.headers,  # the key, as on the first try
             timeout=httpx.Timeout(o.read_timeout_s, connect=o.connect_timeout_s),
             limits=httpx.Limits(max_keepalive_connections=0),
-        ) as fresh:
-            return await self._send(fresh, method, url, json)
+        ) as new_connection:
+            return await self._send(new_connection, method, url, content)
 
     async def _send(
-        self, client: httpx.AsyncClient, method: str, url: str, json: dict[str, Any] | None
+        self, client: httpx.AsyncClient, method: str, url: str, content: dict[str, Any]
     ) -> httpx.Response:
         # Streamed, so a failure before the answer (retryable) and one while reading the answer
         # (not: the service did the work) are told apart.
-        response = await client.send(client.build_request(method, url, json=json), stream=True)
+        response = await client.send(client.build_request(method, url, **content), stream=True)
         try:
             await response.aread()
         except httpx.TimeoutException:
@@ -214,12 +250,13 @@ class ServiceClient:
             await response.aclose()
         return response
 
-    def _retry_delay(self, response: httpx.Response, attempt: int) -> float:
+    def _retry_delay(self, response: httpx.Response, tries: int) -> float:
+        """Retry-After in seconds (capped), else exponential backoff."""
         header = response.headers.get("retry-after", "")
         try:
-            return min(float(header), MAX_RETRY_AFTER_S)
+            return min(max(float(header), 0.0), MAX_RETRY_AFTER_S)
         except ValueError:
-            return self.options.backoff_s * 2.0 ** (attempt - 1)
+            return self.options.backoff_s * 2.0 ** (tries - 1)
 
     async def download(self, url: str) -> bytes:
         """Fetch a file the service made; raises ServiceError saying why not."""
@@ -242,6 +279,27 @@ class ServiceClient:
         if self._http is not None:
             await self._http.aclose()
             self._http = None
+
+
+def retryable(response: httpx.Response) -> bool:
+    """Whether an answer says the work was not done and may be asked for again."""
+    if response.status_code not in RETRYABLE_STATUS:
+        return False
+    return error_code(response) not in FINAL_CODES
+
+
+def error_code(response: httpx.Response) -> str | None:
+    """The `error` of the services' `{error, detail}` body; None for any other body."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    code = body.get("error") if isinstance(body, dict) else None
+    return code if isinstance(code, str) else None
+
+
+def plural(tries: int) -> str:
+    return "1 try" if tries == 1 else f"{tries} tries"
 
 
 def describe(exc: BaseException) -> str:
@@ -338,14 +396,12 @@ class VocalizrClient(ServiceClient):
 
     async def transcribe(self, audio: bytes, filename: str, language: str = "en") -> str:
         """Speech → text (POST /v1/audio/transcriptions); ServiceError says why it failed."""
-        try:
-            response = await self.http.post(
-                self.base_url + "/v1/audio/transcriptions",
-                files={"file": (filename, audio)},
-                data={"language": language, "response_format": "json"},
-            )
-        except httpx.HTTPError as exc:
-            raise ServiceError(self.name, f"unreachable at {self.base_url} ({exc})") from exc
+        response = await self._send_retrying(
+            "POST",
+            "/v1/audio/transcriptions",
+            files={"file": (filename, audio)},
+            data={"language": language, "response_format": "json"},
+        )
         if response.status_code >= 400:
             raise ServiceError(self.name, _error_detail(response))
         text = json_object(self.name, response).get("text")

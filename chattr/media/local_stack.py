@@ -40,6 +40,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def set_variables() -> dict[str, str]:
+    """This process's environment without its empty variables, which mean unset: an empty one
+    must not hide a default of the stack's."""
+    return {name: value for name, value in os.environ.items() if value}
+
+
 class LocalService:
     """One service as a child process: `python -m NAME --host 127.0.0.1 --port P`."""
 
@@ -66,7 +72,12 @@ class LocalService:
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", name, "--host", "127.0.0.1", "--port", str(self.port)],
-            env={**(defaults or {}), **os.environ, **env, f"{name.upper()}_API_KEY": self.api_key},
+            env={
+                **(defaults or {}),
+                **set_variables(),
+                **env,
+                f"{name.upper()}_API_KEY": self.api_key,
+            },
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C in chattr's terminal is ours to pass on

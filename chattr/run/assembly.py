@@ -101,7 +101,7 @@ def create_app(
     mounts: Mapping[str, FastAPI] | None = None,
     on_shutdown: Callable[[], None] | None = None,
 ) -> FastAPI:
-    """The web app: the Gradio page at `/`, joined media at `/media/{name}`, `/healthz`; the
+    """The web app: the Gradio page at `/`, joined media at `/media/{name}`, the probes; the
     files of the services chattr runs at `/vocalizr/files/{id}`, `/visualizr/files/{id}`.
 
     `mounts` are other apps served under a path prefix (the media services, in-process on a
@@ -138,6 +138,14 @@ def create_app(
         app.mount(prefix, sub_app)  # before Gradio, which takes every other path
     if service.media is not None:
         add_relay_routes(app, service.media.relayed_clients(), skip=set(mounts))
+
+    # Probes, open like /healthz: the process serves (/livez); the app is assembled and its
+    # lifespan has started, so it takes turns (/readyz; an LLM or knowledge still loading, or
+    # a media service down, degrades a turn, it does not refuse one).
+    @app.get("/livez")
+    @app.get("/readyz")
+    def probe() -> dict[str, str]:
+        return {"status": "ok"}
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:

@@ -44,6 +44,7 @@ def make_fanout(
             connect_timeout_s=settings.media_connect_timeout_s,
             read_timeout_s=read_timeout_s,
             retries=settings.media_retries,
+            retry_deadline_s=settings.media_retry_deadline_s,
             breaker_threshold=settings.breaker_threshold,
             breaker_reset_s=settings.breaker_reset_s,
         )

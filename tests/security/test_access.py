@@ -72,7 +72,8 @@ def test_page_shows_the_sign_in_form_not_the_app(guarded) -> None:  # type: igno
         assert page.status_code == 200
         assert '"auth_required":true' in page.text.replace(" ", "")
         assert "Download my conversation" not in page.text  # no component config leaks out
-        assert http.get("/healthz").json()["status"] == "ok"  # probes need no password
+        for probe in ("/livez", "/readyz", "/healthz"):  # probes need no password
+            assert http.get(probe).json()["status"] == "ok"
         # Signed in with the cookie the login sets, the same client reaches the config.
         assert http.post("/login", data={"username": "alan", "password": "turing 1936"}).json()[
             "success"

@@ -77,6 +77,17 @@ def test_a_video_is_stored_and_served_at_the_public_url(app: FastAPI, settings: 
     assert served.status_code == 200 and served.headers["content-type"] == "video/mp4"
 
 
+def test_bound_to_all_interfaces_file_urls_name_the_address_the_caller_used(
+    settings: Settings,
+) -> None:
+    on_all = settings.model_copy(update={"host": "0.0.0.0", "public_url": None})
+    app = create_app(on_all)
+    with overridden(app, {get_service: FakeVideoService(on_all, stored_video)}) as client:
+        # As another machine reaches it:
+        body = client.post("http://video.lan:8002/v1/videos", files=UPLOAD).json()
+    assert body["url"] == f"http://video.lan:8002/files/{body['id']}"
+
+
 def test_the_engines_refusal_is_its_own_4xx(app: FastAPI, settings: Settings) -> None:
     with overridden(app, {get_service: FakeVideoService(settings, no_face)}) as client:
         answer = client.post("/v1/videos", files=UPLOAD)

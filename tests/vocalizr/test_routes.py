@@ -96,6 +96,23 @@ def test_speech_is_stored_and_served_at_the_public_url(app: FastAPI, tmp_path: P
     assert served.status_code == 200 and served.headers["content-type"] == "audio/wav"
 
 
+def test_bound_to_all_interfaces_file_urls_name_the_address_the_caller_used(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(
+        host="0.0.0.0",
+        data_dir=tmp_path / "data",
+        characters_dir=tmp_path,
+        stt_engine="none",
+        ui=False,
+    )
+    app = create_app(settings)
+    with overridden(app, {get_service: fake_service(tmp_path, one_second)}) as client:
+        # As another machine reaches it:
+        body = client.post("http://speech.lan:8001/v1/speech", json=HELLO).json()
+    assert body["url"] == f"http://speech.lan:8001/files/{body['id']}"
+
+
 def test_an_engine_that_raises_is_a_422_that_names_it_not_its_message(
     app: FastAPI, tmp_path: Path
 ) -> None:

@@ -1,16 +1,20 @@
-"""The media clients' policy against real local HTTP servers: retries, Retry-After, the breaker."""
+"""The media clients' policy against real local HTTP servers: retries, Retry-After, the breaker;
+replicas behind one address, one of them busy or dead."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from chatacter_common.service import JobQueue, install_error_handlers
 from chattr.media.clients import CircuitBreaker, ClientOptions, ServiceError, VocalizrClient
 from chattr.media.local_stack import free_port
 from chattr.testing.threaded_server import ThreadedServer
@@ -137,4 +141,133 @@ async def test_speech_to_text_is_warmed_once_with_silence_and_never_raises() -> 
     samples, rate = sf.read(io.BytesIO(body[start : start + 44 + 8000]))
     assert rate == 16000 and len(samples) == 4000 and not samples.any()
     assert re.search(rb'name="file"; filename="silence.wav"', body)
+    await client.aclose()
+
+
+# --- replicas behind one address ------------------------------------------------------------
+
+
+class Replica:
+    """A speech service as the kit makes one: its bounded job queue and its error answers (a full
+    queue is 503 `queue_full` with Retry-After), served on loopback."""
+
+    def __init__(self, max_jobs: int = 1) -> None:
+        self.jobs = JobQueue(max_jobs, 1, "speech jobs")
+        self.calls = 0
+        self.on_refusal: Callable[[], None] = lambda: None
+        app = FastAPI()
+        install_error_handlers(app, retry_after_s=self.jobs.retry_after_s)
+
+        @app.post("/v1/speech")
+        async def speech() -> dict[str, Any]:
+            self.calls += 1
+            try:
+                release = self.jobs.acquire()
+            except Exception:
+                self.on_refusal()
+                raise
+            release()
+            return {"url": "http://x/files/a.wav", "duration_s": 1.0, "sample_rate": 22050}
+
+        self.server = ThreadedServer(app, lifespan="off")
+
+    def busy(self) -> Callable[[], None]:
+        """Fill the queue as running jobs would; returns what frees it."""
+        return self.jobs.acquire()
+
+
+@pytest.fixture
+def replicas() -> Iterator[Callable[[], Replica]]:
+    started: list[Replica] = []
+
+    def start() -> Replica:
+        replica = Replica()
+        replica.server.start()
+        started.append(replica)
+        return replica
+
+    yield start
+    for replica in started:
+        replica.server.stop()
+
+
+@contextlib.asynccontextmanager
+async def balancer(ports: list[int]) -> AsyncIterator[str]:
+    """One address before several replicas, as a Kubernetes Service: each new connection goes to
+    the next replica in turn; one to a replica that is gone is reset at once."""
+    turn = itertools.cycle(ports)
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", next(turn))
+        except OSError:
+            writer.transport.abort()  # a reset, before any answer
+            return
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    server = await asyncio.start_server(connect, "127.0.0.1", 0)
+    async with server:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+
+
+async def test_a_busy_replica_costs_a_retry_after_its_retry_after_not_a_clip(
+    replicas: Callable[[], Replica],
+) -> None:
+    busy, free = replicas(), replicas()
+    busy.busy()
+    async with balancer([busy.server.port, free.server.port]) as address:
+        client = VocalizrClient(address, ClientOptions(retries=2, breaker_threshold=1))
+        started = time.monotonic()
+        speech = await client.synthesize("Hello.", "napoleon")
+        waited = time.monotonic() - started
+        await client.aclose()
+    assert speech.duration_s == 1.0
+    assert (busy.calls, free.calls) == (1, 1)  # the retry went to the other replica
+    assert waited >= busy.jobs.retry_after_s() == 1  # as Retry-After asked
+    # A call that succeeded on its retry is no failure: the breaker (threshold 1) stays shut.
+    assert not client.breaker.is_open
+
+
+async def test_dead_replicas_cost_retries_not_a_clip(replicas: Callable[[], Replica]) -> None:
+    alive = replicas()
+    dead = [free_port(), free_port()]
+    async with balancer([*dead, alive.server.port]) as address:
+        client = VocalizrClient(address, ClientOptions(retries=2, backoff_s=0.01))
+        speech = await client.synthesize("Hello.", "napoleon")
+        await client.aclose()
+    assert speech.duration_s == 1.0 and alive.calls == 1
+
+
+async def test_a_full_queue_is_retried_until_a_place_frees(replicas: Callable[[], Replica]) -> None:
+    replica = replicas()
+    free_place = replica.busy()
+    replica.on_refusal = free_place  # the job ahead ends while the client waits
+    client = VocalizrClient(replica.server.url, ClientOptions(retries=2, breaker_threshold=1))
+    speech = await client.synthesize("Hello.", "napoleon")
+    await client.aclose()
+    assert speech.duration_s == 1.0 and replica.calls == 2
+    assert not client.breaker.is_open
+
+
+async def test_retries_stop_at_the_deadline_and_count_once_for_the_breaker(
+    replicas: Callable[[], Replica],
+) -> None:
+    replica = replicas()
+    replica.busy()  # and never freed
+    # Retry-After is 1 s; a 0.5 s deadline leaves no time to wait it out: one try, no more.
+    options = ClientOptions(retries=5, retry_deadline_s=0.5, breaker_threshold=2)
+    client = VocalizrClient(replica.server.url, options)
+    with pytest.raises(ServiceError, match=r"busy or unavailable \(HTTP 503\): 1 speech jobs"):
+        await client.synthesize("Hello.", "napoleon")
+    assert replica.calls == 1 and not client.breaker.is_open  # one call, one failure
+    with pytest.raises(ServiceError, match="busy or unavailable"):
+        await client.synthesize("Hello.", "napoleon")
+    assert client.breaker.is_open  # the second failed call opened it
     await client.aclose()

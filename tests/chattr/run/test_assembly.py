@@ -14,9 +14,12 @@ from gradio_client import Client
 
 from chattr.media.local_stack import free_port
 from chattr.media.store import MediaStore
+from chattr.settings import Settings
 from chattr.testing.fake_llm import FakeLLMServer
 
-from ...conftest import CURIE_FACT, StartApp
+from ...conftest import CURIE_FACT, REPO, StartApp
+
+EXAMPLE_ENV = REPO / ".env.example"
 
 
 def prompt_text(request: dict[str, Any]) -> str:
@@ -113,6 +116,27 @@ def test_without_an_llm_the_page_opens_and_says_what_to_set(start_app: StartApp)
     assert httpx.get(app.url + "/healthz").json()["llm"] is False
     with pytest.raises(Exception, match="GROQ_API_KEY"):
         app.client().predict("Hello", "curie", "", False, api_name="/chat")
+
+
+def test_empty_settings_are_unset_so_the_page_says_what_to_set(
+    start_app: StartApp,
+    llm: FakeLLMServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # `.env.example` copied to `.env` and not filled in (`GROQ_API_KEY=`), and an empty variable.
+    (tmp_path / ".env").write_text(EXAMPLE_ENV.read_text())
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CHATTR_LLM_BASE_URL", "")
+    monkeypatch.setenv("CHATTR_REDIS_URL", "")
+    read = Settings()
+    assert (read.groq_api_key, read.llm_base_url, read.redis_url) == (None, None, None)
+    assert read.vocalizr_api_key is None  # `VOCALIZR_API_KEY=`, which chattr reads too
+    app = start_app(llm_base_url=read.llm_base_url, groq_api_key=read.groq_api_key)
+    assert httpx.get(app.url + "/healthz").json()["llm"] is False
+    with pytest.raises(Exception, match=r"No language model is configured\. Set GROQ_API_KEY"):
+        app.client().predict("Hello", "curie", "", False, api_name="/chat")
+    assert llm.requests == []
 
 
 def test_llm_failure_is_reported_not_hidden(start_app: StartApp, llm: FakeLLMServer) -> None:
