@@ -7,10 +7,12 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
+
+from chatacter_common.storage import MediaStoreSettings
 
 
-class Settings(BaseSettings):
+class Settings(MediaStoreSettings):
     """Every knob of the talking-head service; the README's table is generated from these."""
 
     model_config = SettingsConfigDict(env_prefix="VISUALIZR_", env_file=".env", extra="ignore")

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from chatacter_common.storage import MediaStoreSettings
 
 
-class Settings(BaseSettings):
+class Settings(MediaStoreSettings):
     """Everything vocalizr can be told; read once at start-up."""
 
     model_config = SettingsConfigDict(env_prefix="VOCALIZR_", env_file=".env", extra="ignore")
