@@ -7,6 +7,7 @@ for a file another replica made when the store is a bucket.
 
 from chatacter_common.storage.base import (
     ObjectMissing,
+    S3Location,
     Storage,
     StorageError,
     StoredObject,
@@ -16,7 +17,6 @@ from chatacter_common.storage.disk import DiskStorage
 from chatacter_common.storage.location import (
     MediaStoreLocation,
     MediaStoreSettings,
-    S3Location,
     open_storage,
     parse_location,
 )

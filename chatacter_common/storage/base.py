@@ -30,6 +30,17 @@ class ObjectMissing(LookupError):
 
 
 @dataclass(frozen=True)
+class S3Location:
+    """A bucket and a key prefix in it ('' for none)."""
+
+    bucket: str
+    prefix: str = ""
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+
+
+@dataclass(frozen=True)
 class StoredObject:
     """One stored file: its name in the store, size, last write (Unix seconds) and ETag."""
 

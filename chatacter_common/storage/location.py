@@ -4,15 +4,15 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import AfterValidator, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from chatacter_common.storage.base import Storage, StoreUnavailable
+from chatacter_common.storage.base import S3Location, Storage, StoreUnavailable
 from chatacter_common.storage.disk import DiskStorage
+from chatacter_common.storage.s3 import S3Environment, S3Storage
 
 _S3_URL = re.compile(r"s3://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])(?:/([^\s]*))?")
 
@@ -22,17 +22,6 @@ DESCRIPTION = (
     "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION), so every replica serves every file. "
     "Checked at start-up."
 )
-
-
-@dataclass(frozen=True)
-class S3Location:
-    """A bucket and a key prefix in it ('' for none)."""
-
-    bucket: str
-    prefix: str = ""
-
-    def __str__(self) -> str:
-        return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
 
 
 def parse_location(value: str | None) -> S3Location | None:
@@ -80,8 +69,6 @@ def open_storage(
         raise StoreUnavailable(f"{setting}: {error}") from None
     if location is None:
         return DiskStorage(directory)
-    from chatacter_common.storage.s3 import S3Environment, S3Storage
-
     storage = S3Storage(location, S3Environment(), staging=directory, namespace=namespace)
     if check:
         storage.check(setting)

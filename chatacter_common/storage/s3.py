@@ -19,11 +19,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from chatacter_common.storage.base import (
     ObjectMissing,
+    S3Location,
     StorageError,
     StoredObject,
     StoreUnavailable,
 )
-from chatacter_common.storage.location import S3Location
 
 if TYPE_CHECKING:
     from obstore.store import ClientConfig, RetryConfig, S3Config
