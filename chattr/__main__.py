@@ -52,9 +52,14 @@ def main(argv: list[str] | None = None) -> int:
         settings.host = args.host
     if args.port:
         settings.port = args.port
+    from chatacter_common.storage import StoreUnavailable
     from chattr.run.serving import serve
 
-    serve(settings, media=not args.no_media)
+    try:
+        serve(settings, media=not args.no_media)
+    except StoreUnavailable as exc:  # names the setting and what to fix
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -10,6 +10,7 @@ from platformdirs import user_data_dir
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from chatacter_common.storage import MediaStoreLocation
 from chattr.access.public_url import Network, parse_trusted
 
 DEFAULT_GROQ_MODEL = "llama-3.3-70b-versatile"
@@ -156,6 +157,13 @@ class Settings(BaseSettings):
         gt=0,
         description="Joined replies (audio, video) are deleted this many seconds after they "
         "are made, like the services' own files.",
+    )
+    media_store: MediaStoreLocation = Field(
+        default=None,
+        description="Where joined replies are kept: unset or `local`: CHATTR_DATA_DIR/media; "
+        "`s3://BUCKET[/PREFIX]`: an S3-compatible store (endpoint and keys from "
+        "AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION), so every "
+        "replica serves every reply's media. Checked at start-up.",
     )
     media_startup_timeout_s: float = Field(
         default=120.0, description="How long to wait for locally started services to be healthy."

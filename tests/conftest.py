@@ -18,6 +18,7 @@ from chattr.settings import Settings
 from chattr.testing.fake_llm import FakeLLMServer
 from chattr.testing.threaded_server import ThreadedServer
 from chattr.turn.service import ChatService
+from tests.object_store import SeaweedS3, start_seaweed
 
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = REPO.parent / "shared" / "assets"
@@ -47,6 +48,7 @@ SLOW_FIXTURES = frozenset(
         "vocalizr",  # the services as processes (tests/security, tests/e2e)
         "visualizr",
         "card_characters",  # `chattr import-card` run once per card (tests/chattr)
+        "s3_server",  # SeaweedFS's `weed mini` (tests/object_store.py)
     }
 )
 
@@ -66,6 +68,15 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             "checkout as ../shared/assets)",
             returncode=pytest.ExitCode.USAGE_ERROR,
         )
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    """A real S3 server on loopback (SeaweedFS, ~210 MB) with the bucket `media`; each test
+    uses a prefix of its own."""
+    server = start_seaweed(tmp_path_factory.mktemp("seaweed"))
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -215,9 +215,9 @@ async def create_video(
     response_class=FileResponse,
     responses=error_responses({404: "No such file."}),
 )
-async def get_file(file_id: str, service: Service) -> Response:
+async def get_file(file_id: str, request: Request, service: Service) -> Response:
     """Serve a produced MP4 (supports Range requests, for seeking in a browser)."""
-    return FileResponse(service.files.path_of(file_id), media_type="video/mp4")
+    return await service.files.response(file_id, request, "video/mp4")
 
 
 @router.get("/v1/characters")

@@ -18,6 +18,7 @@ from chatacter_common.service import (
     JobQueue,
     ServiceMetrics,
 )
+from chatacter_common.storage import open_storage
 from visualizr.engines import load_engine
 from visualizr.errors import CharacterNotFound, EngineUnavailable
 from visualizr.fetch import fetch
@@ -61,7 +62,14 @@ class VideoService:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.files = FileStore(settings.data_dir / "videos", ".mp4", what="videos")
+        folder = settings.data_dir / "videos"
+        storage = open_storage(
+            settings.media_store,
+            setting="VISUALIZR_MEDIA_STORE",
+            directory=folder,
+            namespace="visualizr",
+        )
+        self.files = FileStore(folder, ".mp4", what="videos", storage=storage)
         self.characters = CharacterPortraits(
             settings.characters_dir, max_pixels=settings.max_image_pixels
         )
@@ -135,6 +143,7 @@ class VideoService:
         portrait = job.portrait
         if isinstance(portrait, bytes):
             portrait = portrait_from_bytes(portrait, max_pixels=self.settings.max_image_pixels)
-        return renderer.render(
-            portrait, audio, fps=job.fps, size=job.size, path=self.files.new_path()[1]
-        )
+        file_id, path = self.files.new_path()
+        result = renderer.render(portrait, audio, fps=job.fps, size=job.size, path=path)
+        self.files.keep(file_id)
+        return result

@@ -46,7 +46,8 @@ def mount_ui(app: FastAPI, service: VideoService) -> None:
             result = await service.make_video(job)
         except VisualizrError as error:
             raise gr.Error(error.detail) from None
-        return str(result.path)
+        # With a bucket store the written file was moved there: a local copy for the tab.
+        return str(await anyio.to_thread.run_sync(service.files.path_of, result.path.name))
 
     blocks = gr.Blocks(title="visualizr")
     with blocks:

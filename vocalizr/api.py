@@ -19,6 +19,7 @@ from chatacter_common.service import (
     purge_period_s,
     purge_periodically,
 )
+from chatacter_common.storage import open_storage
 from vocalizr import openai_routes, routes
 from vocalizr.engines import create_engine
 from vocalizr.files import FileStore
@@ -44,7 +45,14 @@ def create_service(settings: Settings) -> SpeechService:
         settings.max_reference_s,
         settings.voice_retention_s,
     )
-    files = FileStore(settings.data_dir / "files")
+    folder = settings.data_dir / "files"
+    storage = open_storage(
+        settings.media_store,
+        setting="VOCALIZR_MEDIA_STORE",
+        directory=folder,
+        namespace="vocalizr",
+    )
+    files = FileStore(folder, storage)
     return SpeechService(engine, voices, files, jobs, Metrics(jobs), settings.max_text_chars)
 
 

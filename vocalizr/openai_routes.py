@@ -218,7 +218,7 @@ async def create_speech(
         stored = {"opus": "ogg"}.get(body.response_format, body.response_format)
         path = await anyio.to_thread.run_sync(speech.files.encoded, result.id, stored)
         return FileResponse(path, media_type=media_type)
-    wav = speech.files.path_of(result.id)
+    wav = await anyio.to_thread.run_sync(speech.files.path_of, result.id)
     audio = await anyio.to_thread.run_sync(reencode, wav, body.response_format)
     return Response(audio, media_type=media_type)
 

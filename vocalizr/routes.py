@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.types import Receive, Scope, Send
 
@@ -145,11 +145,11 @@ async def get_file(
         Literal["wav", "mp3", "ogg"] | None,
         Query(description="Audio format; default from `Accept`, else WAV."),
     ] = None,
-) -> FileResponse:
+) -> Response:
     """A produced audio file, until it expires: WAV, or MP3 / Ogg Opus on request."""
     audio_format = format or format_from_accept(request.headers.get("accept", ""))
     if audio_format == "wav":
-        return FileResponse(service.files.path_of(file_id), media_type="audio/wav")
+        return await service.files.response(file_id, request, "audio/wav")
     path = await anyio.to_thread.run_sync(service.files.encoded, file_id, audio_format)
     return FileResponse(path, media_type=ENCODINGS[audio_format][3])
 

@@ -176,6 +176,7 @@ class SpeechService:
         samples = self._synthesize(text, voice, language, speed)
         file_id, path = self.files.new_path()
         write_wav(path, samples, self.engine.sample_rate)
+        self.files.keep(file_id)
         elapsed = time.perf_counter() - started
         duration = len(samples) / self.engine.sample_rate
         self.metrics.count_job(self.engine.name, elapsed, duration)

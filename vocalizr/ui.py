@@ -29,7 +29,7 @@ def build_ui(service: SpeechService) -> gr.Blocks:
             )
         except VocalizrError as error:
             return None, f"{error.code}: {error.detail}"
-        path = service.files.path_of(result.id)
+        path = await anyio.to_thread.run_sync(service.files.path_of, result.id)
         seconds = f"{result.duration_s:.2f} s of audio in {result.synthesis_s * 1000:.0f} ms"
         return str(path), f"{result.engine}, {result.sample_rate} Hz, {seconds}"
 

@@ -14,6 +14,8 @@ from typing import Protocol, Self, TypeVar
 import uvicorn
 from starlette.types import ASGIApp
 
+from chatacter_common.storage import StoreUnavailable
+
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -58,7 +60,12 @@ def serve(
     prog: str,
     description: str,
 ) -> None:
-    """Parse the command line, then serve the app until interrupted."""
+    """Parse the command line, then serve the app until interrupted; a media store that does not
+    work ends start-up with one line naming its setting."""
     settings = parse_address(settings, argv, prog=prog, description=description)
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port)
+    try:
+        app = create_app(settings)
+    except StoreUnavailable as error:
+        raise SystemExit(f"error: {error}") from None
+    uvicorn.run(app, host=settings.host, port=settings.port)

@@ -97,6 +97,13 @@ class EngineNotReady(ServiceError):
     code = "loading"
 
 
+class StoreFailed(ServiceError):
+    """The media store (an S3 bucket) failed to store or serve a file: 503, worth retrying."""
+
+    status = 503
+    code = "store_unavailable"
+
+
 class QueueFull(ServiceError):
     """More jobs than the queue bound: 503 with Retry-After."""
 

@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from chatacter_common.storage import MediaStoreSettings
 
 Port = Annotated[int, Field(ge=0, le=65535)]
 QueueBound = Annotated[int, Field(ge=1)]
@@ -21,8 +23,8 @@ ByteCount = Annotated[int, Field(gt=0)]
 ALL_INTERFACES = ("0.0.0.0", "::", "")
 
 
-class ServiceSettings(BaseSettings):
-    """What every service can be told; read once at start-up."""
+class ServiceSettings(MediaStoreSettings):
+    """What every service can be told; read once at start-up (the media store's field too)."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_ignore_empty=True)
 

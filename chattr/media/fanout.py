@@ -17,6 +17,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass
 
+from chatacter_common.storage import StorageError
 from chattr.media.clients import (
     ServiceClient,
     ServiceError,
@@ -250,12 +251,16 @@ class MediaJob:
                 joined, _ = await asyncio.to_thread(join_wavs, pieces)
                 name = await asyncio.to_thread(self.fanout.store.publish, joined, "wav")
                 self.media.audio_url = f"{self.base_url}/media/{name}"
+            except StorageError as exc:
+                self._note("media store", f"could not store the joined audio: {exc}")
             except Exception as exc:  # a failed download or join must not cost the reply
                 self._note("join", f"could not join the audio: {exc}")
         if self._video is not None and segments and all(s.video_url for s in segments):
             try:
                 name = await self._video.finish(len(segments))
                 self.media.video_url = f"{self.base_url}/media/{name}"
+            except StorageError as exc:
+                self._note("media store", f"could not store the joined video: {exc}")
             except Exception as exc:  # as above
                 self._note("join", f"could not join the video: {exc}")
         elif self._video is not None:

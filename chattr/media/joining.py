@@ -346,7 +346,8 @@ class ReplyVideo:
         self.failure = self.failure or reason
 
     async def finish(self, count: int) -> str:
-        """The joined file's name, once all `count` pieces are in (JoinError otherwise)."""
+        """The joined file's name, once all `count` pieces are in and it is stored (JoinError
+        otherwise; StorageError when the store fails)."""
         async with self._lock:
             try:
                 if self.failure is not None:
@@ -358,7 +359,9 @@ class ReplyVideo:
                 copied = await asyncio.to_thread(self.joiner.finish, path)
                 if not copied:
                     log.info("joined video was re-encoded: the pieces' streams differed")
-                return path.name
+                name = f"{self.name}.mp4"
+                await asyncio.to_thread(self.store.keep, name)
+                return name
             finally:
                 self.discard()
 

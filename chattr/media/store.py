@@ -1,9 +1,10 @@
-"""The joined-media store: the folder of whole replies chattr serves at `/media/<name>`.
+"""The joined-media store: whole replies chattr serves at `/media/<name>`, in a folder or a bucket.
 
-It owns the folder's names and their retention. The names are chattr's own, never a caller's
-path: a joined reply is `<32 hex>.wav` or `<32 hex>.mp4`; a reply video being joined leaves
-`.<32 hex>-<n>.mp4` (one sentence's piece) and `.<32 hex>.mp4.part` (the unfinished file)
-beside them. Nothing else in the folder is touched.
+It owns the names and their retention. The names are chattr's own, never a caller's path: a
+joined reply is `<32 hex>.wav` or `<32 hex>.mp4`; a reply video being joined leaves
+`.<32 hex>-<n>.mp4` (one sentence's piece) and `.<32 hex>.mp4.part` (the unfinished file) in the
+local folder. Nothing else there is touched. With a bucket store (CHATTR_MEDIA_STORE=s3://...)
+the joined replies go to the bucket, and every replica serves every reply's URL.
 """
 
 from __future__ import annotations
@@ -13,7 +14,11 @@ import re
 import secrets
 from pathlib import Path
 
+from fastapi import Request
+from fastapi.responses import Response
+
 from chatacter_common.service.retention import purge_expired, purge_period_s, purge_periodically
+from chatacter_common.storage import DiskStorage, Storage, open_storage, serve_stored
 
 log = logging.getLogger(__name__)
 
@@ -28,15 +33,31 @@ _JOINED_URL = re.compile(rf"/media/({JOINED_NAME.pattern})$")
 
 
 class MediaStore:
-    """One folder of joined replies: names them, writes them, finds them, deletes them."""
+    """Joined replies: names them, writes them, serves them, deletes them. `directory` is the
+    local working folder (and the store itself unless `storage` is a bucket)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, storage: Storage | None = None) -> None:
         self.directory = directory
+        self.storage = storage if storage is not None else DiskStorage(directory)
 
     @classmethod
     def under(cls, data_dir: Path) -> MediaStore:
-        """The store of a chattr whose data folder is `data_dir` (CHATTR_DATA_DIR)."""
+        """The store on disk of a chattr whose data folder is `data_dir` (CHATTR_DATA_DIR)."""
         return cls(data_dir / "media")
+
+    @classmethod
+    def open(cls, data_dir: Path, location: str | None) -> MediaStore:
+        """The store CHATTR_MEDIA_STORE names (`location`), checked now: StoreUnavailable,
+        naming the setting, when a bucket cannot be used."""
+        directory = data_dir / "media"
+        storage = open_storage(
+            location, setting="CHATTR_MEDIA_STORE", directory=directory, namespace="chattr"
+        )
+        return cls(directory, storage)
+
+    @property
+    def on_disk(self) -> bool:
+        return isinstance(self.storage, DiskStorage)
 
     def create(self) -> MediaStore:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -48,7 +69,12 @@ class MediaStore:
         return secrets.token_hex(16)
 
     def joined_path(self, reply_id: str, extension: str) -> Path:
-        return self.directory / f"{reply_id}.{extension}"
+        """Where to write a joined reply before `keep` stores it."""
+        return self.storage.staging_path(f"{reply_id}.{extension}")
+
+    def keep(self, name: str) -> None:
+        """Store the reply written at its `joined_path` (StorageError if the bucket fails)."""
+        self.storage.put_file(name, self.storage.staging_path(name))
 
     def piece_path(self, reply_id: str, index: int) -> Path:
         """Sentence `index`'s video while the reply's whole video is being joined."""
@@ -59,17 +85,26 @@ class MediaStore:
         return self.directory / f".{reply_id}.mp4.part"
 
     def publish(self, data: bytes, extension: str) -> str:
-        """Store a joined reply; returns its name (for `/media/<name>`)."""
+        """Store a joined reply; returns its name (for `/media/<name>`). StorageError if the
+        bucket fails."""
         name = f"{self.new_id()}.{extension}"
-        (self.directory / name).write_bytes(data)
+        self.storage.put(name, data)
         return name
 
     def path(self, name: str) -> Path | None:
-        """The file of a joined reply's name, or None: not one of ours, or gone."""
+        """The local file of a joined reply's name when the store is on disk, or None: not one
+        of ours, gone, or in a bucket."""
         if not JOINED_NAME.fullmatch(name):
             return None
-        path = self.directory / name
-        return path if path.is_file() else None
+        path = self.storage.local_path(name)
+        return path if path is not None and path.is_file() else None
+
+    async def response(self, name: str, request: Request) -> Response | None:
+        """A joined reply as an answer (206 for a Range), or None: not one of ours, or gone.
+        StorageError when a bucket fails."""
+        if not JOINED_NAME.fullmatch(name):
+            return None
+        return await serve_stored(self.storage, name, request)
 
     @staticmethod
     def name_in_url(url: str) -> str | None:
@@ -78,19 +113,22 @@ class MediaStore:
         return match.group(1) if match else None
 
     def delete(self, name: str) -> bool:
-        """Delete a joined reply; False if it was already gone (past retention). OSError else."""
+        """Delete a joined reply; False if it was already gone (past retention). OSError else
+        (StorageError from a bucket)."""
         if not JOINED_NAME.fullmatch(name):
             raise ValueError(f"'{name}' is not a joined reply's name")
-        try:
-            (self.directory / name).unlink()
-        except FileNotFoundError:
-            return False
-        return True
+        return self.storage.delete(name)
 
     def purge(self, older_than_s: float) -> int:
         """Delete joined replies and leftover pieces past retention (the service kit's sweep, the
-        same that deletes vocalizr's and visualizr's files); returns how many."""
-        return purge_expired(self.directory, STORED_NAME, older_than_s, "media files")
+        same that deletes vocalizr's and visualizr's files; from the bucket too); returns how
+        many."""
+        removed = 0
+        if self.directory.is_dir() or self.on_disk:
+            removed = purge_expired(self.directory, STORED_NAME, older_than_s, "media files")
+        if not self.on_disk:
+            removed += self.storage.purge(JOINED_NAME, older_than_s, "media files")
+        return removed
 
     async def purge_periodically(self, retention_s: float) -> None:
         """Delete expired media now and then, for as long as the app runs (the kit's loop)."""

@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
-from fastapi import FastAPI, HTTPException
-from fastapi.responses import FileResponse
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import Response
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Mount
 
+from chatacter_common.storage import StorageError
 from chattr.access.gate import Gate, auth_pairs
 from chattr.access.public_url import ForwardedHeaders
 from chattr.access.upload_guard import UploadGuard
@@ -107,7 +108,11 @@ def create_app(
     `mounts` are other apps served under a path prefix (the media services, in-process on a
     Space); their start-up and shutdown run with chattr's.
     """
-    store = MediaStore.under(settings.data_dir).create()
+    # One store per process: the fan-out's, where it writes the joined replies.
+    if service.media is not None:
+        store = service.media.store
+    else:
+        store = MediaStore.open(settings.data_dir, settings.media_store).create()
     mounts = dict(mounts or {})
 
     @asynccontextmanager
@@ -159,11 +164,15 @@ def create_app(
         }
 
     @app.get("/media/{name}")
-    def media(name: str) -> FileResponse:
-        path = store.path(name)
-        if path is None:
+    async def media(name: str, request: Request) -> Response:
+        # Whichever replica made the reply: a bucket store's files are served by every one.
+        try:
+            answer = await store.response(name, request)
+        except StorageError as exc:
+            raise HTTPException(503, f"the media store failed: {exc}") from None
+        if answer is None:
             raise HTTPException(404, f"no media file '{name}'")
-        return FileResponse(path)
+        return answer
 
     # One gate for the page, its API and its uploads: one sign-in check, one set of limits.
     gate = Gate.from_settings(settings)

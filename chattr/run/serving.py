@@ -27,12 +27,15 @@ def make_fanout(
     vocalizr_key: str | None = None,
     visualizr_key: str | None = None,
     own_services: frozenset[str] = frozenset(),
+    store: MediaStore | None = None,
 ) -> MediaFanout:
     """The media fan-out over the given service URLs (either may be None: that medium is off).
 
     The bearer keys default to the settings' (CHATTR_VOCALIZR_API_KEY, CHATTR_VISUALIZR_API_KEY).
     `own_services`: those chattr runs itself (child processes, or in-process on a Space); by
-    default their files are served at chattr's address (CHATTR_RELAY_SERVICE_FILES)."""
+    default their files are served at chattr's address (CHATTR_RELAY_SERVICE_FILES). `store`:
+    where joined replies go; default: the one CHATTR_MEDIA_STORE names, opened (and checked)
+    now."""
     vocalizr_key = vocalizr_key or _secret(settings.vocalizr_api_key)
     visualizr_key = visualizr_key or _secret(settings.visualizr_api_key)
     relay = own_services
@@ -56,7 +59,7 @@ def make_fanout(
         VisualizrClient(visualizr_url, options(settings.visualizr_timeout_s), visualizr_key)
         if visualizr_url
         else None,
-        store=MediaStore.under(settings.data_dir),
+        store=store or MediaStore.open(settings.data_dir, settings.media_store),
         public_url=settings.fixed_public_url or settings.local_url,
         options=FanoutOptions(
             speech_concurrency=settings.speech_concurrency,
@@ -68,7 +71,9 @@ def make_fanout(
     )
 
 
-def start_media(settings: Settings) -> tuple[MediaFanout, LocalStack | None]:
+def start_media(
+    settings: Settings, store: MediaStore | None = None
+) -> tuple[MediaFanout, LocalStack | None]:
     """Use the configured services; start local ones (CPU engines) for those not configured."""
     stack = None
     vocalizr_url, visualizr_url = settings.vocalizr_url, settings.visualizr_url
@@ -94,7 +99,9 @@ def start_media(settings: Settings) -> tuple[MediaFanout, LocalStack | None]:
         keys["visualizr_key"] = stack.visualizr.api_key if stack.visualizr else None
     own = frozenset(s.name for s in stack.services) if stack else frozenset()
     return (
-        make_fanout(settings, vocalizr_url, visualizr_url, wait, **keys, own_services=own),
+        make_fanout(
+            settings, vocalizr_url, visualizr_url, wait, **keys, own_services=own, store=store
+        ),
         stack,
     )
 
@@ -105,7 +112,9 @@ def _secret(value: SecretStr | None) -> str | None:
 
 def serve(settings: Settings, *, media: bool = True) -> None:
     """Start everything and serve until interrupted; local services stop with chattr."""
-    fanout, stack = start_media(settings) if media else (None, None)
+    # The store first: a wrong bucket, key or endpoint stops start-up before services start.
+    store = MediaStore.open(settings.data_dir, settings.media_store)
+    fanout, stack = start_media(settings, store) if media else (None, None)
     try:
         service = create_service(settings, media=fanout, start_retrieval=False)
         app = create_app(settings, service, status=stack, on_shutdown=stack.stop if stack else None)

@@ -99,7 +99,9 @@ class PersonalData:
 
     def __init__(self, service: ChatService, data_dir: Path) -> None:
         self.service = service
-        self.store = MediaStore.under(data_dir)
+        # The fan-out's store (a folder or a bucket), where the turns' joined replies went.
+        media = service.media
+        self.store = media.store if media is not None else MediaStore.under(data_dir)
         self.index = MediaIndex(data_dir / "media-sessions")
 
     def record_turn(self, state: TurnState) -> None:
@@ -180,7 +182,7 @@ class PersonalData:
                 if self.store.delete(name):  # else already expired (CHATTR_MEDIA_RETENTION_S)
                     report.media += 1
             except OSError as exc:
-                report.not_deleted.append(f"media file {name}: {exc.strerror}")
+                report.not_deleted.append(f"media file {name}: {exc.strerror or exc}")
         if pieces:
             report.not_deleted.append(
                 f"{pieces} single-sentence clips kept by the speech and video services; they "
