@@ -36,7 +36,7 @@ def spectral_centroid_hz(samples: npt.NDArray[np.float32], sample_rate: int) -> 
 def noiseless(engine: PiperEngine, text: str) -> npt.NDArray[np.float32]:
     voice = engine._require_voice()
     chunks = [chunk.audio_float_array for chunk in voice.synthesize(text, syn_config=NO_NOISE)]
-    return np.concatenate(chunks).astype(np.float32)
+    return np.asarray(np.concatenate(chunks), dtype=np.float32)
 
 
 @pytest.fixture(scope="module")
