@@ -54,9 +54,7 @@ class CircuitBreaker:
     @property
     def is_open(self) -> bool:
         # Past the reset time it is half-open: one call goes through to probe the service.
-        return (
-            self._opened_at is not None and self._clock() - self._opened_at < self.reset_after_s
-        )
+        return self._opened_at is not None and self._clock() - self._opened_at < self.reset_after_s
 
     def seconds_left(self) -> float:
         if self._opened_at is None:
