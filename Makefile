@@ -8,7 +8,7 @@ VENV := .venv
 UV_VERSION := 0.13.9
 UV := $(shell command -v uv 2>/dev/null || echo .uv/bin/uv)
 
-.PHONY: setup run test test-fast lint typecheck check bench lock browser-deps redis-deps uv-installed
+.PHONY: setup run test test-fast lint typecheck check bench bench-smoke lock browser-deps redis-deps uv-installed
 
 uv-installed:
 	@command -v uv >/dev/null 2>&1 || test -x .uv/bin/uv || \
@@ -39,8 +39,16 @@ typecheck: setup
 
 check: lint typecheck test
 
+# bench/stack.py is the set-up the benches share, not a bench.
+BENCHES := $(filter-out bench/stack.py,$(wildcard bench/*.py))
+
 bench: setup
-	for b in bench/*.py; do $(VENV)/bin/python $$b || exit 1; done
+	for b in $(BENCHES); do $(VENV)/bin/python $$b || exit 1; done
+
+# Every bench once with --quick (tiny sizes, one run): that each still runs and prints its
+# figures, not what they are (tests/test_benches.py, which the slow tests run too).
+bench-smoke: setup redis-deps
+	$(VENV)/bin/pytest -q tests/test_benches.py
 
 # Chromium for the browser test, from Debian's packages (browser downloads fail offline).
 browser-deps:

@@ -11,6 +11,8 @@ turns, p50/p95 turn time. Where the time went is printed per sentence for the pi
 
     .venv/bin/python bench/fanout.py [--runs 5] [--concurrent 16]
         [--speech-concurrency N] [--video-concurrency N]   # override chattr's settings
+    .venv/bin/python bench/fanout.py --quick   # one turn of each, no warm-up, 2 at once, no
+                                               # knowledge, a 2-sentence reply: that it runs
 
 The services are started with this process's environment, so their settings apply too, e.g.
 `VOCALIZR_PIPER_THREADS=1 VISUALIZR_WORKERS=2 .venv/bin/python bench/fanout.py`.
@@ -36,25 +38,24 @@ from urllib.parse import urlsplit
 import httpx
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `bench.stack`, from any folder
 
+from bench.stack import (
+    CHARACTER,
+    BenchStack,
+    StackFailed,
+    bench_stack,
+    load,
+    quick_characters,
+)
 from chattr.media.clients import VisualizrClient, VocalizrClient
-from chattr.media.fanout import MediaFanout
-from chattr.media.local_stack import LocalStack
 from chattr.reply import TurnState
-from chattr.run.assembly import create_service
-from chattr.run.serving import make_fanout
-from chattr.settings import Settings
-from chattr.testing.fake_llm import FakeLLMServer
 from chattr.turn.service import ChatService
 
-REPO = Path(__file__).resolve().parents[1]
-CHARACTER = "napoleon"
 FIRST_TOKEN_S = 0.150  # Groq's time to first token for a 70B model, roughly
 TOKENS_PER_S = 300.0
 TARGET_FIRST_VIDEO = 0.35
 TARGET_FULL = 0.80
-STARTUP_TIMEOUT_S = 180.0
 TURN_TIMEOUT_S = 180.0  # one turn may not take longer than this
 BURST_TIMEOUT_S = 600.0  # nor the concurrent conversations together; unfinished ones are lost
 
@@ -69,6 +70,11 @@ REPLY = (
     "army in two. "
     "By evening the allied emperors were fleeing, and thousands of their men lay on the frozen "
     "ponds below. "
+    "Remember this, my friend: in war, the moral is to the physical as three is to one."
+)
+# --quick: two sentences, a few seconds of speech, so the check costs seconds of compute.
+QUICK_REPLY = (
+    "Ah, you ask about Austerlitz, the finest day of my life as a soldier. "
     "Remember this, my friend: in war, the moral is to the physical as three is to one."
 )
 
@@ -219,10 +225,13 @@ Scrape = tuple[dict[str, float], dict[str, float]]  # vocalizr's and visualizr's
 _METRIC = re.compile(r"^(\w+?)(?:\{[^}]*\})? ([0-9.eE+-]+)$", re.MULTILINE)
 
 
-def scrape(url: str) -> dict[str, float]:
+def scrape(url: str, key: str | None) -> dict[str, float]:
     """A service's Prometheus counters, summed over labels."""
+    headers = {"Authorization": f"Bearer {key}"} if key else None
+    reply = httpx.get(url + "/metrics", headers=headers, timeout=5)
+    reply.raise_for_status()
     totals: dict[str, float] = {}
-    for name, value in _METRIC.findall(httpx.get(url + "/metrics", timeout=5).text):
+    for name, value in _METRIC.findall(reply.text):
         totals[name] = totals.get(name, 0.0) + float(value)
     return totals
 
@@ -261,11 +270,6 @@ class ServerWork:
             f"visualizr {self.video_jobs} jobs, {self.video_s:.2f} s compute "
             f"({per_video * 1000:.0f} ms/job)"
         )
-
-
-def load() -> str:
-    one, five, fifteen = os.getloadavg()
-    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} CPUs"
 
 
 def ms(value: float | None) -> str:
@@ -317,40 +321,37 @@ def percentile(values: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
 
 
-async def run_benchmark(
-    service: ChatService,
-    fanout: MediaFanout,
-    stack: LocalStack,
-    llm: FakeLLMServer,
-    args: argparse.Namespace,
-) -> int:
-    assert stack.vocalizr is not None and stack.visualizr is not None
+async def run_benchmark(bench: BenchStack, args: argparse.Namespace, reply: str) -> int:
+    service, fanout, llm = bench.service, bench.fanout, bench.llm
+    vocalizr, visualizr = bench.local.vocalizr, bench.local.visualizr
+    assert vocalizr is not None and visualizr is not None
     assert fanout.vocalizr is not None and fanout.visualizr is not None
     calls = CallLog()
     record_calls(fanout.vocalizr, fanout.visualizr, calls)
-    # The baseline's own clients, with the same options as the fan-out's.
-    base_vocalizr = VocalizrClient(stack.vocalizr.url, fanout.vocalizr.options)
-    base_visualizr = VisualizrClient(stack.visualizr.url, fanout.visualizr.options)
+    # The baseline's own clients, with the fan-out's options and the services' keys.
+    base_vocalizr, base_visualizr = bench.service_clients()
+    warmups = 0 if args.quick else 1
 
     def metrics() -> Scrape:
-        assert stack.vocalizr is not None and stack.visualizr is not None
-        return scrape(stack.vocalizr.url), scrape(stack.visualizr.url)
+        assert vocalizr is not None and visualizr is not None
+        return scrape(vocalizr.url, vocalizr.api_key), scrape(visualizr.url, visualizr.api_key)
 
     pipeline: list[TurnResult] = []
     baseline: list[BaselineResult] = []
     pipeline_calls: list[CallLog] = []
     pipeline_work: list[ServerWork] = []
     try:
-        print(f"\n{args.runs} runs of each after one warm-up, interleaved; {load()}", flush=True)
-        for run in range(args.runs + 1):
-            llm.script(REPLY)
+        after = "one warm-up" if warmups else "no warm-up"
+        print(f"\n{args.runs} runs of each after {after}, interleaved; {load()}", flush=True)
+        for run in range(1 - warmups, args.runs + 1):
+            llm.script(reply)
             before = metrics()
             calls.clear()
             turn = await asyncio.wait_for(
                 pipeline_turn(service, f"bench-pipeline-{run}"), TURN_TIMEOUT_S
             )
             work = ServerWork.between(before, metrics())
-            llm.script(REPLY)
+            llm.script(reply)
             base = await asyncio.wait_for(
                 baseline_turn(service, base_vocalizr, base_visualizr, f"bench-baseline-{run}"),
                 TURN_TIMEOUT_S,
@@ -408,7 +409,7 @@ async def run_benchmark(
                 f"{fanout.options.video_concurrency}); {load()}",
                 flush=True,
             )
-            llm.script(*[REPLY] * args.concurrent)
+            llm.script(*[reply] * args.concurrent)
             before = metrics()
             calls.clear()
             burst_started = time.perf_counter()
@@ -470,75 +471,52 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--speech-concurrency", type=int, default=None)
     parser.add_argument("--video-concurrency", type=int, default=None)
+    parser.add_argument(
+        "--quick", action="store_true", help="one turn of each, 2 at once: that it still runs"
+    )
     args = parser.parse_args(argv)
+    if args.quick:
+        args.runs, args.concurrent = 1, 2
+    reply = QUICK_REPLY if args.quick else REPLY
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     print(f"fan-out benchmark; {load()}", flush=True)
     service_env = {k: v for k, v in os.environ.items() if k.startswith(("VOCALIZR_", "VISUALIZR_"))}
     print(f"services' settings from the environment: {service_env or 'defaults'}")
     with tempfile.TemporaryDirectory(prefix="chattr-bench-fanout-") as tmp:
-        data_dir = Path(tmp)
+        work = Path(tmp)
         overrides: dict[str, Any] = {}
         if args.speech_concurrency:
             overrides["speech_concurrency"] = args.speech_concurrency
         if args.video_concurrency:
             overrides["video_concurrency"] = args.video_concurrency
-        llm = FakeLLMServer(first_token_s=FIRST_TOKEN_S, tokens_per_s=TOKENS_PER_S).start()
-        settings = Settings(
-            llm_base_url=llm.url,
-            characters_dir=REPO / "characters",
-            data_dir=data_dir / "chattr",
-            redis_url=None,  # the in-process short-term memory
-            **overrides,
-        )
-        started = time.perf_counter()
-        stack = LocalStack(
-            characters_dir=settings.characters_dir,
-            data_dir=data_dir / "services",
-            startup_timeout_s=STARTUP_TIMEOUT_S,
-        )
-        service: ChatService | None = None
+        if args.quick:
+            overrides["characters_dir"] = quick_characters(work)
         try:
-            from chattr.knowledge.embeddings import load_default_embedder
+            with bench_stack(
+                work, first_token_s=FIRST_TOKEN_S, tokens_per_s=TOKENS_PER_S, **overrides
+            ) as stack:
+                vocalizr, visualizr = stack.local.vocalizr, stack.local.visualizr
+                assert vocalizr is not None and visualizr is not None
+                print(
+                    f"services and knowledge ready in {stack.ready_s:.1f} s "
+                    f"(vocalizr {vocalizr.url}, visualizr {visualizr.url})\n"
+                    f"fake LLM: {FIRST_TOKEN_S * 1000:.0f} ms to first token, "
+                    f"{TOKENS_PER_S:.0f} tokens/s; reply {len(reply.split())} words, "
+                    f"{len(reply)} chars",
+                    flush=True,
+                )
 
-            service = create_service(settings, load_embedder=load_default_embedder)
-            assert stack.vocalizr is not None and stack.visualizr is not None
-            if not stack.wait_ready(STARTUP_TIMEOUT_S + 10) or stack.status_lines():
-                print(f"media services did not start: {stack.status_lines()}")
-                return 1
-            assert service.retriever is not None
-            service.retriever.wait(STARTUP_TIMEOUT_S)
-            print(
-                f"services and knowledge ready in {time.perf_counter() - started:.1f} s "
-                f"(vocalizr {stack.vocalizr.url}, visualizr {stack.visualizr.url})",
-                flush=True,
-            )
-            fanout = make_fanout(
-                settings,
-                stack.vocalizr.url,
-                stack.visualizr.url,
-                vocalizr_key=stack.vocalizr.api_key,
-                visualizr_key=stack.visualizr.api_key,
-            )
-            service.media = fanout
-            print(
-                f"fake LLM: {FIRST_TOKEN_S * 1000:.0f} ms to first token, {TOKENS_PER_S:.0f} "
-                f"tokens/s; reply {len(REPLY.split())} words, {len(REPLY)} chars",
-                flush=True,
-            )
+                async def bench() -> int:
+                    try:
+                        return await run_benchmark(stack, args, reply)
+                    finally:
+                        await stack.fanout.aclose()
 
-            async def bench() -> int:
-                try:
-                    return await run_benchmark(service, fanout, stack, llm, args)
-                finally:
-                    await fanout.aclose()
-
-            return asyncio.run(bench())
-        finally:
-            if service is not None and service.retriever is not None:
-                service.retriever.close()
-            stack.stop()
-            llm.stop()
+                return asyncio.run(bench())
+        except StackFailed as failure:
+            print(failure)
+            return 1
 
 
 if __name__ == "__main__":

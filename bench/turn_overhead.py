@@ -8,6 +8,7 @@ here); the query embedding is real. Targets: p50 <= 8 ms at 100k chunks, and p50
 1.2 x p50(1k).
 
     .venv/bin/python bench/turn_overhead.py [--sizes 1000 10000 100000] [--turns 300]
+    .venv/bin/python bench/turn_overhead.py --quick   # 200 and 1,000 chunks, 10 turns: it runs
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def synthetic_chunks(count: int, dim: int, seed: int) -> list[Chunk]:
 
 def random_unit(rng: np.random.Generator, dim: int) -> list[float]:
     vector = rng.standard_normal(dim)
-    return (vector / np.linalg.norm(vector)).tolist()
+    return [float(x) for x in vector / np.linalg.norm(vector)]
 
 
 def fill_store(store: PointStore, size: int, seed: int) -> float:
@@ -210,7 +211,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
     parser.add_argument("--turns", type=int, default=300, help="measured turns per size")
     parser.add_argument("--local-mode-sizes", type=int, nargs="*", default=[1_000, 10_000])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, few turns: it runs")
     args = parser.parse_args(argv)
+    warmups, search_rounds = 20, 300
+    if args.quick:
+        args.sizes, args.turns, args.local_mode_sizes = [200, 1_000], 10, [200]
+        warmups, search_rounds = 2, 20
 
     print("loading MiniLM ...", flush=True)
     started = time.perf_counter()
@@ -234,14 +240,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             results = {size: Timings() for size in args.sizes}
             # Warm-up, then round-robin over the sizes, so a burst of load from another
             # process on this shared machine hits every size alike instead of one of them.
-            for i in range(20):
+            for i in range(warmups):
                 for size in args.sizes:
                     one_turn(stores[size], embedder, recent, MESSAGES[i % len(MESSAGES)], Timings())
             for i in range(args.turns):
                 for size in args.sizes:
                     message = MESSAGES[i % len(MESSAGES)]
                     one_turn(stores[size], embedder, recent, message, results[size])
-            search_only = {size: time_search(stores[size], 300, seed=7) for size in args.sizes}
+            search_only = {
+                size: time_search(stores[size], search_rounds, seed=7) for size in args.sizes
+            }
         finally:
             for store in stores.values():
                 store.close()
@@ -289,7 +297,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     for c in range(CHARACTERS):
                         local.replace_knowledge(f"char{c}", chunks[c::CHARACTERS], digest="b")
                     fill_seconds = time.perf_counter() - fill_local
-                    samples = time_search(local, 30 if size > 5_000 else 100, seed=7)
+                    samples = time_search(
+                        local, min(search_rounds, 30 if size > 5_000 else 100), seed=7
+                    )
                 finally:
                     local.close()
                 print(f"  {size:>7,}   {describe(samples)}   (filled in {fill_seconds:.1f} s)")

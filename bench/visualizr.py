@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/visualizr.py                       # warp (CPU, 1 thread) + tiny musetalk
     .venv/bin/python bench/visualizr.py --engine musetalk --device cuda --real-size
+    .venv/bin/python bench/visualizr.py --quick   # both engines, 256px, 1 s of audio, one run
 
 Each figure is the median of --repeats runs of one whole video (motion analysis or audio features,
 rendering, H.264 + AAC encoding, file write) for the speech clip in ../shared/assets, after one
@@ -29,6 +30,7 @@ sys.path.insert(0, str(_HERE.parent))
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
+import numpy.typing as npt  # noqa: E402
 
 from visualizr.engines import TalkingHeadEngine  # noqa: E402
 from visualizr.engines.warp import WarpEngine  # noqa: E402
@@ -64,7 +66,7 @@ def make_engine(name: str, device: str, real_size: bool, batch_size: int) -> Tal
 
 
 def bench(
-    renderer: Renderer, audio: np.ndarray, size: int, fps: int, repeats: int, out: Path
+    renderer: Renderer, audio: npt.NDArray[np.float32], size: int, fps: int, repeats: int, out: Path
 ) -> dict[str, float]:
     portrait = portrait_from_bytes(
         (ASSETS / "portrait_photo_bw.jpg").read_bytes(), max_pixels=10**8
@@ -111,7 +113,10 @@ def main() -> None:
     parser.add_argument(
         "--batch-size", type=int, default=0, help="musetalk batch (default 8 cpu, 32 gpu)"
     )
+    parser.add_argument("--quick", action="store_true", help="one small run of each: it runs")
     args = parser.parse_args()
+    if args.quick:
+        args.sizes, args.repeats, args.seconds = [256], 1, 1.0
 
     # One core for OpenCV and one x264 thread: the figure the issue asks for.
     cv2.setNumThreads(1)

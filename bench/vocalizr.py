@@ -1,6 +1,7 @@
 """vocalizr benchmark: real-time factor, time to first audio over HTTP, throughput at 8 concurrent.
 
-Run: `.venv/bin/python bench/vocalizr.py [--runs N] [--engines piper,xtts]`.
+Run: `.venv/bin/python bench/vocalizr.py [--runs N] [--engines piper,xtts]`, or with `--quick`
+(one run per figure, 8 requests at once: that it runs, not its figures).
 The piper engine is measured as shipped. The xtts engine uses `VOCALIZR_XTTS_DIR` when set;
 otherwise a random-weight XTTS built from config (tiny on CPU, XTTS-v2-sized on a GPU), and its
 figures then time the code path and model size only: random weights say nothing about quality.
@@ -153,7 +154,9 @@ async def measure_throughput(url: str, requests: int) -> tuple[float, float, lis
     return len(latencies) / wall, audio_s / wall, latencies, refused
 
 
-def bench_engine(name: str, settings: Settings, runs: int, note: str = "") -> None:
+def bench_engine(
+    name: str, settings: Settings, runs: int, note: str = "", *, quick: bool = False
+) -> None:
     print(f"\n== {name}{note}")
     print(f"  {TARGETS[name]}")
     with running_service(settings) as (url, app), httpx.Client(base_url=url, timeout=600) as http:
@@ -162,7 +165,8 @@ def bench_engine(name: str, settings: Settings, runs: int, note: str = "") -> No
             f"  {'text':<12}{'engine RTF':>11}{'HTTP ready':>12}{'HTTP RTF':>10}"
             f"{'first audio':>13}   (medians; first audio from /v1/speech/stream)"
         )
-        for label, text in (("1 sentence", ONE_SENTENCE), ("5 sentences", FIVE_SENTENCES)):
+        texts = [("1 sentence", ONE_SENTENCE), ("5 sentences", FIVE_SENTENCES)]
+        for label, text in texts[:1] if quick else texts:
             engine_rtfs = measure_engine(app, text, runs)
             latencies, rtfs = measure_whole(http, text, runs)
             firsts = measure_first_audio(http, text, runs)
@@ -170,7 +174,7 @@ def bench_engine(name: str, settings: Settings, runs: int, note: str = "") -> No
                 f"  {label:<12}{statistics.median(engine_rtfs):>11.3f}{median_ms(latencies):>12}"
                 f"{statistics.median(rtfs):>10.3f}{median_ms(firsts):>13}"
             )
-        requests = CONCURRENCY * (3 if name == "piper" else 1)
+        requests = CONCURRENCY * (3 if name == "piper" and not quick else 1)
         rate, audio_rate, latencies, refused = asyncio.run(measure_throughput(url, requests))
         p95 = sorted(latencies)[max(0, int(len(latencies) * 0.95) - 1)]
         print(
@@ -184,7 +188,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7, help="runs per figure (medians)")
     parser.add_argument("--engines", default="piper,xtts", help="comma-separated engine names")
+    parser.add_argument("--quick", action="store_true", help="one run per figure: it runs")
     args = parser.parse_args()
+    if args.quick:
+        args.runs = 1
     env = Settings()
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
@@ -203,7 +210,7 @@ def main() -> None:
         engines = args.engines.split(",")
         if "piper" in engines:
             settings = base.model_copy(update={"engine": "piper", "data_dir": root / "piper"})
-            bench_engine("piper", settings, args.runs, " (with voice matching)")
+            bench_engine("piper", settings, args.runs, " (with voice matching)", quick=args.quick)
         if "xtts" in engines:
             import torch
 
@@ -222,7 +229,8 @@ def main() -> None:
             settings = base.model_copy(
                 update={"engine": "xtts", "xtts_dir": xtts_dir, "data_dir": root / "xtts"}
             )
-            bench_engine("xtts", settings, max(3, args.runs // 2), note)
+            runs = 1 if args.quick else max(3, args.runs // 2)
+            bench_engine("xtts", settings, runs, note, quick=args.quick)
 
 
 if __name__ == "__main__":

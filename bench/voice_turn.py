@@ -12,6 +12,7 @@ Targets on this machine: first audio <= 1.2 s, first video <= 1.8 s. For scale: 
 reports 2.2 s for the same path on an RTX 4090.
 
     .venv/bin/python bench/voice_turn.py [--runs 5]
+    .venv/bin/python bench/voice_turn.py --quick   # one turn, no warm-up, no knowledge
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import argparse
 import asyncio
 import io
 import logging
-import os
 import statistics
 import sys
 import tempfile
@@ -33,21 +33,16 @@ import numpy as np
 import numpy.typing as npt
 import soundfile as sf
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `bench.stack`, from any folder
 
-from chattr.media.local_stack import LocalStack
-from chattr.run.assembly import create_service
-from chattr.run.serving import make_fanout
-from chattr.settings import Settings
+from bench.stack import ASSETS, CHARACTER, StackFailed, bench_stack, load, quick_characters
 from chattr.testing.fake_llm import FakeLLMServer
 from chattr.turn.service import ChatService
 from chattr.voice.live import LiveConversation
 from chattr.voice.utterances import Utterance
 from chattr.voice.vad import VAD_RATE
 
-REPO = Path(__file__).resolve().parents[1]
-SPEECH = REPO.parent / "shared" / "assets" / "speech_en_16k.wav"
-CHARACTER = "napoleon"
+SPEECH = ASSETS / "speech_en_16k.wav"
 FIRST_TOKEN_S = 0.150
 TOKENS_PER_S = 300.0
 # The voice-activity wait that holds the reply up is the one until work on what was said starts
@@ -56,7 +51,6 @@ TOKENS_PER_S = 300.0
 TARGETS = {"guess_wait": 0.6, "first_audio": 1.2, "first_video": 1.8}
 BEFORE_S, AFTER_S = 0.5, 1.5  # silence around the speech
 CHUNK_S = 0.1  # what a browser's microphone stream sends at a time
-STARTUP_TIMEOUT_S = 180.0
 KNOWLEDGE_TIMEOUT_S = 900.0
 TURN_TIMEOUT_S = 180.0
 REPLY = (
@@ -166,11 +160,6 @@ async def spoken_turn(service: ChatService, session_id: str) -> SpokenTurn:
     return result
 
 
-def load() -> str:
-    one, five, fifteen = os.getloadavg()
-    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} CPUs"
-
-
 def median(values: Sequence[float | None]) -> float | None:
     present = [v for v in values if v is not None]
     return statistics.median(present) if present else None
@@ -180,11 +169,11 @@ def ms(value: float | None) -> str:
     return "    -" if value is None else f"{value * 1000:5.0f}"
 
 
-async def run_benchmark(service: ChatService, llm: FakeLLMServer, runs: int) -> int:
+async def run_benchmark(service: ChatService, llm: FakeLLMServer, runs: int, warmups: int) -> int:
     turns: list[SpokenTurn] = []
-    print(f"\n{runs} runs after one warm-up; {load()}", flush=True)
+    print(f"\n{runs} runs after {'one' if warmups else 'no'} warm-up; {load()}", flush=True)
     print("             guess  vad_wait  transcribed  first_text  first_audio  first_video  (ms)")
-    for run in range(runs + 1):
+    for run in range(1 - warmups, runs + 1):
         llm.script(REPLY)
         turn = await asyncio.wait_for(spoken_turn(service, f"bench-voice-{run}"), TURN_TIMEOUT_S)
         label = "warm-up" if run == 0 else f"run {run}"
@@ -195,9 +184,9 @@ async def run_benchmark(service: ChatService, llm: FakeLLMServer, runs: int) -> 
             f"{'  ' + turn.problem if turn.problem else ''}",
             flush=True,
         )
-        if run == 0:
+        if run == 1 - warmups:
             print(f"  transcript: {turn.transcript!r}")
-        else:
+        if run > 0:
             turns.append(turn)
     print(f"\nmedians of {runs} runs, ms after the end of speech:")
     measures = ("guess_wait", "vad_wait", "transcribed", "first_text", "first_audio")
@@ -216,58 +205,36 @@ async def run_benchmark(service: ChatService, llm: FakeLLMServer, runs: int) -> 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="measured turns (median)")
+    parser.add_argument("--quick", action="store_true", help="one turn: that it still runs")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.runs = 1
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     print(f"voice turn benchmark; {load()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="chattr-bench-voice-") as tmp:
-        data_dir = Path(tmp)
-        llm = FakeLLMServer(first_token_s=FIRST_TOKEN_S, tokens_per_s=TOKENS_PER_S).start()
-        settings = Settings(
-            llm_base_url=llm.url,
-            characters_dir=REPO / "characters",
-            data_dir=data_dir / "chattr",
-            redis_url=None,
-        )
-        started = time.perf_counter()
-        stack = LocalStack(
-            characters_dir=settings.characters_dir,
-            data_dir=data_dir / "services",
-            startup_timeout_s=STARTUP_TIMEOUT_S,
-        )
-        service: ChatService | None = None
+        work = Path(tmp)
+        quick = {"characters_dir": quick_characters(work)} if args.quick else {}
         try:
-            from chattr.knowledge.embeddings import load_default_embedder
+            with bench_stack(
+                work,
+                first_token_s=FIRST_TOKEN_S,
+                tokens_per_s=TOKENS_PER_S,
+                knowledge_timeout_s=KNOWLEDGE_TIMEOUT_S,  # embedding is slow on a busy machine
+                **quick,
+            ) as stack:
+                print(f"services ready in {stack.ready_s:.1f} s", flush=True)
 
-            service = create_service(settings, load_embedder=load_default_embedder)
-            assert stack.vocalizr is not None and stack.visualizr is not None
-            if not stack.wait_ready(STARTUP_TIMEOUT_S + 10) or stack.status_lines():
-                print(f"media services did not start: {stack.status_lines()}")
-                return 1
-            assert service.retriever is not None
-            service.retriever.wait(KNOWLEDGE_TIMEOUT_S)  # embedding is slow on a busy machine
-            print(f"services ready in {time.perf_counter() - started:.1f} s", flush=True)
-            fanout = make_fanout(
-                settings,
-                stack.vocalizr.url,
-                stack.visualizr.url,
-                vocalizr_key=stack.vocalizr.api_key,
-                visualizr_key=stack.visualizr.api_key,
-            )
-            service.media = fanout
+                async def bench() -> int:
+                    try:
+                        warmups = 0 if args.quick else 1
+                        return await run_benchmark(stack.service, stack.llm, args.runs, warmups)
+                    finally:
+                        await stack.fanout.aclose()
 
-            async def bench() -> int:
-                assert service is not None
-                try:
-                    return await run_benchmark(service, llm, args.runs)
-                finally:
-                    await fanout.aclose()
-
-            return asyncio.run(bench())
-        finally:
-            if service is not None and service.retriever is not None:
-                service.retriever.close()
-            stack.stop()
-            llm.stop()
+                return asyncio.run(bench())
+        except StackFailed as failure:
+            print(failure)
+            return 1
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import redis
+from hypothesis import settings as hypothesis_settings
 
 from chattr.media.local_stack import free_port
 from chattr.run.assembly import create_app, create_service
@@ -51,6 +52,12 @@ SLOW_FIXTURES = frozenset(
         "s3_server",  # SeaweedFS's `weed mini` (tests/object_store.py)
     }
 )
+
+
+# The fuzzers draw the same cases on every run, so a failure is a fact about the code, never about
+# the draw; each test's own settings inherit this profile and set their sizes.
+hypothesis_settings.register_profile("chatacter", derandomize=True, database=None, deadline=None)
+hypothesis_settings.load_profile("chatacter")
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker

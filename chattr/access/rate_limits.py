@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Protocol
 
@@ -47,14 +47,17 @@ class RateLimiter(Protocol):
 class InProcessRateLimiter:
     """A sliding-window log per key in this process's memory. Thread-safe."""
 
-    def __init__(self, limit: int, window_s: float) -> None:
+    def __init__(
+        self, limit: int, window_s: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.limit = limit
         self.window_s = window_s
+        self._clock = clock
         self._hits: dict[str, deque[tuple[float, int]]] = {}
         self._lock = threading.Lock()
 
     def hit(self, keys: Sequence[str], weight: int = 1) -> float | None:
-        now = time.monotonic()
+        now = self._clock()
         weight = max(1, min(weight, self.limit))  # one hit never outweighs the whole window
         with self._lock:
             wait = 0.0
@@ -77,11 +80,14 @@ class InProcessRateLimiter:
 
 
 # Every key checked first, then all counted: a refused request costs no key a hit. Redis's own
-# clock, so replicas sharing the Redis agree. A hit's member is `id:weight`. Numbers go back as
-# strings: Lua would truncate.
+# clock, so replicas sharing the Redis agree (ARGV[5], when given, is a test's own clock). A hit's
+# member is `id:weight`. Numbers go back as strings: Lua would truncate.
 _SLIDING_WINDOW = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local now = tonumber(ARGV[5])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
 local window, limit, weight = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[4])
 local wait = 0
 for _, key in ipairs(KEYS) do
@@ -110,9 +116,20 @@ class RedisRateLimiter:
     Redis unreachable: the request passes (logged); fair use must not take the chat down.
     """
 
-    def __init__(self, url: str, limit: int, window_s: float, *, prefix: str, name: str) -> None:
+    def __init__(
+        self,
+        url: str,
+        limit: int,
+        window_s: float,
+        *,
+        prefix: str,
+        name: str,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        """`clock`: seconds, in place of Redis's own clock (for tests; replicas need Redis's)."""
         self.limit = limit
         self.window_s = window_s
+        self._clock = clock
         self._redis = redis.Redis.from_url(
             url, socket_connect_timeout=1.0, socket_timeout=2.0, decode_responses=True
         )
@@ -124,7 +141,13 @@ class RedisRateLimiter:
         try:
             result = self._script(
                 keys=[f"{self._prefix}:{k}" for k in keys],
-                args=[self.window_s, self.limit, uuid.uuid4().hex, weight],
+                args=[
+                    self.window_s,
+                    self.limit,
+                    uuid.uuid4().hex,
+                    weight,
+                    "" if self._clock is None else repr(self._clock()),
+                ],
             )
         except redis.RedisError as exc:
             log.warning("rate limit not applied, Redis unreachable: %s", exc)

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -47,23 +48,27 @@ class ServiceError(Exception):
 class CircuitBreaker:
     """Opens after `threshold` consecutive failures; half-opens after `reset_after_s`."""
 
-    def __init__(self, threshold: int = 3, reset_after_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        threshold: int = 3,
+        reset_after_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.threshold = threshold
         self.reset_after_s = reset_after_s
+        self._clock = clock  # a test's own clock moves past the reset time without waiting
         self._failures = 0
         self._opened_at: float | None = None
 
     @property
     def is_open(self) -> bool:
         # Past the reset time it is half-open: one call goes through to probe the service.
-        return (
-            self._opened_at is not None and time.monotonic() - self._opened_at < self.reset_after_s
-        )
+        return self._opened_at is not None and self._clock() - self._opened_at < self.reset_after_s
 
     def seconds_left(self) -> float:
         if self._opened_at is None:
             return 0.0
-        return max(0.0, self.reset_after_s - (time.monotonic() - self._opened_at))
+        return max(0.0, self.reset_after_s - (self._clock() - self._opened_at))
 
     def record_success(self) -> None:
         self._failures = 0
@@ -72,7 +77,7 @@ class CircuitBreaker:
     def record_failure(self) -> None:
         self._failures += 1
         if self._failures >= self.threshold:
-            self._opened_at = time.monotonic()
+            self._opened_at = self._clock()
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ def test_fuzz_every_operation(schema: tuple[schemathesis.BaseSchema, str]) -> No
             deadline=None,
             database=None,
             suppress_health_check=list(HealthCheck),
+            derandomize=True,
         )
         @given(case=operation.as_strategy())
         def check(case: schemathesis.Case[Any]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import statistics
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -36,32 +37,57 @@ def turn(c: Any, session: str = "", message: str = "Hello.") -> dict[str, Any]:
     return c.predict(message, "curie", session, False, api_name="/chat")  # type: ignore[no-any-return]
 
 
+class ManualClock:
+    """A clock the test moves by hand: the window slides without waiting it out."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+WINDOW_S = 60.0  # long, so Redis's real expiry (as long) never fires while a test runs
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
 @pytest.fixture(params=["in-process", "redis"])
-def limiter(request: pytest.FixtureRequest, redis_prefix: str) -> Iterator[RateLimiter]:
+def limiter(
+    request: pytest.FixtureRequest, redis_prefix: str, clock: ManualClock
+) -> Iterator[RateLimiter]:
     if request.param == "redis":
-        made = RedisRateLimiter(REDIS_URL, 3, 1.0, prefix=redis_prefix, name="test")
+        made = RedisRateLimiter(
+            REDIS_URL, 3, WINDOW_S, prefix=redis_prefix, name="test", clock=clock
+        )
         yield made
         made.close()
     else:
-        yield InProcessRateLimiter(3, 1.0)
+        yield InProcessRateLimiter(3, WINDOW_S, clock=clock)
 
 
 def test_sliding_window_counts_every_key_and_refused_hits_cost_nothing(
-    limiter: RateLimiter,
+    limiter: RateLimiter, clock: ManualClock
 ) -> None:
     for _ in range(3):
         assert limiter.hit(["addr:a", "session:1"]) is None
+    clock.now += 10
     wait = limiter.hit(["addr:a", "session:2"])  # the address is full
-    assert wait is not None and 0 < wait <= 1.0
+    assert wait == pytest.approx(WINDOW_S - 10)  # until the oldest hit leaves the window
     assert limiter.hit(["addr:b", "session:1"]) is not None  # so is the session
     for _ in range(3):  # the refusals above counted nothing against b or session 2
         assert limiter.hit(["addr:b", "session:2"]) is None
-    time.sleep(1.05)
+    clock.now += WINDOW_S - 10.5
+    assert limiter.hit(["addr:a", "session:1"]) is not None  # not yet
+    clock.now += 0.5
     assert limiter.hit(["addr:a", "session:1"]) is None  # the window slid on
 
 
 def test_weighted_hits_count_their_weight_and_none_outweighs_the_window(
-    limiter: RateLimiter,
+    limiter: RateLimiter, clock: ManualClock
 ) -> None:
     # An upload budget: the limit (3) is what the window holds, each hit weighs its size.
     assert limiter.hit(["addr:w"], weight=2) is None
@@ -71,7 +97,7 @@ def test_weighted_hits_count_their_weight_and_none_outweighs_the_window(
     # A hit heavier than the whole window is counted as the whole window, not refused for ever.
     assert limiter.hit(["addr:big"], weight=50) is None
     assert limiter.hit(["addr:big"]) is not None
-    time.sleep(1.05)
+    clock.now += WINDOW_S
     assert limiter.hit(["addr:w"], weight=3) is None
 
 
@@ -90,15 +116,18 @@ def test_redis_down_lets_turns_through() -> None:
     assert limiter.hit(["addr:a"]) is None and limiter.hit(["addr:a"]) is None
 
 
-def test_turns_over_the_limit_are_refused_with_when_to_retry(start_app: StartApp) -> None:
+def test_turns_over_the_limit_are_refused_with_when_to_retry(
+    start_app: StartApp, llm: FakeLLMServer
+) -> None:
     app = start_app(turns_per_minute=3, trusted_proxies=LOOPBACK)
     busy = client(app.url, "198.51.100.1")
     for _ in range(3):
         assert turn(busy)["text"]
-    started = time.monotonic()
+    asked = len(llm.requests)
     with pytest.raises(Exception, match=r"at most 3 a minute .*try again in \d+ s") as refused:
         turn(busy)
-    assert time.monotonic() - started < 5  # refused at once, not queued
+    # Refused, not queued (a queued turn would have waited out the minute and then run).
+    assert len(llm.requests) == asked
     seconds = int(str(refused.value).split("try again in ")[1].split(" ")[0])
     assert 50 <= seconds <= 60
     # A fresh session id from the same address does not get around it.
@@ -171,13 +200,18 @@ def test_imports_over_the_limit_are_refused(
     other.close()
 
 
-def call_chat(url: str, address: str, message: str) -> tuple[str, str]:
-    """One `chat` call over raw HTTP (Gradio's /call API): ("complete" | "error", its data)."""
+def call_chat(
+    url: str, address: str, message: str, queued: threading.Semaphore | None = None
+) -> tuple[str, str]:
+    """One `chat` call over raw HTTP (Gradio's /call API): ("complete" | "error", its data).
+    `queued` is released once Gradio has the call in its queue."""
     with httpx.Client(base_url=url, headers={"X-Forwarded-For": address}, timeout=180) as http:
         posted = http.post(
             "/gradio_api/call/chat", json={"data": [message, "curie", "", False, None, None]}
         )
         event_id = posted.json()["event_id"]
+        if queued is not None:
+            queued.release()
         kind = ""
         with http.stream("GET", f"/gradio_api/call/chat/{event_id}") as stream:
             for line in stream.iter_lines():
@@ -197,9 +231,14 @@ def timed(url: str, address: str) -> float:
 
 def flood_then_time_one(url: str, flood: int) -> tuple[float, list[tuple[str, str]]]:
     """Client A sends `flood` turns at once, then client B one: B's seconds, A's outcomes."""
+    queued = threading.Semaphore(0)
     with ThreadPoolExecutor(flood) as pool:
-        jobs = [pool.submit(call_chat, url, "198.51.100.40", f"Flood {i}.") for i in range(flood)]
-        time.sleep(1.0)  # A's turns are all in before B's
+        jobs = [
+            pool.submit(call_chat, url, "198.51.100.40", f"Flood {i}.", queued)
+            for i in range(flood)
+        ]
+        for _ in range(flood):  # A's turns are all in Gradio's queue before B's
+            assert queued.acquire(timeout=60)
         waited = timed(url, "198.51.100.41")
         return waited, [job.result() for job in jobs]
 

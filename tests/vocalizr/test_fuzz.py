@@ -36,6 +36,7 @@ def test_fuzz_every_operation(schema: schemathesis.BaseSchema) -> None:
             deadline=None,
             database=None,
             suppress_health_check=list(HealthCheck),
+            derandomize=True,
         )
         @given(case=operation.as_strategy())
         def check(case: schemathesis.Case[Any]) -> None:
