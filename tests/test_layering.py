@@ -163,11 +163,12 @@ def test_only_the_space_entry_imports_the_services_from_chattr() -> None:
 
 
 # chattr's layers by package, lowest first: a module may import its own layer's and lower layers'.
-# What a turn produces ← what a turn uses (characters, media, access, memory, the LLM) ← knowledge
-# (which reads the characters) ← the turn ← voice ← the web edge (which lays out the voice
-# controls) ← running it. `chattr.settings` is read by every layer and belongs to none.
+# What a turn produces, and what chattr refuses ← what a turn uses (characters, media, access,
+# memory, the LLM) ← knowledge (which reads the characters) ← the turn ← voice ← the web edge
+# (which lays out the voice controls) ← running it. `chattr.settings` is read by every layer and
+# belongs to none.
 LAYERS = [
-    ["chattr.reply"],
+    ["chattr.reply", "chattr.refusal"],
     ["chattr.characters", "chattr.media", "chattr.access", "chattr.memory", "chattr.llm"],
     ["chattr.knowledge"],
     ["chattr.turn"],
@@ -195,6 +196,7 @@ def test_chattrs_layers_point_one_way() -> None:
 
 def test_what_a_turn_produces_imports_nothing_of_chattrs() -> None:
     assert graph()["chattr.reply"] == {}
+    assert graph()["chattr.refusal"] == {}
 
 
 def test_the_media_import_only_the_media_and_what_a_turn_produces() -> None:

@@ -10,8 +10,8 @@ from typing import Any
 from chattr.access.hf_signin import HfSignIn, check_oauth_configured
 from chattr.access.rate_limits import (
     FairShare,
+    LimitReached,
     RateLimiter,
-    Refused,
     open_rate_limiter,
     try_again_in,
 )
@@ -116,12 +116,12 @@ class Gate:
     @asynccontextmanager
     async def turn(self, request: Any, session_id: str) -> AsyncIterator[None]:
         """Admit one turn (a rate-limit hit, then a turn slot) for its whole duration, or raise
-        Refused saying when to retry."""
+        LimitReached saying when to retry (SignInRequired without the sign-in it needs)."""
         keys = await asyncio.to_thread(self.keys, request, session_id)
         if self.turns is not None:
             wait = await asyncio.to_thread(self.turns.hit, keys)
             if wait is not None:
-                raise Refused(
+                raise LimitReached(
                     f"Too many messages: at most {self.turns.limit} a minute "
                     f"(CHATTR_TURNS_PER_MINUTE); {try_again_in(wait)}.",
                     wait,
@@ -130,13 +130,13 @@ class Gate:
             yield
 
     def check_import(self, request: Any, session_id: str) -> None:
-        """Count one import, or raise Refused saying when to retry."""
+        """Count one import, or raise LimitReached saying when to retry."""
         keys = self.keys(request, session_id)  # sign-in first, whatever the limit
         if self.imports is None:
             return
         wait = self.imports.hit(keys)
         if wait is not None:
-            raise Refused(
+            raise LimitReached(
                 f"Too many imports: at most {self.imports.limit} an hour "
                 f"(CHATTR_IMPORTS_PER_HOUR); {try_again_in(wait)}.",
                 wait,

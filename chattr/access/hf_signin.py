@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from chattr.access.rate_limits import Refused
+from chattr.refusal import Refusal
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ TOKEN_HEADERS = ("x-hf-authorization", "authorization")
 OAUTH_VARIABLES = ("OAUTH_CLIENT_ID", "OAUTH_CLIENT_SECRET", "OAUTH_SCOPES", "OPENID_PROVIDER_URL")
 
 
-class SignInRequired(Refused):
+class SignInRequired(Refusal):
     """A request from someone not signed in, where sign-in is required."""
 
     def __init__(self, message: str = SIGN_IN_FIRST) -> None:

@@ -20,15 +20,13 @@ from typing import Protocol
 
 import redis
 
+from chattr.refusal import Refusal
+
 log = logging.getLogger(__name__)
 
 
-class Refused(Exception):
+class LimitReached(Refusal):
     """A request over a limit; the message says when to try again."""
-
-    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
 
 
 class RateLimiter(Protocol):
@@ -192,14 +190,14 @@ class FairShare:
 
     @asynccontextmanager
     async def hold(self, keys: Sequence[str]) -> AsyncIterator[None]:
-        """Hold one turn slot for the duration, or raise Refused."""
+        """Hold one turn slot for the duration, or raise LimitReached."""
         if self.per_client > 0 and any(self._held.get(k, 0) >= self.per_client for k in keys):
-            raise Refused(
+            raise LimitReached(
                 f"You already have {self.per_client} replies in progress or waiting; wait for "
                 "one to finish (CHATTR_TURNS_PER_CLIENT)."
             )
         if self._running >= self.slots and len(self._waiters) >= self.max_waiting:
-            raise Refused("chattr is busy: every turn slot is taken; try again in 10 s.", 10.0)
+            raise LimitReached("chattr is busy: every turn slot is taken; try again in 10 s.", 10.0)
         for key in keys:
             self._held[key] = self._held.get(key, 0) + 1
         try:

@@ -20,6 +20,7 @@ from typing import Any
 from chattr.knowledge.retrieval import RetrievalUnavailable
 from chattr.media.store import MediaStore
 from chattr.memory import MemoryUnavailable
+from chattr.refusal import Refusal
 from chattr.reply import TurnState
 from chattr.turn.service import ChatService
 
@@ -27,7 +28,7 @@ from chattr.turn.service import ChatService
 FORGET_WAIT_S = 30.0
 
 
-class BadSession(ValueError):
+class BadSession(Refusal):
     """The session id given is not one chattr could have made."""
 
 

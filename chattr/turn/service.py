@@ -16,6 +16,7 @@ from chattr.characters.character_set import Character, CharacterNotFound, Charac
 from chattr.characters.lorebook import LorebookCache, LorebookError
 from chattr.knowledge.retrieval import Context, RetrievalUnavailable, Retriever
 from chattr.memory import MemoryUnavailable, ShortTermMemory, Turn
+from chattr.refusal import Refusal
 from chattr.reply import TurnState
 from chattr.turn.prompt import USER_NAME, build_messages
 from chattr.turn.sentences import SentenceSplitter
@@ -37,11 +38,11 @@ DEFAULT_VOICE = "default"
 RETRIEVAL_WAIT_S = 1.0
 
 
-class TurnRejected(ValueError):
+class TurnRejected(Refusal):
     """The request cannot be answered as given (empty message, unknown character, ...)."""
 
 
-class TurnFailed(RuntimeError):
+class TurnFailed(Refusal):
     """The LLM could not produce a reply."""
 
 

@@ -2,8 +2,10 @@
 
 Push to talk: record, stop; the recording is transcribed by vocalizr and answered like a typed
 message. Live mode: the microphone streams here in 100 ms chunks; voice activity ends each
-utterance (`chattr.listening`), which becomes the next turn; the reply's clips play one after
-another as they are made; speaking over them stops them at once (barge-in, `chattr.live`).
+utterance (`chattr.voice.utterances`), which becomes the next turn; the reply's clips play one
+after another as they are made; speaking over them stops them at once (barge-in,
+`chattr.voice.live`). Every turn, typed or spoken, runs through the app's turn loop
+(`chattr.turn.loop`).
 
 Signals between the stream and the page go through two hidden text boxes whose value changes
 ("speech started", "an utterance is ready"): a change runs a handler, and the barge-in handler
@@ -14,22 +16,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
 import gradio as gr
 
-from chattr.access.gate import Gate
-from chattr.access.rate_limits import Refused
-from chattr.media.clients import ServiceError
-from chattr.memory import MemoryUnavailable, Turn
 from chattr.reply import TurnState
-from chattr.turn.service import ChatService, TurnFailed, TurnRejected
-from chattr.voice.live import LiveConversation, LiveReply, parse_played
-
-log = logging.getLogger(__name__)
+from chattr.turn.loop import TurnLoop
+from chattr.turn.service import TurnRejected
+from chattr.voice.live import LiveConversation, LiveReply, PlayedClip, parse_played
+from chattr.voice.speech_in import transcribe_speech
+from chattr.voice.utterances import Utterance
 
 Message = dict[str, Any]
 MediaMessages = Callable[[TurnState], list[str]]
@@ -111,33 +109,22 @@ class LiveRegistry:
         self._live.pop(request.session_hash or "anonymous", None)
 
 
-async def transcribe(service: ChatService, audio: bytes, language: str) -> str:
-    """What the person said, by vocalizr's transcription route; a page error says why not."""
-    vocalizr = service.media.vocalizr if service.media is not None else None
-    if vocalizr is None:
-        raise gr.Error("Speech input needs vocalizr, which is not configured or not running.")
-    try:
-        return (await vocalizr.transcribe(audio, "speech.wav", language)).strip()
-    except ServiceError as exc:
-        raise gr.Error(f"Could not transcribe what you said: {exc.detail}") from exc
-
-
-def remember_heard(service: ChatService, session_id: str, cid: str, reply: LiveReply) -> None:
-    """Memory keeps what the person heard of an interrupted reply, marked as interrupted."""
-    try:
-        if reply.remembered:
-            service.memory.pop_last(session_id, cid)
-        service.memory.append(
-            session_id, cid, Turn(reply.user, reply.heard or "…", interrupted=True)
-        )
-    except MemoryUnavailable as exc:
-        log.warning("could not record the interrupted turn: %s", exc)
-
-
 def _retrieve_failure(task: asyncio.Task[str]) -> None:
     """A guess nobody awaits (the person went on talking): its failure is not an error."""
     if not task.cancelled():
         task.exception()
+
+
+def parse_stop_report(report: str) -> tuple[list[PlayedClip], bool]:
+    """The page's report from STOP_JS: (the clips it stopped, whether one was playing); junk
+    counts as nothing played."""
+    try:
+        parsed = json.loads(report) if report else {}
+    except ValueError:
+        parsed = {}
+    if not isinstance(parsed, dict):
+        return [], False
+    return parse_played(parsed.get("clips")), bool(parsed.get("playing"))
 
 
 def mark_interrupted(history: list[Message]) -> list[Message]:
@@ -163,48 +150,94 @@ def mark_interrupted(history: list[Message]) -> list[Message]:
     return history
 
 
-def add_voice_controls(
-    service: ChatService,
-    *,
-    chatbot: gr.Chatbot,
-    character: gr.State,
-    session: gr.State,
-    media_on: gr.Checkbox,
-    media_messages: MediaMessages,
-    sync_media: SyncMedia,
-    gate: Gate,
-    base_url: Callable[[gr.Request | None], str | None],
-    record_turn: Callable[[TurnState], None],
-) -> LiveRegistry:
-    """Add the microphone button and the live mode to the page being built; spoken turns pass
-    the same fair-use gate as typed ones, and their media URLs start where the page is."""
-    registry = LiveRegistry()
-    warming: set[asyncio.Task[None]] = set()  # kept until done (the loop holds tasks weakly)
-    with gr.Row():
-        recorder = gr.Audio(
-            sources=["microphone"],
-            type="filepath",
-            label="Speak a message",
-            elem_id="chattr-mic",
-            scale=2,
-        )
-        with gr.Column(scale=3):
-            live_on = gr.Checkbox(
-                value=False,
-                label="Live conversation (hands-free: talk, pause, listen; speak to interrupt)",
-                elem_id="chattr-live-on",
-            )
-            live_mic = gr.Audio(
+class VoiceControls:
+    """The page's voice handlers, over one app's turn loop: a spoken turn passes the same gate,
+    is recorded the same way and is refused in the same words as a typed one. `lay_out` adds the
+    controls to the page being built and wires them to these handlers.
+
+    `media_messages` and `sync_media` show a turn's media in the chat as the page does
+    (`chattr.web.handlers`, a layer above this one).
+    """
+
+    def __init__(
+        self,
+        loop: TurnLoop,
+        *,
+        media_messages: MediaMessages,
+        sync_media: SyncMedia,
+        registry: LiveRegistry | None = None,
+    ) -> None:
+        self.loop = loop
+        self.service = loop.service
+        self.media_messages = media_messages
+        self.sync_media = sync_media
+        self.registry = registry or LiveRegistry()
+        self._warming: set[asyncio.Task[None]] = (
+            set()
+        )  # kept until done (the loop holds tasks weakly)
+
+    def lay_out(
+        self, *, chatbot: gr.Chatbot, character: gr.State, session: gr.State, media_on: gr.Checkbox
+    ) -> None:
+        """Add the microphone button and the live mode to the page being built."""
+        with gr.Row():
+            recorder = gr.Audio(
                 sources=["microphone"],
-                streaming=True,
-                label="Live microphone",
-                elem_id="chattr-live-mic",
-                visible=False,
+                type="filepath",
+                label="Speak a message",
+                elem_id="chattr-mic",
+                scale=2,
             )
-    speech_signal = gr.Textbox(elem_classes=["chattr-signal"], elem_id="chattr-speech-signal")
-    utterance_signal = gr.Textbox(elem_classes=["chattr-signal"], elem_id="chattr-utterance")
+            with gr.Column(scale=3):
+                live_on = gr.Checkbox(
+                    value=False,
+                    label="Live conversation (hands-free: talk, pause, listen; speak to interrupt)",
+                    elem_id="chattr-live-on",
+                )
+                live_mic = gr.Audio(
+                    sources=["microphone"],
+                    streaming=True,
+                    label="Live microphone",
+                    elem_id="chattr-live-mic",
+                    visible=False,
+                )
+        speech_signal = gr.Textbox(elem_classes=["chattr-signal"], elem_id="chattr-speech-signal")
+        utterance_signal = gr.Textbox(elem_classes=["chattr-signal"], elem_id="chattr-utterance")
+
+        private: dict[str, Any] = {"api_visibility": "private"}
+        recorder.start_recording(self.start_recording, None, None, queue=False, **private)
+        recorder.stop_recording(
+            self.speak_message,
+            [recorder, chatbot, character, session, media_on],
+            [chatbot, recorder],
+            **private,
+        )
+        live_on.change(self.toggle_live, live_on, live_mic, js=LIVE_ON_JS, queue=False, **private)
+        live_mic.stream(
+            self.hear,
+            [live_mic, character, session],
+            [speech_signal, utterance_signal],
+            stream_every=0.1,
+            time_limit=3600,
+            concurrency_limit=None,
+            **private,
+        )
+        live_mic.stop_recording(self.flush, None, utterance_signal, **private)
+        speech_signal.change(
+            self.barge_in, [speech_signal, chatbot], chatbot, js=STOP_JS, queue=False, **private
+        )
+        utterance_signal.change(
+            self.live_turn,
+            [chatbot, character, session, media_on],
+            chatbot,
+            trigger_mode="multiple",
+            **private,
+        )
+
+    # --- a spoken turn ---
 
     async def answer(
+        self,
         text: str,
         history: list[Message],
         cid: str,
@@ -213,54 +246,44 @@ def add_voice_controls(
         live: LiveConversation | None,
         request: gr.Request,
     ) -> AsyncIterator[list[Message]]:
-        """One turn for a spoken message; in live mode it stops when the person barges in."""
-        try:
-            service.validate(text, cid, session_id)
-        except TurnRejected as exc:
-            raise gr.Error(str(exc)) from exc
-        history.append({"role": "user", "content": text})
+        """One turn for a spoken message; in live mode it stops when the person barges in, and
+        memory keeps only what they heard of it."""
         reply_message: Message = {"role": "assistant", "content": ""}
-        history.append(reply_message)
-        media: list[Message] = []
-        yield history
-        reply = live.begin_reply(text) if live is not None else None
-        if live is not None:
-            live.session_id, live.character_id = session_id, cid
-        turn = service.run(text, cid, session_id, media=with_media, base_url=base_url(request))
-        state: TurnState | None = None
-        try:
-            async with gate.turn(request, session_id):
-                async for state in turn:
-                    reply_message["content"] = state.text or "…"
-                    sync_media(history, media, media_messages(state))
-                    if reply is not None:
-                        reply.update(
-                            [s.text for s in state.segments],
-                            [(s.audio_url, s.video_url) for s in state.segments],
-                        )
-                    yield history
-                    if live is not None and live.interrupt_requested:
-                        break
-        except Refused as exc:
-            history.pop()
-            raise gr.Error(str(exc)) from exc
-        except TurnFailed as exc:
-            history.pop()
-            raise gr.Error(str(exc)) from exc
-        finally:
-            await turn.aclose()  # an interrupted turn cancels its media here
-            if state is not None:
-                record_turn(state)  # so `forget` finds its media, interrupted or not
-        if reply is None or live is None:
-            return
-        done = state is not None and state.done
-        if live.finish(reply, remembered=done):
+        reply: LiveReply | None = None
+        async with self.loop.turn(request, text, cid, session_id, media=with_media) as turn:
+            history.append({"role": "user", "content": text})
+            history.append(reply_message)
+            media: list[Message] = []
+            yield history
+            if live is not None:
+                reply = live.begin_reply(text)
+                live.session_id, live.character_id = session_id, cid
+            async for state in turn:
+                reply_message["content"] = state.text or "…"
+                self.sync_media(history, media, self.media_messages(state))
+                if reply is not None:
+                    reply.update(
+                        [s.text for s in state.segments],
+                        [(s.audio_url, s.video_url) for s in state.segments],
+                    )
+                yield history
+                if live is not None and live.interrupt_requested:
+                    break  # leaving the turn stops it and its media
+        if live is not None and reply is not None and live.finish(reply, remembered=turn.done):
             # The person spoke over it while it was still being made: keep only what was heard.
-            remember_heard(service, session_id, cid, reply)
+            self.keep_heard(session_id, cid, reply)
             reply_message["content"] += INTERRUPTED
             yield history
 
+    def keep_heard(self, session_id: str, cid: str, reply: LiveReply) -> None:
+        self.loop.keep_heard(
+            session_id, cid, reply.user, reply.heard, replaces_reply=reply.remembered
+        )
+
+    # --- push to talk ---
+
     async def speak_message(
+        self,
         path: str | None,
         history: list[Message],
         cid: str,
@@ -271,144 +294,127 @@ def add_voice_controls(
         if not path:
             yield gr.skip(), gr.skip()
             return
-        data = await anyio.Path(path).read_bytes()
-        if len(data) > MAX_RECORDING_BYTES:
-            raise gr.Error("The recording is too long; speak one message at a time.")
-        character_obj = service.characters.get(cid)
-        text = await transcribe(service, data, character_obj.voice.language)
-        if not text:
-            raise gr.Error("Nothing was heard in the recording; speak closer to the microphone.")
-        async for updated in answer(
+        with self.loop.refusals_shown():
+            text = await self.recording_transcript(path, cid)
+        async for updated in self.answer(
             text, list(history or []), cid, session_id, with_media, None, request
         ):
             yield updated, None
 
-    recorder.stop_recording(
-        speak_message,
-        [recorder, chatbot, character, session, media_on],
-        [chatbot, recorder],
-        api_visibility="private",
-    )
+    async def recording_transcript(self, path: str, cid: str) -> str:
+        """What the person said in a recording from the microphone button."""
+        data = await anyio.Path(path).read_bytes()
+        if len(data) > MAX_RECORDING_BYTES:
+            raise TurnRejected("The recording is too long; speak one message at a time.")
+        language = self.service.characters.get(cid).voice.language
+        text = await transcribe_speech(self.service, data, language)
+        if not text:
+            raise TurnRejected(
+                "Nothing was heard in the recording; speak closer to the microphone."
+            )
+        return text
 
-    def warm_transcription() -> None:
+    async def start_recording(self) -> None:
+        self.warm_transcription()
+
+    def warm_transcription(self) -> None:
         """Someone is about to speak: vocalizr loads its speech-to-text now, in the background."""
-        vocalizr = service.media.vocalizr if service.media is not None else None
+        vocalizr = self.service.media.vocalizr if self.service.media is not None else None
         if vocalizr is not None:
             task = asyncio.create_task(vocalizr.warm_transcription())
-            warming.add(task)
-            task.add_done_callback(warming.discard)
+            self._warming.add(task)
+            task.add_done_callback(self._warming.discard)
 
-    async def toggle_live(on: bool, request: gr.Request) -> Any:
+    # --- live mode ---
+
+    async def toggle_live(self, on: bool, request: gr.Request) -> Any:
         if on:
-            warm_transcription()
+            self.warm_transcription()
         else:
-            registry.drop(request)
+            self.registry.drop(request)
         return gr.update(visible=on)
 
-    async def start_recording() -> None:
-        warm_transcription()
-
-    recorder.start_recording(start_recording, None, None, queue=False, api_visibility="private")
-
-    live_on.change(
-        toggle_live, live_on, live_mic, js=LIVE_ON_JS, queue=False, api_visibility="private"
-    )
-
-    async def hear(chunk: Any, cid: str, session_id: str, request: gr.Request) -> tuple[Any, Any]:
-        live = registry.get(request)
+    async def hear(
+        self, chunk: Any, cid: str, session_id: str, request: gr.Request
+    ) -> tuple[Any, Any]:
+        """One chunk of the live microphone: signals the page when speech starts (a barge-in)
+        and when an utterance is ready (a turn)."""
+        live = self.registry.get(request)
         live.session_id, live.character_id = session_id, cid
         if chunk is None:
             return gr.skip(), gr.skip()
         sample_rate, samples = chunk
         started, ready = live.hear(int(sample_rate), samples)
-        guess = live.pause_to_guess_on()
-        if guess is not None and cid in service.characters.characters:
-            # Transcribed ahead while the pause is waited out; used if the pause ends it.
-            language = service.characters.get(cid).voice.language
-            task = asyncio.create_task(transcribe(service, guess.wav(), language))
-            task.add_done_callback(_retrieve_failure)
-            replaced = live.keep_guess(guess, task)
-            if replaced is not None:
-                replaced.cancel()
+        self.guess_ahead(live, cid)
         live.signals += int(started) + int(ready)
         return (
             str(live.signals) if started else gr.skip(),
             str(live.signals) if ready else gr.skip(),
         )
 
-    live_mic.stream(
-        hear,
-        [live_mic, character, session],
-        [speech_signal, utterance_signal],
-        stream_every=0.1,
-        time_limit=3600,
-        concurrency_limit=None,
-        api_visibility="private",
-    )
+    def guess_ahead(self, live: LiveConversation, cid: str) -> None:
+        """Transcribe the words so far while the pause that may end them is waited out; used if
+        the pause does end the utterance."""
+        guess = live.pause_to_guess_on()
+        if guess is None or cid not in self.service.characters.characters:
+            return
+        language = self.service.characters.get(cid).voice.language
+        task = asyncio.create_task(transcribe_speech(self.service, guess.wav(), language))
+        task.add_done_callback(_retrieve_failure)
+        replaced = live.keep_guess(guess, task)
+        if replaced is not None:
+            replaced.cancel()
 
-    def flush(request: gr.Request) -> Any:
-        live = registry.get(request)
+    def flush(self, request: gr.Request) -> Any:
+        live = self.registry.get(request)
         if not live.flush():
             return gr.skip()
         live.signals += 1
         return str(live.signals)
 
-    live_mic.stop_recording(flush, None, utterance_signal, api_visibility="private")
-
-    def barge_in(report: str, history: list[Message], request: gr.Request) -> Any:
-        live = registry.get(request)
-        try:
-            parsed = json.loads(report) if report else {}
-        except ValueError:
-            parsed = {}
-        playing = bool(parsed.get("playing")) if isinstance(parsed, dict) else False
-        clips = parse_played(parsed.get("clips") if isinstance(parsed, dict) else None)
+    def barge_in(self, report: str, history: list[Message], request: gr.Request) -> Any:
+        live = self.registry.get(request)
+        clips, playing = parse_stop_report(report)
         stopped = live.barge_in(clips, playing=playing)
         if stopped is None or not stopped.finished:
             return gr.skip()  # nothing stopped, or the running turn marks its own reply
         # The turn had ended already (its clips were still playing): fix its memory and its
         # message here.
-        remember_heard(service, live.session_id, live.character_id, stopped)
+        self.keep_heard(live.session_id, live.character_id, stopped)
         return mark_interrupted(list(history or []))
 
-    speech_signal.change(
-        barge_in,
-        [speech_signal, chatbot],
-        chatbot,
-        js=STOP_JS,
-        queue=False,
-        api_visibility="private",
-    )
-
     async def live_turn(
-        history: list[Message], cid: str, session_id: str, with_media: bool, request: gr.Request
+        self,
+        history: list[Message],
+        cid: str,
+        session_id: str,
+        with_media: bool,
+        request: gr.Request,
     ) -> AsyncIterator[list[Message]]:
-        live = registry.get(request)
+        live = self.registry.get(request)
         utterance = live.next_utterance()
         if utterance is None:
             yield gr.skip()
             return
-        character_obj = service.characters.get(cid)
-        guessed, stale = live.take_guess(utterance)
-        if stale is not None:
-            stale.cancel()
-        if guessed is not None:
-            text = await guessed
-        else:
-            text = await transcribe(service, utterance.wav(), character_obj.voice.language)
+        with self.loop.refusals_shown():
+            text = await self.utterance_transcript(live, utterance, cid)
         if not text:
             yield gr.skip()
             return
-        async for updated in answer(
+        async for updated in self.answer(
             text, list(history or []), cid, session_id, with_media, live, request
         ):
             yield updated
 
-    utterance_signal.change(
-        live_turn,
-        [chatbot, character, session, media_on],
-        chatbot,
-        trigger_mode="multiple",
-        api_visibility="private",
-    )
-    return registry
+    async def utterance_transcript(
+        self, live: LiveConversation, utterance: Utterance, cid: str
+    ) -> str:
+        """What was said: the guess made during the pause, when it was of this utterance; else
+        transcribed now."""
+        guessed, stale = live.take_guess(utterance)
+        if stale is not None:
+            stale.cancel()
+        if guessed is not None:
+            return str(await guessed)
+        language = self.service.characters.get(cid).voice.language
+        return await transcribe_speech(self.service, utterance.wav(), language)

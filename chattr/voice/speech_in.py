@@ -1,4 +1,5 @@
-"""A recording in place of a typed message: vocalizr transcribes it in the character's language."""
+"""Speech in place of a typed message (a recording sent to the API, the page's microphone):
+vocalizr transcribes it in the character's language."""
 
 from __future__ import annotations
 
@@ -47,3 +48,14 @@ async def transcribe_recording(service: ChatService, audio: Any, character_id: s
         return await vocalizr.transcribe(data, path.name, character.voice.language)
     except ServiceError as exc:
         raise TurnRejected(f"The recording could not be transcribed: {exc.detail}") from exc
+
+
+async def transcribe_speech(service: ChatService, audio: bytes, language: str) -> str:
+    """What the person said into the page's microphone, or TurnRejected saying why not."""
+    vocalizr = service.media.vocalizr if service.media is not None else None
+    if vocalizr is None:
+        raise TurnRejected("Speech input needs vocalizr, which is not configured or not running.")
+    try:
+        return (await vocalizr.transcribe(audio, "speech.wav", language)).strip()
+    except ServiceError as exc:
+        raise TurnRejected(f"Could not transcribe what you said: {exc.detail}") from exc

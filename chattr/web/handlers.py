@@ -1,11 +1,11 @@
 """What the page shows and does: the conversation as chat messages, a turn's media as players,
 and the handlers of its controls (pick a character, import one, send, undo, regenerate, start
-over, download, forget). The layout that wires them is `chattr.web.layout`; turns and the
-person's data go through the public API's own methods (`chattr.web.api`)."""
+over, download, forget). The layout that wires them is `chattr.web.layout`; turns go through the
+app's turn loop (`chattr.turn.loop`), the person's data through the public API's own methods
+(`chattr.web.api`)."""
 
 from __future__ import annotations
 
-import contextlib
 import html
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,13 +13,11 @@ from typing import Any, Protocol
 
 import gradio as gr
 
-from chattr.access.rate_limits import Refused
 from chattr.characters.character_set import Character
 from chattr.characters.portraits import PortraitShelf, portraits_dir
 from chattr.characters.uploads import UploadError, import_upload
+from chattr.refusal import Refusal
 from chattr.reply import TurnState
-from chattr.turn.personal_data import BadSession
-from chattr.turn.service import TurnFailed, TurnRejected
 from chattr.web.api import ChatApi, new_session_id
 
 Message = dict[str, Any]
@@ -120,12 +118,14 @@ def drop_last_exchange(history: list[Message]) -> tuple[list[Message], str]:
 
 
 class ChatPage:
-    """The page's handlers, over one app's API; each is a Gradio event's function."""
+    """The page's handlers, over one app's API and its turn loop; each is a Gradio event's
+    function."""
 
     def __init__(self, api: ChatApi, *, status: StatusSource | None = None) -> None:
         self.api = api
-        self.service = api.service
-        self.characters = api.service.characters
+        self.loop = api.loop
+        self.service = api.loop.service
+        self.characters = api.loop.service.characters
         self.status = status
         # The gallery shows copies of the portraits from a folder that holds nothing else (the
         # only one Gradio may serve), so no other file of a character is reachable by path.
@@ -225,14 +225,12 @@ class ChatPage:
         """Install an uploaded card or folder; it can be chosen at once."""
         if not path:
             return gr.update(), gr.update(), ""
-        try:
-            self.api.gate.check_import(request, session_id)
-        except Refused as exc:
-            raise gr.Error(str(exc)) from exc
-        try:
-            character = import_upload(Path(path), self.api.settings.characters_dir)
-        except UploadError as exc:
-            raise gr.Error(f"Import failed: {exc}") from exc
+        with self.loop.refusals_shown():
+            self.loop.gate.check_import(request, session_id)
+            try:
+                character = import_upload(Path(path), self.api.settings.characters_dir)
+            except UploadError as exc:
+                raise Refusal(f"Import failed: {exc}") from exc
         self.service.add_character(character)
         note = f"Imported **{character.name}**."
         if character.voice_path() is None:
@@ -257,31 +255,19 @@ class ChatPage:
     ) -> AsyncIterator[tuple[Any, ...]]:
         history = list(history or [])
         chosen = chosen if isinstance(chosen, int) else None
-        try:
-            self.service.validate(message, cid, session_id, chosen)
-        except TurnRejected as exc:
-            raise gr.Error(str(exc)) from exc
-        history.append({"role": "user", "content": message.strip()})
-        reply: Message = {"role": "assistant", "content": ""}
-        history.append(reply)
-        media: list[Message] = []
-        try:
-            async with self.api.gate.turn(request, session_id):
+        async with self.loop.turn(
+            request, message, cid, session_id, media=with_media, greeting=chosen
+        ) as turn:
+            # Shown once admitted: a refused message leaves the chat as it was.
+            history.append({"role": "user", "content": message.strip()})
+            reply: Message = {"role": "assistant", "content": ""}
+            history.append(reply)
+            media: list[Message] = []
+            yield history, ""
+            async for state in turn:
+                reply["content"] = state.text or "…"
+                sync_media(history, media, media_messages(state))
                 yield history, ""
-                async with contextlib.aclosing(
-                    self.api.turns(
-                        message, cid, session_id, media=with_media, greeting=chosen, request=request
-                    )
-                ) as states:
-                    async for state in states:
-                        reply["content"] = state.text or "…"
-                        sync_media(history, media, media_messages(state))
-                        yield history, ""
-        except Refused as exc:
-            raise gr.Error(str(exc)) from exc
-        except TurnFailed as exc:
-            history.pop()
-            raise gr.Error(str(exc)) from exc
 
     def drop_last_turn(
         self, history: list[Message], cid: str, session_id: str
@@ -321,10 +307,8 @@ class ChatPage:
     # --- the person's data ---
 
     def download_conversation(self, session_id: str) -> Any:
-        try:
-            return gr.File(value=str(self.api.personal.export_file(session_id)), visible=True)
-        except BadSession as exc:
-            raise gr.Error(str(exc)) from exc
+        with self.loop.refusals_shown():
+            return gr.File(value=str(self.loop.personal.export_file(session_id)), visible=True)
 
     def forget_page(self, cid: str, session_id: str) -> tuple[Any, ...]:
         report = self.api.forget(session_id)

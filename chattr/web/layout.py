@@ -1,5 +1,6 @@
 """The Gradio page's layout: its components, in order, wired to the page's handlers
-(`chattr.web.handlers`), plus the named API endpoints (`chattr.web.api`), as one Blocks."""
+(`chattr.web.handlers`) and the voice controls' (`chattr.voice.controls`), plus the named API
+endpoints (`chattr.web.api`), as one Blocks; all of them run turns through one turn loop."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import gradio as gr
 
 from chattr.access.gate import Gate
 from chattr.settings import Settings
+from chattr.turn.loop import TurnLoop
 from chattr.turn.personal_data import PersonalData
 from chattr.turn.service import ChatService
 from chattr.voice.controls import CSS as VOICE_CSS
 from chattr.voice.controls import PAGE_JS as VOICE_JS
-from chattr.voice.controls import add_voice_controls
+from chattr.voice.controls import VoiceControls
 from chattr.web.api import ChatApi, new_session_id
 from chattr.web.handlers import ChatPage, StatusSource, greeting_choices, media_messages, sync_media
 
@@ -36,13 +38,17 @@ def build_blocks(
 ) -> gr.Blocks:
     """The whole page, plus the API endpoints, as one Blocks; `gate` (default: from the
     settings) is the app's fair-use gate, which its upload guard shares."""
-    api = ChatApi(
+    # The page, its voice controls and the API: one loop, so one gate and one way to refuse.
+    loop = TurnLoop(
         service,
-        settings,
         gate=gate or Gate.from_settings(settings),
         personal=PersonalData(service, settings.data_dir),
+        public_url=settings.fixed_public_url,
+        shown_as=gr.Error,
     )
+    api = ChatApi(loop, settings)
     page = ChatPage(api, status=status)
+    voice = VoiceControls(loop, media_messages=media_messages, sync_media=sync_media)
     characters = service.characters
     ids = page.ids()
     first = ids[0] if ids else None
@@ -52,7 +58,7 @@ def build_blocks(
         session = gr.State("")
         character = gr.State(first)
         gr.Markdown("# Chatacter\nPick a character and talk to them: text, voice and video.")
-        if api.gate.sign_in is not None:  # CHATTR_HF_SIGNIN: Gradio's OAuth routes come with it
+        if loop.gate.sign_in is not None:  # CHATTR_HF_SIGNIN: Gradio's OAuth routes come with it
             gr.LoginButton(elem_id="chattr-login")
         status_md = gr.Markdown(page.status_text(), elem_id="chattr-status")
         timer = gr.Timer(1.0)
@@ -117,17 +123,8 @@ def build_blocks(
                     regenerate = gr.Button("Regenerate", size="sm")
                     undo = gr.Button("Undo last turn", size="sm")
                     new_chat = gr.Button("New conversation", size="sm")
-                add_voice_controls(
-                    service,
-                    chatbot=chatbot,
-                    character=character,
-                    session=session,
-                    media_on=media_on,
-                    media_messages=media_messages,
-                    sync_media=sync_media,
-                    gate=api.gate,
-                    base_url=api.base_url,
-                    record_turn=api.personal.record_turn,
+                voice.lay_out(
+                    chatbot=chatbot, character=character, session=session, media_on=media_on
                 )
                 with gr.Row():
                     download = gr.Button(

@@ -70,9 +70,10 @@ def refused(request: httpx.Request) -> httpx.Response:
 @dataclass
 class FakeVocalizr:
     """/v1/speech and /files/<id>: speech of `seconds_per_word` a word, unless `speech` or
-    `files` answer otherwise."""
+    `files` answer otherwise; /v1/audio/transcriptions: `transcript`, whatever was said."""
 
     seconds_per_word: float = 0.1
+    transcript: str = ""
     speech: Handler | None = None
     files: Handler | None = None
     requests: list[httpx.Request] = field(default_factory=list)
@@ -95,6 +96,8 @@ class FakeVocalizr:
                     "sample_rate": 16000,
                 },
             )
+        if request.url.path == "/v1/audio/transcriptions":
+            return httpx.Response(200, json={"text": self.transcript})
         if request.url.path.startswith("/files/"):
             if self.files is not None:
                 return self.files(request)

@@ -1,5 +1,6 @@
-"""The public API in-process: ChatApi's endpoints over a real ChatService, a scripted chat model
-and media services played through httpx.MockTransport; the page's named endpoints unchanged."""
+"""The public API in-process: ChatApi's endpoints over a real turn loop and ChatService, a
+scripted chat model and media services played through httpx.MockTransport; the page's named
+endpoints unchanged."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from chattr.media.fanout import FanoutOptions, MediaFanout
 from chattr.media.store import MediaStore
 from chattr.memory import open_memory
 from chattr.settings import Settings
+from chattr.turn.loop import TurnLoop
 from chattr.turn.personal_data import PersonalData
 from chattr.turn.service import ChatService
 from chattr.web.api import ChatApi
@@ -55,12 +57,13 @@ def chat_api(tmp_path: Path, vocalizr: FakeVocalizr | None = None) -> ChatApi:
         llm=GenericFakeChatModel(messages=iter([AIMessage(content=REPLY)] * 10)),
         media=media,
     )
-    return ChatApi(
+    loop = TurnLoop(
         service,
-        config,
         gate=Gate.from_settings(config),
         personal=PersonalData(service, tmp_path),
+        shown_as=gr.Error,
     )
+    return ChatApi(loop, config)
 
 
 async def results(api: ChatApi, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
@@ -126,7 +129,7 @@ def test_characters_lists_ids_names_and_greetings(tmp_path: Path) -> None:
 
 def test_the_page_exposes_the_named_endpoints_with_their_parameters(tmp_path: Path) -> None:
     api = chat_api(tmp_path)
-    blocks = build_blocks(api.service, api.settings)
+    blocks = build_blocks(api.loop.service, api.settings)
     endpoints = blocks.get_api_info()["named_endpoints"]
     assert sorted(endpoints) == ["/characters", "/chat", "/export", "/forget"]
     assert [p["parameter_name"] for p in endpoints["/chat"]["parameters"]] == [
