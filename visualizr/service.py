@@ -19,7 +19,8 @@ from chatacter_common.service import (
     ServiceMetrics,
 )
 from visualizr.engines import load_engine
-from visualizr.errors import CharacterNotFound, EngineUnavailable
+from visualizr.errors import CharacterNotFound, EngineUnavailable, VisualizrError
+from visualizr.expressions import NEUTRAL_CUE, ExpressionCue
 from visualizr.fetch import fetch
 from visualizr.geometry import FaceLocator
 from visualizr.media import decode_audio
@@ -38,6 +39,10 @@ class VideoJob:
     portrait: Portrait | bytes
     fps: int
     size: int
+    cue: ExpressionCue = NEUTRAL_CUE
+    # The character whose `expressions/` sprite for the cue's label stands in for the portrait
+    # (None: no expression asked, or an uploaded or fetched portrait, which has no sprites).
+    character: str | None = None
 
 
 class Metrics(ServiceMetrics):
@@ -135,6 +140,19 @@ class VideoService:
         portrait = job.portrait
         if isinstance(portrait, bytes):
             portrait = portrait_from_bytes(portrait, max_pixels=self.settings.max_image_pixels)
-        return renderer.render(
-            portrait, audio, fps=job.fps, size=job.size, path=self.files.new_path()[1]
-        )
+        path = self.files.new_path()[1]
+        label = job.cue.expression.label
+        if job.character is not None:
+            try:
+                sprite = self.characters.sprite(job.character, label)
+                if sprite is not None:
+                    # The sprite shows the expression itself: drawing it again would overdo it.
+                    return renderer.render(sprite, audio, fps=job.fps, size=job.size, path=path)
+            except VisualizrError as error:
+                log.warning(
+                    "character %s: sprite for %s not used (%s); the portrait shows it",
+                    job.character,
+                    label,
+                    error,
+                )
+        return renderer.render(portrait, audio, fps=job.fps, size=job.size, path=path, cue=job.cue)
