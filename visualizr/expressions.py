@@ -79,10 +79,11 @@ def _pushes(geometry: FaceGeometry) -> dict[Shape, list[Push]]:
     corners = ((left, -across), (right, across))
     pushes: dict[Shape, list[Push]] = {shape: [] for shape in SHAPES}
     for corner, outward in corners:
-        pushes["joy"].append(Push(corner, (0.16 * up + 0.07 * outward) * mouth, 0.24 * mouth))
-        cheek = corner + (0.6 * up + 0.15 * outward) * mouth
-        pushes["joy"].append(Push(cheek, 0.07 * up * mouth, 0.38 * mouth))
-        pushes["sadness"].append(Push(corner, -0.11 * up * mouth, 0.24 * mouth))
+        pushes["joy"].append(Push(corner, (0.14 * up + 0.06 * outward) * mouth, 0.24 * mouth))
+        # The cheek rises beside the mouth, not under the nose, which a smile leaves in place.
+        cheek = corner + (0.45 * up + 0.3 * outward) * mouth
+        pushes["joy"].append(Push(cheek, 0.06 * up * mouth, 0.25 * mouth))
+        pushes["sadness"].append(Push(corner, -0.09 * up * mouth, 0.24 * mouth))
         pushes["anger"].append(Push(corner, -0.04 * up * mouth, 0.24 * mouth))
     eyes = geometry.eyes
     if not eyes:
@@ -98,7 +99,7 @@ def _pushes(geometry: FaceGeometry) -> dict[Shape, list[Push]]:
         else:  # no brow landmarks: where brows sit over an eye
             middle = eye_centre + 0.6 * width * up
             inner = middle + 0.35 * width * inward
-        pushes["sadness"].append(Push(inner, (0.22 * up + 0.04 * inward) * width, 0.36 * width))
+        pushes["sadness"].append(Push(inner, (0.25 * up + 0.04 * inward) * width, 0.36 * width))
         drawn = (inner + middle) / 2
         pushes["anger"].append(Push(drawn, (-0.14 * up + 0.09 * inward) * width, 0.42 * width))
         pushes["surprise"].append(Push(middle, 0.2 * up * width, 0.5 * width))
@@ -114,10 +115,13 @@ def _motion_at(pushes: list[Push], xs: Vector, ys: Vector) -> tuple[Vector, Vect
     """The forward motion of the content at (xs, ys)."""
     mx = np.zeros_like(xs)
     my = np.zeros_like(ys)
+    floor = float(np.exp(-(REACH**2) / 2))
     for push in pushes:
         fall = np.exp(
             -((xs - push.center[0]) ** 2 + (ys - push.center[1]) ** 2) / (2 * push.sigma**2)
         )
+        # Lowered to end at exactly zero REACH sigmas out: nothing beyond the region moves.
+        fall = np.maximum(fall - floor, 0) / (1 - floor)
         mx += push.motion[0] * fall
         my += push.motion[1] * fall
     return mx, my
