@@ -33,8 +33,8 @@ SENTENCE_PAUSE_S = 0.15
 # surprise a little faster and higher, anger a little faster. Pitch moves under 3% are below
 # VoiceMatcher's tolerance and leave the voice as it is.
 DELIVERY: dict[Shape, tuple[float, float]] = {
-    "joy": (1.06, 1.07),
-    "surprise": (1.08, 1.1),
+    "joy": (1.08, 1.07),
+    "surprise": (1.1, 1.1),
     "sadness": (0.86, 0.9),
     "anger": (1.05, 1.0),
 }
