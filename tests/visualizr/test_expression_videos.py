@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import numpy.typing as npt
 import pytest
 from PIL import Image
 
@@ -29,7 +30,7 @@ def sprite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-def colourfulness(frame: np.ndarray) -> float:
+def colourfulness(frame: npt.NDArray[np.uint8]) -> float:
     """Mean spread between a pixel's channels: 0 for a black-and-white picture."""
     channels = frame.astype(np.float32)
     return float((channels.max(axis=2) - channels.min(axis=2)).mean())
@@ -62,7 +63,7 @@ def test_an_unknown_label_is_refused_with_the_known_ones(
     sprite_server: str, audio_host: AudioHost, spoken_wav: bytes, field: str
 ) -> None:
     audio_url = audio_host.publish("unknown.wav", spoken_wav)
-    body = {"audio_url": audio_url, "portrait": "einstein", field: "joyful"}
+    body: dict[str, object] = {"audio_url": audio_url, "portrait": "einstein", field: "joyful"}
     response = post_json(sprite_server, body)
     assert response.status_code == 422
     answer = response.json()
