@@ -32,8 +32,10 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import numpy.typing as npt  # noqa: E402
 
+from chatacter_common.emotions import expression_of, normalize_label  # noqa: E402
 from visualizr.engines import TalkingHeadEngine  # noqa: E402
 from visualizr.engines.warp import WarpEngine  # noqa: E402
+from visualizr.expressions import NEUTRAL_CUE, ExpressionCue  # noqa: E402
 from visualizr.geometry import FaceLocator  # noqa: E402
 from visualizr.media import AUDIO_RATE, decode_audio  # noqa: E402
 from visualizr.portraits import portrait_from_bytes  # noqa: E402
@@ -66,7 +68,13 @@ def make_engine(name: str, device: str, real_size: bool, batch_size: int) -> Tal
 
 
 def bench(
-    renderer: Renderer, audio: npt.NDArray[np.float32], size: int, fps: int, repeats: int, out: Path
+    renderer: Renderer,
+    audio: npt.NDArray[np.float32],
+    size: int,
+    fps: int,
+    repeats: int,
+    out: Path,
+    cue: ExpressionCue = NEUTRAL_CUE,
 ) -> dict[str, float]:
     portrait = portrait_from_bytes(
         (ASSETS / "portrait_photo_bw.jpg").read_bytes(), max_pixels=10**8
@@ -79,7 +87,9 @@ def bench(
     frames = 0
     for attempt in range(repeats + 1):
         cpu_started = time.process_time()
-        result = renderer.render(portrait, audio, fps=fps, size=size, path=out / "bench.mp4")
+        result = renderer.render(
+            portrait, audio, fps=fps, size=size, path=out / "bench.mp4", cue=cue
+        )
         cpu_s = time.process_time() - cpu_started
         frames = result.frames
         if attempt:  # the first run warms caches and kernels
@@ -113,10 +123,15 @@ def main() -> None:
     parser.add_argument(
         "--batch-size", type=int, default=0, help="musetalk batch (default 8 cpu, 32 gpu)"
     )
+    parser.add_argument(
+        "--expression", help="an emotion label the face shows (e.g. joy); default neutral"
+    )
     parser.add_argument("--quick", action="store_true", help="one small run of each: it runs")
     args = parser.parse_args()
     if args.quick:
         args.sizes, args.repeats, args.seconds = [256], 1, 1.0
+    label = normalize_label(args.expression) if args.expression else None
+    cue = ExpressionCue(expression_of(label), expression_of(None))
 
     # One core for OpenCV and one x264 thread: the figure the issue asks for.
     cv2.setNumThreads(1)
@@ -143,7 +158,7 @@ def main() -> None:
             else:
                 label = "warp (cpu, 1 thread)"
             for size in args.sizes:
-                figures = bench(renderer, audio, size, args.fps, repeats, Path(tmp))
+                figures = bench(renderer, audio, size, args.fps, repeats, Path(tmp), cue)
                 rows.append((label, name, size, figures))
                 print(
                     f"{label:55s} {size:4d}px  {figures['fps']:8.1f} fps  "

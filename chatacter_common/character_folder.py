@@ -7,6 +7,9 @@ A character is a folder whose name is its id::
         portrait.png        # `portrait.file`; unset: portrait.png, .jpg, .jpeg or .webp
         voice.wav           # `voice.reference`, the clip the voice is cloned from
         knowledge/*.md      # facts the character can be asked about (chattr's retrieval)
+        expressions/joy.png # optional sprites, one per emotion label (SillyTavern's convention)
+        voice/joy.wav       # optional reference clips, one per emotion label
+        background.png      # optional picture behind the chat (a CHARX card's `background`)
 
 One rule set for all three programs:
 
@@ -31,6 +34,8 @@ from typing import Annotated, Any, Literal, Protocol, TypeVar
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+from chatacter_common.emotions import EMOTION_LABELS
+
 logger = logging.getLogger(__name__)
 
 CHARACTER_FILE = "character.yaml"
@@ -44,6 +49,11 @@ ID_RULE = "lowercase letters, digits, '-' and '_', at most 64, starting with a l
 WORK_AREA_PREFIXES = (".", "_")
 # character.yaml is read whole and parsed in pure Python (~1 s a MB): bigger is a mistake.
 MAX_CHARACTER_FILE_BYTES = 2 * 1024 * 1024
+EXPRESSIONS_DIR = "expressions"
+EMOTION_VOICES_DIR = "voice"
+# Sprites and backgrounds: the formats every browser shows and every program here decodes.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+BACKGROUND_FILES = tuple(f"background{suffix}" for suffix in IMAGE_SUFFIXES)
 
 PixelBox = tuple[
     Annotated[int, Field(ge=0)],
@@ -139,6 +149,37 @@ def find_file(character_id: str, folder: Path, names: tuple[str, ...], field: st
     return None
 
 
+def expression_file(character_id: str, folder: Path, label: str) -> Path | None:
+    """The sprite `expressions/<label>.png|jpg|jpeg|webp` inside the folder, or None."""
+    if label not in EMOTION_LABELS:
+        return None  # never a path built from an unchecked name
+    names = tuple(f"{EXPRESSIONS_DIR}/{label}{suffix}" for suffix in IMAGE_SUFFIXES)
+    return find_file(character_id, folder, names, "expressions")
+
+
+def expression_files(character_id: str, folder: Path) -> dict[str, Path]:
+    """Every emotion label that has a sprite in the folder, with its file."""
+    found = {}
+    if (Path(folder) / EXPRESSIONS_DIR).is_dir():
+        for label in EMOTION_LABELS:
+            path = expression_file(character_id, folder, label)
+            if path is not None:
+                found[label] = path
+    return found
+
+
+def emotion_voice_file(character_id: str, folder: Path, label: str) -> Path | None:
+    """The reference clip `voice/<label>.wav` inside the folder, or None."""
+    if label not in EMOTION_LABELS:
+        return None
+    return find_file(character_id, folder, (f"{EMOTION_VOICES_DIR}/{label}.wav",), "voice")
+
+
+def background_file(character_id: str, folder: Path) -> Path | None:
+    """The picture shown behind the chat, `background.png|jpg|jpeg|webp`, or None."""
+    return find_file(character_id, folder, BACKGROUND_FILES, "background")
+
+
 class CharacterMedia(BaseModel):
     """What the media services read of a character folder: its voice and its portrait.
 
@@ -166,6 +207,32 @@ class CharacterMedia(BaseModel):
     def portrait_path(self) -> Path | None:
         """The portrait image file, or None when the folder has none (or it points outside)."""
         return find_file(self.id, self.folder, self.portrait.candidates(), "portrait.file")
+
+    def expression_path(self, label: str) -> Path | None:
+        """The sprite for an emotion label, or None (then the portrait shows it)."""
+        return expression_file(self.id, self.folder, label)
+
+    def expressions(self) -> dict[str, Path]:
+        """Every emotion label with a sprite, and its file."""
+        return expression_files(self.id, self.folder)
+
+    def background_path(self) -> Path | None:
+        """The picture behind the chat, or None."""
+        return background_file(self.id, self.folder)
+
+    def emotion_voice_path(self, label: str) -> Path | None:
+        """The reference clip for an emotion label (`voice/<label>.wav`), or None."""
+        return emotion_voice_file(self.id, self.folder, label)
+
+    def emotion_voices(self) -> dict[str, Path]:
+        """Every emotion label with its own reference clip."""
+        found = {}
+        if (self.folder / EMOTION_VOICES_DIR).is_dir():
+            for label in EMOTION_LABELS:
+                path = self.emotion_voice_path(label)
+                if path is not None:
+                    found[label] = path
+        return found
 
 
 class FileFieldError(Exception):

@@ -20,7 +20,9 @@ def main(argv: list[str] | None = None) -> int:
         "--no-media", action="store_true", help="text only: do not start or call media services"
     )
     sub = parser.add_subparsers(dest="command")
-    card = sub.add_parser("import-card", help="import a SillyTavern character card (JSON or PNG)")
+    card = sub.add_parser(
+        "import-card", help="import a SillyTavern character card (JSON, PNG or CHARX)"
+    )
     card.add_argument("file", type=Path)
     card.add_argument("--overwrite", action="store_true", help="replace an existing character")
     args = parser.parse_args(argv)
@@ -32,8 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "import-card":
         from chattr.characters.cards import CardError, import_card
 
+        notes: list[str] = []
         try:
-            character = import_card(args.file, settings.characters_dir, overwrite=args.overwrite)
+            character = import_card(
+                args.file, settings.characters_dir, overwrite=args.overwrite, notes=notes
+            )
         except CardError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
@@ -41,6 +46,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {args.file.name}: {exc.strerror or type(exc).__name__}", file=sys.stderr)
             return 2
         print(f"imported '{character.name}' as {character.folder}")
+        for note in notes:
+            print(f"left out: {note}")
+        sprites = character.expressions()
+        if sprites:
+            print(f"expressions: {', '.join(sorted(sprites))}")
+        background = character.background_path()
+        if background is not None:
+            print(f"background: {background.name}")
         from chattr.characters.lorebook import read_lorebook
 
         book = read_lorebook(character.folder)

@@ -67,6 +67,11 @@ FACE_OVAL = (
     109,
 )
 CHIN = 152
+# Each brow as pairs (upper edge, lower edge), from the outer end to the inner one.
+BROWS = (
+    ((70, 46), (63, 53), (105, 52), (66, 65), (107, 55)),
+    ((300, 276), (293, 283), (334, 282), (296, 295), (336, 285)),
+)
 # MediaPipe looks at a 192-256 px face anyway; bigger inputs only cost time.
 DETECT_MAX_SIDE = 1024
 
@@ -90,6 +95,8 @@ class FaceGeometry:
     chin: npt.NDArray[np.float32]
     eyes: tuple[Eye, ...]
     detected: bool
+    # Each brow's middle line, outer end to inner end (k, 2); none for declared boxes.
+    brows: tuple[npt.NDArray[np.float32], ...] = ()
 
     def transformed(self, affine: npt.NDArray[np.float32]) -> FaceGeometry:
         """The same geometry after a 2x3 affine map (e.g. into a crop)."""
@@ -113,6 +120,7 @@ class FaceGeometry:
             chin=move(self.chin[None])[0],
             eyes=tuple(Eye(move(eye.upper), move(eye.lower)) for eye in self.eyes),
             detected=self.detected,
+            brows=tuple(move(brow) for brow in self.brows),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -125,6 +133,7 @@ class FaceGeometry:
             "chin": self.chin.tolist(),
             "eyes": [{"upper": e.upper.tolist(), "lower": e.lower.tolist()} for e in self.eyes],
             "detected": self.detected,
+            "brows": [brow.tolist() for brow in self.brows],
         }
 
     @classmethod
@@ -142,6 +151,8 @@ class FaceGeometry:
             chin=arr(data["chin"]),
             eyes=tuple(Eye(arr(e["upper"]), arr(e["lower"])) for e in data["eyes"]),
             detected=bool(data["detected"]),
+            # Required: a cache written before brows were kept is re-detected (KeyError).
+            brows=tuple(arr(brow) for brow in data["brows"]),
         )
 
 
@@ -161,6 +172,9 @@ def geometry_from_landmarks(points: npt.NDArray[np.floating[Any]]) -> FaceGeomet
             for up, low in zip(EYE_UPPER, EYE_LOWER, strict=True)
         ),
         detected=True,
+        brows=tuple(
+            np.asarray([(points[a] + points[b]) / 2 for a, b in brow], np.float32) for brow in BROWS
+        ),
     )
 
 

@@ -86,6 +86,8 @@ class CharacterPortraits:
         self.characters_dir = characters_dir
         self.max_pixels = max_pixels
         self._portraits: dict[str, Portrait] = {}
+        # Sprites by (character, label), with the file's (mtime, size) when it was read.
+        self._sprites: dict[tuple[str, str], tuple[tuple[int, int], Portrait]] = {}
         self._lock = threading.Lock()
 
     def discover(self) -> None:
@@ -142,3 +144,36 @@ class CharacterPortraits:
             portrait = self._portraits.setdefault(character, portrait)
         log.info("registered character %s added after start-up", character)
         return portrait
+
+    def sprite(self, character: str, label: str) -> Portrait | None:
+        """The character's sprite for an emotion label (`expressions/<label>.png`...), or None
+        when it has none (blocking: reads the folder). A sprite that cannot be decoded raises
+        VisualizrError; the caller falls back to the portrait."""
+        folder = find_character_folder(self.characters_dir, character)
+        if folder is None:
+            return None
+        try:
+            path = load_character_media(folder).expression_path(label)
+            if path is None:
+                return None
+            stat = path.stat()
+        except (CharacterError, OSError):
+            return None
+        version = (stat.st_mtime_ns, stat.st_size)
+        with self._lock:
+            cached = self._sprites.get((character, label))
+            base = self._portraits.get(character)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        sprite = portrait_from_bytes(path.read_bytes(), max_pixels=self.max_pixels)
+        if base is not None and base.image.shape == sprite.image.shape:
+            # A sprite drawn on the portrait's canvas: the portrait's declared face fits it too.
+            sprite = portrait_from_bytes(
+                path.read_bytes(),
+                max_pixels=self.max_pixels,
+                face_box=base.face_box,
+                mouth_box=base.mouth_box,
+            )
+        with self._lock:
+            self._sprites[(character, label)] = (version, sprite)
+        return sprite

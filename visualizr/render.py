@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from visualizr.engines import TalkingHeadEngine, frame_portrait
+from visualizr.expressions import NEUTRAL_CUE, ExpressionCue
 from visualizr.geometry import FaceLocator
 from visualizr.media import AUDIO_RATE, frame_count, write_mp4
 from visualizr.portraits import Portrait
@@ -92,9 +93,17 @@ class Renderer:
         return self.cache.get_or_build((portrait.key, size), build)
 
     def render(
-        self, portrait: Portrait, audio: npt.NDArray[np.float32], *, fps: int, size: int, path: Path
+        self,
+        portrait: Portrait,
+        audio: npt.NDArray[np.float32],
+        *,
+        fps: int,
+        size: int,
+        path: Path,
+        cue: ExpressionCue = NEUTRAL_CUE,
     ) -> VideoResult:
-        """Render and encode the talking head for 44.1 kHz mono `audio` into `path` (MP4)."""
+        """Render and encode the talking head for 44.1 kHz mono `audio` into `path` (MP4), the
+        face showing the cue's expression."""
         started = time.perf_counter()
         prepared = self.prepare(portrait, size)
         frames = frame_count(audio, fps)
@@ -102,7 +111,7 @@ class Renderer:
         try:
             written = write_mp4(
                 tmp,
-                self.engine.render(prepared, audio, fps, frames),
+                self.engine.render(prepared, audio, fps, frames, cue),
                 audio=audio,
                 size=size,
                 fps=fps,

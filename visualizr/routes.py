@@ -14,11 +14,13 @@ from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 from starlette.datastructures import UploadFile
 
+from chatacter_common.emotions import UnknownEmotion, expression_of, normalize_label
 from chatacter_common.service import error_responses, files_base
 from chatacter_common.service.errors import validation_detail
 from chatacter_common.service.limits import BodyTooLarge, read_limited
 from visualizr.dependencies import get_service
 from visualizr.errors import VisualizrError
+from visualizr.expressions import ExpressionCue
 from visualizr.service import VideoJob, VideoService
 
 
@@ -43,6 +45,18 @@ class VideoRequest(BaseModel):
     fps: int | None = Field(None, ge=1, le=60, description="Frames per second (default 25).")
     size: int | None = Field(
         None, ge=128, le=1024, multiple_of=16, description="Width = height in pixels (default 512)."
+    )
+    expression: str | None = Field(
+        None,
+        max_length=40,
+        description="An emotion label (one of the 28, e.g. `joy`); the face shows it. A "
+        "character's `expressions/<label>` sprite, when it has one, replaces the portrait.",
+    )
+    previous_expression: str | None = Field(
+        None,
+        max_length=40,
+        description="The label the previous clip showed: this one eases from it (default "
+        "`neutral`).",
     )
 
 
@@ -71,6 +85,8 @@ MULTIPART_SCHEMA: dict[str, Any] = {
         "character": {"type": "string", "description": "Or: a character id."},
         "fps": {"type": "integer", "minimum": 1, "maximum": 60},
         "size": {"type": "integer", "minimum": 128, "maximum": 1024, "multipleOf": 16},
+        "expression": {"type": "string", "description": "An emotion label, e.g. `joy`."},
+        "previous_expression": {"type": "string", "description": "The previous clip's label."},
     },
 }
 
@@ -86,6 +102,26 @@ ERROR_RESPONSES = error_responses(
         503: "Busy past the queue bound (`queue_full`) or still loading (Retry-After).",
     }
 )
+
+
+FORM_FIELDS = ("audio_url", "character", "fps", "size", "expression", "previous_expression")
+
+
+def expression_cue(parsed: VideoRequest) -> ExpressionCue:
+    """The request's expression and the one before it; an unknown label is the caller's mistake
+    (422, listing the 28): chattr drops tags it does not know before they get here."""
+    labels = []
+    for field, label in (
+        ("expression", parsed.expression),
+        ("previous_expression", parsed.previous_expression),
+    ):
+        try:
+            labels.append(expression_of(normalize_label(label) if label else None))
+        except UnknownEmotion as error:
+            raise VisualizrError(
+                f"{field}: {error}", code="unknown_expression", status=422
+            ) from None
+    return ExpressionCue(labels[0], labels[1])
 
 
 async def _read_upload(upload: UploadFile, limit: int, what: str) -> bytes:
@@ -123,9 +159,7 @@ async def parse_video_request(request: Request, service: VideoService) -> VideoJ
                     audio = await _read_upload(value, settings.max_upload_bytes, "audio")
                 elif name == "portrait":
                     portrait_file = await _read_upload(value, settings.max_upload_bytes, "portrait")
-            elif name in ("audio_url", "character", "fps", "size") or (
-                name == "portrait" and portrait_file is None
-            ):
+            elif name in FORM_FIELDS or (name == "portrait" and portrait_file is None):
                 fields[name] = value
     else:
         raise VisualizrError(
@@ -141,6 +175,8 @@ async def parse_video_request(request: Request, service: VideoService) -> VideoJ
         raise VisualizrError(
             validation_detail(error.errors()), code="invalid_request", status=422
         ) from None
+    cue = expression_cue(parsed)
+    character: str | None = None
     portrait: Any
     if portrait_file is not None:
         portrait = portrait_file
@@ -156,6 +192,7 @@ async def parse_video_request(request: Request, service: VideoService) -> VideoJ
             portrait = await service.fetch(reference, "portrait")
         else:
             portrait = await service.character(reference)
+            character = reference if parsed.expression else None
     if audio is None:
         audio = await service.fetch(parsed.audio_url, "audio_url")
     return VideoJob(
@@ -163,6 +200,8 @@ async def parse_video_request(request: Request, service: VideoService) -> VideoJ
         portrait=portrait,
         fps=parsed.fps or settings.default_fps,
         size=parsed.size or settings.default_size,
+        cue=cue,
+        character=character,
     )
 
 
@@ -190,8 +229,9 @@ async def create_video(
 ) -> VideoResponse:
     """Make a talking-head MP4: audio (URL or upload) + portrait (character id or upload).
 
-    JSON `{audio_url, portrait, fps?, size?}` or multipart fields `audio`|`audio_url`,
-    `portrait` (image)|`character`, `fps`, `size`. Every video of one portrait and size has the
+    JSON `{audio_url, portrait, fps?, size?, expression?, previous_expression?}` or multipart
+    fields `audio`|`audio_url`, `portrait` (image)|`character`, `fps`, `size`, `expression`,
+    `previous_expression`. Every video of one portrait and size has the
     same codec parameters, so they join by stream copy.
     """
     renderer = service.ready_renderer()

@@ -20,7 +20,8 @@ from chatacter_common.service import (
 )
 from chatacter_common.storage import open_storage
 from visualizr.engines import load_engine
-from visualizr.errors import CharacterNotFound, EngineUnavailable
+from visualizr.errors import CharacterNotFound, EngineUnavailable, VisualizrError
+from visualizr.expressions import NEUTRAL_CUE, ExpressionCue
 from visualizr.fetch import fetch
 from visualizr.geometry import FaceLocator
 from visualizr.media import decode_audio
@@ -39,6 +40,10 @@ class VideoJob:
     portrait: Portrait | bytes
     fps: int
     size: int
+    cue: ExpressionCue = NEUTRAL_CUE
+    # The character whose `expressions/` sprite for the cue's label stands in for the portrait
+    # (None: no expression asked, or an uploaded or fetched portrait, which has no sprites).
+    character: str | None = None
 
 
 class Metrics(ServiceMetrics):
@@ -143,7 +148,23 @@ class VideoService:
         portrait = job.portrait
         if isinstance(portrait, bytes):
             portrait = portrait_from_bytes(portrait, max_pixels=self.settings.max_image_pixels)
+        image, cue = portrait, job.cue
+        label = job.cue.expression.label
+        if job.character is not None:
+            try:
+                sprite = self.characters.sprite(job.character, label)
+            except VisualizrError as error:
+                log.warning(
+                    "character %s: sprite for %s not used (%s); the portrait shows it",
+                    job.character,
+                    label,
+                    error,
+                )
+            else:
+                if sprite is not None:
+                    # The sprite shows the expression itself: drawing it again would overdo it.
+                    image, cue = sprite, NEUTRAL_CUE
         file_id, path = self.files.new_path()
-        result = renderer.render(portrait, audio, fps=job.fps, size=job.size, path=path)
+        result = renderer.render(image, audio, fps=job.fps, size=job.size, path=path, cue=cue)
         self.files.keep(file_id)
         return result

@@ -12,9 +12,10 @@ from typing import Annotated, Literal
 import anyio.to_thread
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.responses import FileResponse, Response, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from starlette.types import Receive, Scope, Send
 
+from chatacter_common.emotions import normalize_label
 from chatacter_common.service import error_responses, files_base
 from chatacter_common.service.limits import read_limited
 from vocalizr.audio import ENCODINGS
@@ -32,6 +33,23 @@ class SpeechBody(BaseModel):
     )
     language: str = Field("en", max_length=32, description="Language code, e.g. `en`.")
     speed: float = Field(1.0, ge=0.5, le=2.0, description="Speaking rate; 1 is normal.")
+    emotion: str | None = Field(
+        None,
+        max_length=40,
+        description="An emotion label (one of the 28, e.g. `sadness`): Piper nudges pace and "
+        "pitch; XTTS clones the character's `voice/<label>.wav` when it has one.",
+    )
+
+    @field_validator("emotion")
+    @classmethod
+    def _known_emotion(cls, value: str | None) -> str | None:
+        # An unknown label is the caller's mistake (422 naming the 28); chattr drops tags it
+        # does not know before asking.
+        return normalize_label(value) if value is not None else None
+
+    def request(self, caller: str) -> SpeechRequest:
+        """The service's request for this body."""
+        return SpeechRequest(self.text, self.voice, self.language, self.speed, caller, self.emotion)
 
 
 class SpeechAnswer(BaseModel):
@@ -79,9 +97,7 @@ async def speech(
     base: Annotated[str, Depends(files_base)],
 ) -> SpeechAnswer:
     """Speak `text` in `voice`; the answer's `url` serves the WAV."""
-    result = await service.speak(
-        SpeechRequest(body.text, body.voice, body.language, body.speed, caller)
-    )
+    result = await service.speak(body.request(caller))
     return SpeechAnswer(
         id=result.id,
         url=f"{base}/files/{result.id}",
@@ -98,8 +114,7 @@ async def speech(
 )
 async def speech_stream(body: SpeechBody, service: Service, caller: Caller) -> StreamingResponse:
     """The same speech as a WAV stream: audio starts before the whole text is synthesized."""
-    request = SpeechRequest(body.text, body.voice, body.language, body.speed, caller)
-    stream = await service.stream(request)
+    stream = await service.stream(body.request(caller))
     return ReleasingStreamingResponse(stream.body, stream.release, media_type="audio/wav")
 
 

@@ -14,6 +14,7 @@ import anyio.to_thread
 import numpy as np
 import numpy.typing as npt
 
+from chatacter_common.emotions import NEUTRAL
 from chatacter_common.service import Health
 from vocalizr.audio import pcm16, streaming_wav_header, write_wav
 from vocalizr.engines.base import SpeechEngine
@@ -46,6 +47,7 @@ class SpeechRequest:
     language: str = "en"
     speed: float = 1.0
     caller: str | None = None  # who asks (uploaded voices are theirs only); None: in-process
+    emotion: str | None = None  # one of the 28 labels (checked at the edge); None: neutral
 
 
 @dataclass(frozen=True)
@@ -166,14 +168,18 @@ class SpeechService:
         """Synthesize the text into a WAV file in the store."""
         text, language = self.check(request)
         await self.find_voice(request.voice, request.caller)
+        voice = self.voices.emotion_voice(request.voice, request.emotion) or request.voice
+        emotion = request.emotion or NEUTRAL
         async with self.jobs.slot():
             return await self.jobs.run(
-                partial(self._speak_blocking, text, request.voice, language, request.speed)
+                partial(self._speak_blocking, text, voice, language, request.speed, emotion)
             )
 
-    def _speak_blocking(self, text: str, voice: str, language: str, speed: float) -> SpeechResult:
+    def _speak_blocking(
+        self, text: str, voice: str, language: str, speed: float, emotion: str
+    ) -> SpeechResult:
         started = time.perf_counter()
-        samples = self._synthesize(text, voice, language, speed)
+        samples = self._synthesize(text, voice, language, speed, emotion)
         file_id, path = self.files.new_path()
         write_wav(path, samples, self.engine.sample_rate)
         self.files.keep(file_id)
@@ -185,10 +191,10 @@ class SpeechService:
         )
 
     def _synthesize(
-        self, text: str, voice: str, language: str, speed: float
+        self, text: str, voice: str, language: str, speed: float, emotion: str
     ) -> npt.NDArray[np.float32]:
         try:
-            samples = self.engine.synthesize(text, voice, language, speed)
+            samples = self.engine.synthesize(text, voice, language, speed, emotion)
         except VocalizrError:
             raise
         except Exception as error:
@@ -204,8 +210,11 @@ class SpeechService:
         """Checks and a queue place now; then a WAV header and PCM chunks as they are made."""
         text, language = self.check(request)
         await self.find_voice(request.voice, request.caller)
+        voice = self.voices.emotion_voice(request.voice, request.emotion) or request.voice
         release = self.jobs.acquire()  # raises QueueFull before any byte is sent
-        chunks = self.engine.stream(text, request.voice, language, request.speed)
+        chunks = self.engine.stream(
+            text, voice, language, request.speed, request.emotion or NEUTRAL
+        )
         return SpeechStream(self._stream_body(chunks, release), release)
 
     async def _stream_body(

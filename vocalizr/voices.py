@@ -68,6 +68,9 @@ class VoiceRegistry:
         self.max_reference_s = max_reference_s
         self.upload_retention_s = upload_retention_s
         self._voices: dict[str, Voice] = {}
+        # Per-emotion clips of characters (voice/<label>.wav), prepared under `<id>@<label>`:
+        # not voices of their own, so never listed.
+        self._emotion_voices: set[str] = set()
         self._lock = threading.Lock()
         # One character folder prepared at a time, so two first requests measure it once.
         self._discovery_lock = threading.Lock()
@@ -99,6 +102,14 @@ class VoiceRegistry:
                 f"no voice {voice_id[:80]!r}; known: {listed}. Upload a clip to POST /v1/voices"
             )
         return voice
+
+    def emotion_voice(self, voice_id: str, emotion: str | None) -> str | None:
+        """The engine's voice id for `voice_id`'s own clip of `emotion`, or None if it has none."""
+        if emotion is None:
+            return None
+        candidate = emotion_voice_id(voice_id, emotion)
+        with self._lock:
+            return candidate if candidate in self._emotion_voices else None
 
     def all(self, caller: str | None = None) -> list[Voice]:
         """Every voice `get` accepts now for `caller`: the default one first, then by id."""
@@ -240,9 +251,27 @@ class VoiceRegistry:
         except Exception as error:
             raise ValueError(f"{name}: {error}") from None
         try:
-            return self.add(media.id, media.display_name, "character", clip)
+            voice = self.add(media.id, media.display_name, "character", clip)
         except Exception as error:
             raise ValueError(f"{name}: {error}") from None
+        self._register_emotion_clips(media)
+        return voice
+
+    def _register_emotion_clips(self, media: CharacterMedia) -> None:
+        """Prepare each `voice/<label>.wav`; a clip that cannot be used is logged and skipped
+        (that emotion is spoken in the character's main voice)."""
+        for label, path in media.emotion_voices().items():
+            voice_id = emotion_voice_id(media.id, label)
+            try:
+                clip = decode_audio(path.read_bytes(), self.max_reference_s)
+                check_reference(clip, self.min_reference_s, self.max_reference_s)
+                self.engine.add_voice(voice_id, clip)
+            except Exception as error:
+                reason = getattr(error, "strerror", None) or error
+                log.warning("character %s: voice/%s.wav not used: %s", media.id, label, reason)
+                continue
+            with self._lock:
+                self._emotion_voices.add(voice_id)
 
     def load_uploads(self) -> None:
         """Re-register voices uploaded before a restart; expired ones are deleted instead."""
@@ -257,6 +286,11 @@ class VoiceRegistry:
                 self.add(path.stem, path.stem, "upload", clip, owner, created)
             except Exception as error:
                 log.warning("skipping uploaded voice %s: %s", path.name, error)
+
+
+def emotion_voice_id(voice_id: str, label: str) -> str:
+    """The engine's id for a character's clip of one emotion ('@' is in no voice id)."""
+    return f"{voice_id}@{label}"
 
 
 def _visible(voice: Voice, caller: str | None) -> bool:

@@ -13,13 +13,14 @@ import struct
 import tempfile
 import unicodedata
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from chatacter_common.character_folder import EXPRESSIONS_DIR
 from chattr.characters.character_set import (
     CHARACTER_FILE,
     KNOWLEDGE_DIR,
@@ -32,6 +33,14 @@ from chattr.characters.character_set import (
     pydantic_message,
     render_macros,
 )
+from chattr.characters.charx import (
+    CharxArchive,
+    CharxAssets,
+    CharxError,
+    Picture,
+    is_charx,
+)
+from chattr.characters.faces import has_face
 from chattr.characters.lorebook import write_lorebook
 from chattr.characters.world_info import (
     Lorebook,
@@ -96,10 +105,12 @@ class Card:
     lorebook: tuple[LorebookEntry, ...] = ()
     book: Lorebook | None = None  # the whole lorebook, with its book-wide settings
     image: bytes | None = None  # the PNG card's own image, as PNG bytes
+    assets: CharxAssets | None = None  # a CHARX's sprites and background, and notes on them
 
 
 def read_card(path: Path) -> Card:
-    """Read a card from a JSON file or a PNG; raises CardError naming the file and the field."""
+    """Read a card from a JSON file, a PNG or a CHARX; raises CardError naming the file and the
+    field."""
     path = Path(path)
     try:
         if path.stat().st_size > MAX_CARD_BYTES:
@@ -112,14 +123,26 @@ def read_card(path: Path) -> Card:
         payload, field = _card_payload_from_png(chunks, path)
         document = _decode_embedded_json(payload, path, field)
         image: bytes | None = _portrait_png(chunks, path)
+    elif is_charx(path):
+        return _read_charx(path)
     else:
         document = _parse_json(raw, path)
         image = None
     return _card_from_document(document, path, image)
 
 
-def import_card(path: Path, characters_dir: Path, *, overwrite: bool = False) -> Character:
-    """Write the card as characters_dir/<slug-of-name>/ and return the loaded character."""
+def import_card(
+    path: Path,
+    characters_dir: Path,
+    *,
+    overwrite: bool = False,
+    notes: list[str] | None = None,
+) -> Character:
+    """Write the card as characters_dir/<slug-of-name>/ and return the loaded character.
+
+    What a CHARX brings that is left out (a remote asset, a sprite with no face) is appended to
+    `notes`, and logged; the character is imported without it.
+    """
     card = read_card(path)
     characters_dir = Path(characters_dir)
     character_id = slugify(card.name)
@@ -135,7 +158,7 @@ def import_card(path: Path, characters_dir: Path, *, overwrite: bool = False) ->
     # nothing half-written that the loader would then report as broken.
     staging = Path(tempfile.mkdtemp(prefix=f".import-{character_id}-", dir=characters_dir))
     try:
-        _write_character_folder(card, staging / character_id)
+        left_out = _write_character_folder(card, staging / character_id)
         load_character(staging / character_id)  # never install a folder the loader rejects
         if target.exists():
             shutil.rmtree(target)
@@ -154,6 +177,10 @@ def import_card(path: Path, characters_dir: Path, *, overwrite: bool = False) ->
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     logger.info("imported %s as character '%s' in %s", path, character_id, target)
+    for note in left_out:
+        logger.warning("%s: %s", Path(path).name, note)
+    if notes is not None:
+        notes.extend(left_out)
     return load_character(target)
 
 
@@ -183,7 +210,8 @@ def lorebook_markdown(card: Card, *, vectorized_only: bool = False) -> str:
     return "\n\n".join(sections) + "\n"
 
 
-def _write_character_folder(card: Card, folder: Path) -> None:
+def _write_character_folder(card: Card, folder: Path) -> list[str]:
+    """Write the folder; returns notes on the card's assets that were left out."""
     folder.mkdir(parents=True)
     character = Character(
         id=folder.name,
@@ -211,6 +239,52 @@ def _write_character_folder(card: Card, folder: Path) -> None:
     if lorebook:
         (folder / LOREBOOK_FILE).parent.mkdir()
         (folder / LOREBOOK_FILE).write_text(lorebook, encoding="utf-8")
+    return _write_assets(card.assets, folder) if card.assets else []
+
+
+def _write_assets(assets: CharxAssets, folder: Path) -> list[str]:
+    """A CHARX's sprites (each must show a face) and background, written into the folder."""
+    notes = list(assets.notes)
+    for label, picture in sorted(assets.expressions.items()):
+        if not has_face(picture.image):
+            notes.append(
+                f"emotion asset '{label}': no face found in it; skipped (the portrait shows "
+                f"{label})"
+            )
+            continue
+        sprite = folder / EXPRESSIONS_DIR / f"{label}{picture.suffix}"
+        sprite.parent.mkdir(exist_ok=True)
+        sprite.write_bytes(picture.data)
+    if assets.background is not None:
+        (folder / f"background{assets.background.suffix}").write_bytes(assets.background.data)
+    return notes
+
+
+def _read_charx(path: Path) -> Card:
+    """A CHARX's card.json (a V3 card, nothing else) with its portrait, sprites, background."""
+    try:
+        with CharxArchive(path, MAX_CARD_TEXT_BYTES) as charx:
+            document = _parse_json(charx.card_json(), path, "card.json")
+            spec = document.get("spec") if isinstance(document, dict) else None
+            if spec != SPEC_V3:
+                found = f"spec {spec!r}" if spec else "no spec"
+                raise CardError(
+                    f"card.json is not a Character Card V3 ({found}; a CHARX holds '{SPEC_V3}')",
+                    path,
+                    "spec",
+                )
+            data = document.get("data")
+            assets = charx.assets(data.get("assets") if isinstance(data, dict) else None)
+    except CharxError as error:
+        raise CardError(str(error), path) from None
+    image = _png_bytes(assets.portrait) if assets.portrait else None
+    return replace(_card_from_document(document, path, image), assets=assets)
+
+
+def _png_bytes(picture: Picture) -> bytes:
+    buffer = io.BytesIO()
+    picture.image.save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
 
 
 def _gallery_line(card: Card) -> str:

@@ -36,9 +36,12 @@ from chatacter_common.character_folder import (
     PixelBox,
     PortraitSettings,
     VoiceSettings,
+    background_file,
     character_folders,
     check_character_id,
     confined_file,
+    expression_file,
+    expression_files,
     find_file,
     is_character_id,
     pydantic_message,
@@ -170,6 +173,18 @@ class Character(BaseModel):
     def voice_path(self) -> Path | None:
         """The reference voice clip, or None when the folder has none (or it points outside)."""
         return find_file(self.id, self.folder, self.voice.candidates(), "voice.reference")
+
+    def expression_path(self, label: str) -> Path | None:
+        """The sprite for an emotion label (`expressions/<label>.png`...), or None."""
+        return expression_file(self.id, self.folder, label)
+
+    def expressions(self) -> dict[str, Path]:
+        """Every emotion label with a sprite, and its file."""
+        return expression_files(self.id, self.folder)
+
+    def background_path(self) -> Path | None:
+        """The picture shown behind the chat (`background.png`...), or None."""
+        return background_file(self.id, self.folder)
 
     def knowledge_documents(self) -> dict[str, str]:
         """The knowledge files, read from disk now: {"knowledge/x.md": text}, sorted by path."""

@@ -90,7 +90,7 @@ def build_blocks(
                 card = gr.Markdown(page.character_card(first), elem_id="chattr-card")
                 upload = gr.File(
                     label="Import a character: SillyTavern card (.json, .png) or folder (.zip)",
-                    file_types=[".json", ".png", ".zip"],
+                    file_types=[".json", ".png", ".zip", ".charx"],
                     type="filepath",
                     elem_id="chattr-import",
                 )

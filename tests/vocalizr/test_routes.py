@@ -44,7 +44,7 @@ class FakeEngine(SpeechEngine):
         pass
 
     def synthesize(
-        self, text: str, voice_id: str, language: str, speed: float
+        self, text: str, voice_id: str, language: str, speed: float, emotion: str = "neutral"
     ) -> npt.NDArray[np.float32]:
         return self.speak(text)
 

@@ -177,3 +177,23 @@ def test_split_text_keeps_every_word_within_the_limit(limit: int) -> None:
     assert "".join(pieces).replace(" ", "").replace(",", "") == text.replace(" ", "").replace(
         ",", ""
     )
+
+
+def test_a_clip_per_emotion_gets_its_own_latents(tiny_xtts: Path, tmp_path: Path) -> None:
+    from vocalizr.engines.xtts import XttsEngine
+    from vocalizr.voices import VoiceRegistry
+
+    samples, rate = read_mono(SPEECH)
+    (tmp_path / "characters" / "ada" / "voice").mkdir(parents=True)
+    sf.write(tmp_path / "characters" / "ada" / "voice.wav", samples, rate)
+    sf.write(tmp_path / "characters" / "ada" / "voice" / "grief.wav", samples[::-1].copy(), rate)
+    settings = Settings(engine="xtts", xtts_dir=tiny_xtts, data_dir=tmp_path / "data")
+    engine = XttsEngine(settings)
+    engine.load()
+    voices = VoiceRegistry(engine, tmp_path / "characters", tmp_path / "uploads", 3.0, 30.0)
+    voices.load_characters()
+    assert engine.has_latents("ada") and engine.has_latents("ada@grief")
+    assert engine.latent_computations == 2  # two different clips, two sets of latents
+    assert voices.emotion_voice("ada", "grief") == "ada@grief"
+    assert voices.emotion_voice("ada", "joy") is None  # no clip: the main voice speaks joy
+    assert len(engine.synthesize("Hello.", "ada@grief", "en", 1.0, "grief")) > 0

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from visualizr.expressions import NEUTRAL_CUE, ExpressionCue
 from visualizr.geometry import FaceGeometry
 
 # The frame shows head and shoulders: up to 3.2 face heights, never more than the image allows.
@@ -63,7 +64,13 @@ class TalkingHeadEngine(Protocol):
         ...
 
     def render(
-        self, prepared: Any, audio: npt.NDArray[np.float32], fps: int, frames: int
+        self,
+        prepared: Any,
+        audio: npt.NDArray[np.float32],
+        fps: int,
+        frames: int,
+        cue: ExpressionCue = NEUTRAL_CUE,
     ) -> Iterator[npt.NDArray[np.uint8]]:
-        """Yield `frames` BGR uint8 frames of size x size for 44.1 kHz mono audio."""
+        """Yield `frames` BGR uint8 frames of size x size for 44.1 kHz mono audio, showing the
+        cue's expression as far as the engine can."""
         ...

@@ -33,6 +33,7 @@ from scipy.signal import resample_poly
 from chatacter_common.zero_gpu import gpu
 from visualizr.engines.base import FramedPortrait
 from visualizr.errors import EngineUnavailable
+from visualizr.expressions import NEUTRAL_CUE, ExpressionCue
 from visualizr.media import AUDIO_RATE
 
 FACE_SIZE = 256
@@ -217,9 +218,19 @@ class MuseTalkEngine:
 
     @gpu()
     def render(
-        self, prepared: MuseTalkPortrait, audio: npt.NDArray[np.float32], fps: int, frames: int
+        self,
+        prepared: MuseTalkPortrait,
+        audio: npt.NDArray[np.float32],
+        fps: int,
+        frames: int,
+        cue: ExpressionCue = NEUTRAL_CUE,
     ) -> Iterator[npt.NDArray[np.uint8]]:
-        """Yield frames: generated faces pasted into the portrait, in batches."""
+        """Yield frames: generated faces pasted into the portrait, in batches.
+
+        The cue is accepted and not drawn: MuseTalk regenerates the lower face from latents of
+        the neutral portrait, and a warped smile under it would be painted over. A character's
+        expression sprite still shows, as the portrait this engine animates.
+        """
         tokens = self.audio_features(audio, fps, frames)
         latents = prepared.latents.to(self.device_obj, self.dtype)
         x, y, side = prepared.crop

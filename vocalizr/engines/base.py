@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import numpy as np
 import numpy.typing as npt
 
+from chatacter_common.emotions import NEUTRAL
 from vocalizr.audio import Clip
 
 # The voice id that asks for the engine's own voice, with no reference clip to match.
@@ -44,12 +45,13 @@ class SpeechEngine(ABC):
 
     @abstractmethod
     def synthesize(
-        self, text: str, voice_id: str, language: str, speed: float
+        self, text: str, voice_id: str, language: str, speed: float, emotion: str = NEUTRAL
     ) -> npt.NDArray[np.float32]:
-        """Speak the whole text; returns the samples."""
+        """Speak the whole text, in the emotion (a label) as far as the engine can; returns the
+        samples."""
 
     def stream(
-        self, text: str, voice_id: str, language: str, speed: float
+        self, text: str, voice_id: str, language: str, speed: float, emotion: str = NEUTRAL
     ) -> Iterator[npt.NDArray[np.float32]]:
         """Speak the text chunk by chunk, first audio as early as the engine allows."""
-        yield self.synthesize(text, voice_id, language, speed)
+        yield self.synthesize(text, voice_id, language, speed, emotion)

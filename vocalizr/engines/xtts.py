@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from chatacter_common.emotions import NEUTRAL
 from chatacter_common.zero_gpu import gpu
 from vocalizr.audio import Clip
 from vocalizr.engines.base import DEFAULT_VOICE, SpeechEngine
@@ -120,8 +121,10 @@ class XttsEngine(SpeechEngine):
 
     @gpu()
     def synthesize(
-        self, text: str, voice_id: str, language: str, speed: float
+        self, text: str, voice_id: str, language: str, speed: float, emotion: str = NEUTRAL
     ) -> npt.NDArray[np.float32]:
+        # The emotion is in the voice: the service passes `<voice>@<label>` when the character
+        # has a clip for it (voice/<label>.wav), and XTTS clones that clip's delivery.
         model, config = self._require_model()
         gpt_cond_latent, speaker_embedding = self._latents(voice_id)
         wavs = []
@@ -144,7 +147,7 @@ class XttsEngine(SpeechEngine):
 
     @gpu()
     def stream(
-        self, text: str, voice_id: str, language: str, speed: float
+        self, text: str, voice_id: str, language: str, speed: float, emotion: str = NEUTRAL
     ) -> Iterator[npt.NDArray[np.float32]]:
         model, config = self._require_model()
         gpt_cond_latent, speaker_embedding = self._latents(voice_id)
