@@ -1,9 +1,11 @@
 """Context for a turn: the embedder and the knowledge store, loaded in the background.
 
 Loading MiniLM and indexing the characters' knowledge takes seconds on a first start (a restart
-embeds nothing: the index is on disk, tagged with its documents' hash); the page must open before
-that, so loading runs in a thread. A turn waits for it about a second at most, then answers
-without knowledge and says so (the page shows the status meanwhile).
+embeds nothing: the index is on disk, tagged with its documents' hash; the shipped characters'
+vectors are computed ahead, prebuilt.py); the page must open before that, so loading runs in a
+thread. Characters are indexed one by one, those a turn waits for first; a turn waits for its
+own character's knowledge only, a bounded while, then answers without it and says so (the page
+shows the status meanwhile).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from chattr.characters.character_set import CharacterSet
-from chattr.knowledge.store import Hit
+from chattr.knowledge.prebuilt import read_vectors
+from chattr.knowledge.store import Hit, content_hash
 
 if TYPE_CHECKING:
     from chattr.knowledge.embeddings import Embedder
@@ -59,20 +62,35 @@ class Retriever:
         self._memory_hits = memory_hits
         self._load_embedder = load_embedder
         self._ready = threading.Event()
+        # Characters whose knowledge is indexed (or failed to be), and those turns wait for:
+        # the loader takes the waited-for ones first.
+        self._queue_lock = threading.Lock()
+        self._indexed: dict[str, threading.Event] = {}
+        self._wanted: list[str] = []
         self._embedder: Embedder | None = None
         self._store: KnowledgeStore | None = None
         self.status = "not started"
         self.error: str | None = None
 
-    def start(self) -> None:
-        """Load the embedder and index the characters' knowledge in a background thread (once)."""
+    def start(self, then: Callable[[], None] | None = None) -> None:
+        """Load the embedder and index the characters' knowledge in a background thread (once).
+
+        `then` runs once every character that needs no embedding is searchable (its index on
+        disk is current, or its vectors were computed ahead), before any is embedded; at once
+        when loading had already begun.
+        """
         if self.status != "not started":
+            if then is not None:
+                then()
             return
         self.status = "loading the knowledge model…"
-        threading.Thread(target=self._load, name="chattr-knowledge", daemon=True).start()
+        threading.Thread(
+            target=self._load, args=(then,), name="chattr-knowledge", daemon=True
+        ).start()
 
-    def _load(self) -> None:
+    def _load(self, then: Callable[[], None] | None) -> None:
         started = time.perf_counter()
+        handed_on = False
         try:
             if self._load_embedder is None:
                 from chattr.knowledge.embeddings import load_default_embedder
@@ -81,8 +99,20 @@ class Retriever:
             else:
                 self._embedder = self._load_embedder()
             self._store = self._open_store(self._embedder)
-            for character in self._characters.characters.values():
-                self.index_character(character.id)
+            # Milliseconds a character: these are searchable before the chat model is built
+            # (`then`), so a first message to a shipped character finds its knowledge.
+            for cheap in list(self._characters.characters):
+                if self.index_character(cheap, embed=False) is not None:
+                    self._indexed_event(cheap).set()
+            log.info("knowledge searchable %.1f s after start", time.perf_counter() - started)
+            handed_on = True
+            if then is not None:
+                then()
+            while (character_id := self._next_to_index()) is not None:
+                try:
+                    self.index_character(character_id)
+                finally:
+                    self._indexed_event(character_id).set()
             self.status = f"ready ({time.perf_counter() - started:.1f} s to load)"
             log.info("knowledge %s", self.status)
         except Exception as exc:  # any failure here must show in the page, not kill the app
@@ -91,14 +121,44 @@ class Retriever:
             log.exception("knowledge failed to load")
         finally:
             self._ready.set()
+            with self._queue_lock:  # no turn waits on a character the loader will not reach
+                for event in self._indexed.values():
+                    event.set()
+            if then is not None and not handed_on:  # loading failed before it came to run
+                then()
 
-    def index_character(self, character_id: str) -> int:
-        """(Re-)index one character's knowledge; a no-op when its files did not change."""
-        if self._store is None:
+    def _indexed_event(self, character_id: str) -> threading.Event:
+        with self._queue_lock:
+            event = self._indexed.setdefault(character_id, threading.Event())
+            if self._ready.is_set():  # the loader is done: it sets no more events
+                event.set()
+            return event
+
+    def _next_to_index(self) -> str | None:
+        """The next character to index: one a turn waits for, else the next in the set."""
+        with self._queue_lock:
+            done = {cid for cid, event in self._indexed.items() if event.is_set()}
+            known = self._characters.characters
+            pending = [cid for cid in self._wanted if cid in known and cid not in done]
+            pending += [cid for cid in list(known) if cid not in done]
+            return pending[0] if pending else None
+
+    def index_character(self, character_id: str, *, embed: bool = True) -> int | None:
+        """(Re-)index one character's knowledge; a no-op when its files did not change.
+
+        The chunks indexed; None, with `embed=False`, when that would take embedding them.
+        """
+        if self._store is None or self._embedder is None:
             return 0
         character = self._characters.get(character_id)
+        documents = character.knowledge_documents()
+        if self._store.indexed_hash(character.id) == content_hash(documents):
+            return 0
+        vectors = read_vectors(character.folder, documents, self._embedder)
+        if vectors is None and not embed:
+            return None
         self.status = f"indexing {character.name}'s knowledge…"
-        count = self._store.sync_character(character.id, character.knowledge_documents())
+        count = self._store.sync_character(character.id, documents, vectors=vectors)
         if count:
             log.info("indexed %d knowledge chunks for %s", count, character.id)
         return count
@@ -116,6 +176,18 @@ class Retriever:
         """Block until loaded; raise RetrievalUnavailable when it failed or took too long."""
         if not self._ready.wait(timeout):
             raise RetrievalUnavailable(f"still loading ({self.status})")
+        if self.error is not None:
+            raise RetrievalUnavailable(self.error)
+
+    def wait_for(self, character_id: str, timeout: float) -> None:
+        """Block until this character's knowledge is searchable (it is indexed next if not yet);
+        raise RetrievalUnavailable when loading failed or took too long."""
+        if not self._ready.is_set():
+            with self._queue_lock:
+                if character_id not in self._wanted:
+                    self._wanted.append(character_id)
+            if not self._indexed_event(character_id).wait(timeout):
+                raise RetrievalUnavailable(f"still loading ({self.status})")
         if self.error is not None:
             raise RetrievalUnavailable(self.error)
 

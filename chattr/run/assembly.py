@@ -112,10 +112,15 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Loading langchain, MiniLM and the knowledge competes for the interpreter and the
-        # cores: begin once the page is built, the chat model first (every turn needs it; a turn
-        # answers without knowledge still loading), then the knowledge.
-        service.warm_up(then=service.retriever.start if service.retriever is not None else None)
+        # Loading MiniLM, the knowledge and langchain competes for the interpreter and the
+        # cores: begin once the page is built. MiniLM first, with every character whose
+        # knowledge needs no embedding (vectors computed ahead, or an index on disk; ~1 s in
+        # all), then the chat model while the rest is embedded: a first message, which needs
+        # the chat model anyway, finds its character's knowledge ready.
+        if service.retriever is not None:
+            service.retriever.start(then=service.warm_up)
+        else:
+            service.warm_up()
         async with AsyncExitStack() as stack:
             for sub_app in mounts.values():
                 await stack.enter_async_context(sub_app.router.lifespan_context(sub_app))

@@ -319,7 +319,7 @@ class ChatService:
             return Context()
         retriever = self.retriever
         try:
-            await anyio.to_thread.run_sync(retriever.wait, RETRIEVAL_WAIT_S)
+            await anyio.to_thread.run_sync(retriever.wait_for, state.character, RETRIEVAL_WAIT_S)
             return await anyio.to_thread.run_sync(
                 retriever.retrieve, state.character, state.session_id, state.message
             )
