@@ -3,9 +3,9 @@
 Loading MiniLM and indexing the characters' knowledge takes seconds on a first start (a restart
 embeds nothing: the index is on disk, tagged with its documents' hash; the shipped characters'
 vectors are computed ahead, prebuilt.py); the page must open before that, so loading runs in a
-thread. Characters are indexed one by one, those a turn waits for first; a turn waits for its
-own character's knowledge only, a bounded while, then answers without it and says so (the page
-shows the status meanwhile).
+thread. Characters are indexed one by one, those a turn waits for first; a turn waits for the
+model as for the chat model, then for its own character's knowledge a bounded while, then answers
+without it and says so (the page shows the status meanwhile).
 """
 
 from __future__ import annotations
@@ -26,6 +26,11 @@ if TYPE_CHECKING:
     from chattr.knowledge.store import KnowledgeStore
 
 log = logging.getLogger(__name__)
+
+
+# A turn waits this long at most for the embedder to load (about a second; tens on a loaded
+# machine): the same kind of wait as for the chat model, built beside it at start.
+MODEL_WAIT_S = 30.0
 
 
 class RetrievalUnavailable(RuntimeError):
@@ -62,6 +67,8 @@ class Retriever:
         self._memory_hits = memory_hits
         self._load_embedder = load_embedder
         self._ready = threading.Event()
+        # Set once the embedder is loaded and what needs no embedding is indexed.
+        self._searchable = threading.Event()
         # Characters whose knowledge is indexed (or failed to be), and those turns wait for:
         # the loader takes the waited-for ones first.
         self._queue_lock = threading.Lock()
@@ -72,25 +79,15 @@ class Retriever:
         self.status = "not started"
         self.error: str | None = None
 
-    def start(self, then: Callable[[], None] | None = None) -> None:
-        """Load the embedder and index the characters' knowledge in a background thread (once).
-
-        `then` runs once every character that needs no embedding is searchable (its index on
-        disk is current, or its vectors were computed ahead), before any is embedded; at once
-        when loading had already begun.
-        """
+    def start(self) -> None:
+        """Load the embedder and index the characters' knowledge in a background thread (once)."""
         if self.status != "not started":
-            if then is not None:
-                then()
             return
         self.status = "loading the knowledge model…"
-        threading.Thread(
-            target=self._load, args=(then,), name="chattr-knowledge", daemon=True
-        ).start()
+        threading.Thread(target=self._load, name="chattr-knowledge", daemon=True).start()
 
-    def _load(self, then: Callable[[], None] | None) -> None:
+    def _load(self) -> None:
         started = time.perf_counter()
-        handed_on = False
         try:
             if self._load_embedder is None:
                 from chattr.knowledge.embeddings import load_default_embedder
@@ -99,15 +96,13 @@ class Retriever:
             else:
                 self._embedder = self._load_embedder()
             self._store = self._open_store(self._embedder)
-            # Milliseconds a character: these are searchable before the chat model is built
-            # (`then`), so a first message to a shipped character finds its knowledge.
+            # Milliseconds a character: what needs no embedding is searchable before a turn
+            # stops waiting for the model (`wait_for`).
             for cheap in list(self._characters.characters):
                 if self.index_character(cheap, embed=False) is not None:
                     self._indexed_event(cheap).set()
             log.info("knowledge searchable %.1f s after start", time.perf_counter() - started)
-            handed_on = True
-            if then is not None:
-                then()
+            self._searchable.set()
             while (character_id := self._next_to_index()) is not None:
                 try:
                     self.index_character(character_id)
@@ -121,11 +116,10 @@ class Retriever:
             log.exception("knowledge failed to load")
         finally:
             self._ready.set()
+            self._searchable.set()
             with self._queue_lock:  # no turn waits on a character the loader will not reach
                 for event in self._indexed.values():
                     event.set()
-            if then is not None and not handed_on:  # loading failed before it came to run
-                then()
 
     def _indexed_event(self, character_id: str) -> threading.Event:
         with self._queue_lock:
@@ -181,11 +175,16 @@ class Retriever:
 
     def wait_for(self, character_id: str, timeout: float) -> None:
         """Block until this character's knowledge is searchable (it is indexed next if not yet);
-        raise RetrievalUnavailable when loading failed or took too long."""
+        raise RetrievalUnavailable when loading failed or took too long.
+
+        Loading the model (and indexing what needs no embedding) is waited for up to
+        MODEL_WAIT_S, as a turn waits for the chat model; embedding, `timeout` at most.
+        """
         if not self._ready.is_set():
             with self._queue_lock:
                 if character_id not in self._wanted:
                     self._wanted.append(character_id)
+            self._searchable.wait(MODEL_WAIT_S)
             if not self._indexed_event(character_id).wait(timeout):
                 raise RetrievalUnavailable(f"still loading ({self.status})")
         if self.error is not None:
