@@ -32,8 +32,9 @@ log = logging.getLogger(__name__)
 # vocalizr's built-in voice, for characters that have no reference clip.
 DEFAULT_VOICE = "default"
 
-# How long a turn waits for the knowledge model to finish loading before answering without it:
-# a turn never waits on start-up for long; the page's status line shows what is still loading.
+# How long a turn waits for its character's knowledge to be embedded (once the knowledge model
+# is loaded) before answering without it: a turn never waits on start-up for long; the page's
+# status line shows what is still loading.
 RETRIEVAL_WAIT_S = 1.0
 
 
