@@ -119,8 +119,8 @@ def test_a_cold_start_answers_the_first_message_with_the_characters_knowledge(
     tmp_path: Path, characters_dir: Path, llm: FakeLLMServer
 ) -> None:
     """Empty data folder, local services: the first message, sent the moment the page answers,
-    reaches the LLM with its character's knowledge (its vectors were computed ahead: indexing
-    them comes before the chat model is built), without waiting on the media still starting."""
+    reaches the LLM with its character's knowledge (its vectors were computed ahead, and the
+    turn waits for the knowledge model as for the chat model), not waiting on the media."""
     import psutil
     from gradio_client import Client
 
