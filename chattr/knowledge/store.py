@@ -58,8 +58,21 @@ class Chunk:
 class KnowledgeStore(Protocol):
     """Characters' knowledge and conversations' long-term memory, searched by vector."""
 
-    def sync_character(self, character_id: str, documents: Mapping[str, str]) -> int:
-        """Chunk, embed and index a character's documents unless unchanged; chunks embedded."""
+    def indexed_hash(self, character_id: str) -> str | None:
+        """The content hash of the character's indexed documents, or None if never synced."""
+        ...
+
+    def sync_character(
+        self,
+        character_id: str,
+        documents: Mapping[str, str],
+        *,
+        vectors: Sequence[Sequence[float]] | None = None,
+    ) -> int:
+        """Chunk, embed and index a character's documents unless unchanged; chunks indexed.
+
+        `vectors`: the chunks' vectors computed ahead (prebuilt.py), so none are embedded.
+        """
         ...
 
     def search_knowledge(
@@ -114,12 +127,19 @@ def chunk_documents(documents: Mapping[str, str]) -> list[tuple[str, str]]:
     ]
 
 
-def embed_documents(embedder: Embedder, documents: Mapping[str, str]) -> list[Chunk]:
-    """Chunk and embed a document set."""
+def embed_documents(
+    embedder: Embedder,
+    documents: Mapping[str, str],
+    vectors: Sequence[Sequence[float]] | None = None,
+) -> list[Chunk]:
+    """Chunk and embed a document set; `vectors`, one per chunk, spare the embedding."""
     pieces = chunk_documents(documents)
-    vectors = embedder.embed_documents([text for _, text in pieces])
+    if vectors is None:
+        vectors = embedder.embed_documents([text for _, text in pieces])
+    elif len(vectors) != len(pieces):
+        raise ValueError(f"{len(vectors)} vectors given for {len(pieces)} chunks")
     return [
-        Chunk(text=text, source=source, vector=vector)
+        Chunk(text=text, source=source, vector=list(vector))
         for (source, text), vector in zip(pieces, vectors, strict=True)
     ]
 
@@ -225,21 +245,31 @@ class PointStore(ABC):
         manifest = self._payload(manifest_point_id(character_id))
         return None if manifest is None else str(manifest.get(CONTENT_HASH))
 
-    def sync_character(self, character_id: str, documents: Mapping[str, str]) -> int:
-        """Chunk, embed and index a character's documents unless unchanged; chunks embedded."""
+    def sync_character(
+        self,
+        character_id: str,
+        documents: Mapping[str, str],
+        *,
+        vectors: Sequence[Sequence[float]] | None = None,
+    ) -> int:
+        """Chunk, embed and index a character's documents unless unchanged; chunks indexed.
+
+        `vectors`: the chunks' vectors computed ahead (prebuilt.py), so none are embedded.
+        """
         digest = content_hash(documents)
         with self._sync_lock:
             if self.indexed_hash(character_id) == digest:
                 return 0
             started = time.perf_counter()
-            chunks = embed_documents(self.embedder, documents)
+            chunks = embed_documents(self.embedder, documents, vectors)
             self.replace_knowledge(character_id, chunks, digest)
         logger.info(
-            "indexed %d knowledge chunks of %r from %d documents in %.1f s",
+            "indexed %d knowledge chunks of %r from %d documents in %.2f s (%s)",
             len(chunks),
             character_id,
             len(documents),
             time.perf_counter() - started,
+            "vectors computed ahead" if vectors is not None else "embedded",
         )
         return len(chunks)
 

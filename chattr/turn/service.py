@@ -33,8 +33,9 @@ log = logging.getLogger(__name__)
 # vocalizr's built-in voice, for characters that have no reference clip.
 DEFAULT_VOICE = "default"
 
-# How long a turn waits for the knowledge model to finish loading before answering without it:
-# a turn never waits on start-up for long; the page's status line shows what is still loading.
+# How long a turn waits for its character's knowledge to be embedded (once the knowledge model
+# is loaded) before answering without it: a turn never waits on start-up for long; the page's
+# status line shows what is still loading.
 RETRIEVAL_WAIT_S = 1.0
 
 
@@ -320,7 +321,7 @@ class ChatService:
             return Context()
         retriever = self.retriever
         try:
-            await anyio.to_thread.run_sync(retriever.wait, RETRIEVAL_WAIT_S)
+            await anyio.to_thread.run_sync(retriever.wait_for, state.character, RETRIEVAL_WAIT_S)
             return await anyio.to_thread.run_sync(
                 retriever.retrieve, state.character, state.session_id, state.message
             )
