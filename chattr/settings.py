@@ -226,6 +226,31 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("HF_ENDPOINT", "CHATTR_HF_ENDPOINT"),
         description="The Hugging Face Hub asked whose a script's token is (CHATTR_HF_SIGNIN).",
     )
+    turn_model: str | None = Field(
+        default=None,
+        description="The Smart Turn v3.2 model (.onnx) that hears when a spoken turn is complete; "
+        "unset: the one `make setup` copies into the virtual environment (without it, a pause "
+        "alone ends a turn); `off`: a pause of 0.55 s alone ends a turn.",
+    )
+    turn_pause_s: float = Field(
+        default=0.1,
+        gt=0,
+        le=2,
+        description="Silence after the end of speech (voice activity's, which trails the voice "
+        "by about 0.15 s) before the turn model is asked whether the turn is complete, seconds.",
+    )
+    turn_fallback_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=10,
+        description="Silence that ends a turn the turn model heard as unfinished, seconds.",
+    )
+    barge_in_words: int = Field(
+        default=2,
+        ge=1,
+        description="Words the person must say over the character's reply to stop it "
+        "(backchannels such as 'mm-hm', coughs and the reply's own echo do not count).",
+    )
     turns_per_minute: int = Field(
         default=20, ge=0, description="Turns one client may start per minute (0: no limit)."
     )
@@ -254,6 +279,16 @@ class Settings(BaseSettings):
             return self.public_url.rstrip("/")
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
         return f"http://{host}:{self.port}"
+
+    @field_validator("turn_model")
+    @classmethod
+    def _check_turn_model(cls, value: str | None) -> str | None:
+        if value is not None and value != "off" and not Path(value).is_file():
+            raise ValueError(
+                f"CHATTR_TURN_MODEL={value} is not a file: point it at smart-turn-v3.2-cpu.onnx, "
+                "leave it unset for the one `make setup` installs, or write `off`"
+            )
+        return value
 
     @field_validator("trusted_proxies")
     @classmethod

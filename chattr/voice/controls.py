@@ -1,15 +1,16 @@
 """Voice in the page: a microphone button for one spoken message, and a live, hands-free mode.
 
 Push to talk: record, stop; the recording is transcribed by vocalizr and answered like a typed
-message. Live mode: the microphone streams here in 100 ms chunks; voice activity ends each
-utterance (`chattr.voice.utterances`), which becomes the next turn; the reply's clips play one
-after another as they are made; speaking over them stops them at once (barge-in,
+message. Live mode: the microphone streams here in 100 ms chunks; voice activity and the turn
+model end each turn (`chattr.voice.utterances`), which becomes the next turn; the reply's clips
+play one after another as they are made; saying a few words over them stops them (barge-in,
 `chattr.voice.live`). Every turn, typed or spoken, runs through the app's turn loop
 (`chattr.turn.loop`).
 
-Signals between the stream and the page go through two hidden text boxes whose value changes
-("speech started", "an utterance is ready"): a change runs a handler, and the barge-in handler
-runs JavaScript first, which pauses every clip and reports what had been played.
+Signals between the stream and the page go through hidden text boxes whose value changes
+("speech started", "an utterance is ready", "words interrupt the reply"): a change runs a
+handler. Speech starting runs JavaScript that says whether a clip plays; an interruption runs
+JavaScript that pauses every clip and reports what had been played.
 """
 
 from __future__ import annotations
@@ -25,7 +26,13 @@ import gradio as gr
 from chattr.reply import TurnState
 from chattr.turn.loop import TurnLoop
 from chattr.turn.service import TurnRejected
-from chattr.voice.live import LiveConversation, LiveReply, PlayedClip, parse_played
+from chattr.voice.live import (
+    Listening,
+    LiveConversation,
+    LiveReply,
+    PlayedClip,
+    parse_played,
+)
 from chattr.voice.speech_in import transcribe_speech
 from chattr.voice.utterances import Utterance
 
@@ -87,7 +94,10 @@ LIVE_ON_JS = (
     "(on) => { const l = window.chattrLive; if (l) { l.on = on; if (on) l.retire(); } return on; }"
 )
 STOP_JS = "(signal, chat) => [window.chattrLive ? window.chattrLive.stop() : '', chat]"
+PLAYING_JS = "(signal) => (window.chattrLive && window.chattrLive.playing()) ? 'playing' : ''"
 INTERRUPTED = " ⏹ (interrupted)"
+# How long a turn heard over a reply waits for the page to stop that reply before it starts.
+STOP_WAIT_S = 2.0
 
 CSS = ".chattr-signal { display: none !important; }"
 
@@ -96,6 +106,7 @@ class LiveRegistry:
     """One LiveConversation per page load (Gradio's session hash)."""
 
     def __init__(self, factory: Callable[[], LiveConversation] = LiveConversation) -> None:
+        """`factory` makes each page's conversation (`Listening.conversation`, from settings)."""
         self._factory = factory
         self._live: dict[str, LiveConversation] = {}
 
@@ -166,12 +177,14 @@ class VoiceControls:
         media_messages: MediaMessages,
         sync_media: SyncMedia,
         registry: LiveRegistry | None = None,
+        listening: Listening | None = None,
     ) -> None:
         self.loop = loop
         self.service = loop.service
         self.media_messages = media_messages
         self.sync_media = sync_media
-        self.registry = registry or LiveRegistry()
+        self.listening = listening or Listening()
+        self.registry = registry or LiveRegistry(self.listening.conversation)
         self._warming: set[asyncio.Task[None]] = (
             set()
         )  # kept until done (the loop holds tasks weakly)
@@ -201,8 +214,10 @@ class VoiceControls:
                     elem_id="chattr-live-mic",
                     visible=False,
                 )
+        live_status = gr.Markdown("", elem_id="chattr-live-status")
         speech_signal = gr.Textbox(elem_classes=["chattr-signal"], elem_id="chattr-speech-signal")
         utterance_signal = gr.Textbox(elem_classes=["chattr-signal"], elem_id="chattr-utterance")
+        interrupt_signal = gr.Textbox(elem_classes=["chattr-signal"], elem_id="chattr-interrupt")
 
         private: dict[str, Any] = {"api_visibility": "private"}
         recorder.start_recording(self.start_recording, None, None, queue=False, **private)
@@ -216,7 +231,7 @@ class VoiceControls:
         live_mic.stream(
             self.hear,
             [live_mic, character, session],
-            [speech_signal, utterance_signal],
+            [speech_signal, utterance_signal, interrupt_signal],
             stream_every=0.1,
             time_limit=3600,
             concurrency_limit=None,
@@ -224,12 +239,20 @@ class VoiceControls:
         )
         live_mic.stop_recording(self.flush, None, utterance_signal, **private)
         speech_signal.change(
-            self.barge_in, [speech_signal, chatbot], chatbot, js=STOP_JS, queue=False, **private
+            self.speech_started, speech_signal, None, js=PLAYING_JS, queue=False, **private
+        )
+        interrupt_signal.change(
+            self.barge_in,
+            [interrupt_signal, chatbot],
+            [chatbot, live_status],
+            js=STOP_JS,
+            queue=False,
+            **private,
         )
         utterance_signal.change(
             self.live_turn,
             [chatbot, character, session, media_on],
-            chatbot,
+            [chatbot, interrupt_signal, live_status],
             trigger_mode="multiple",
             **private,
         )
@@ -330,27 +353,55 @@ class VoiceControls:
     async def toggle_live(self, on: bool, request: gr.Request) -> Any:
         if on:
             self.warm_transcription()
+            await anyio.to_thread.run_sync(self.listening.model)  # loaded once, here
         else:
             self.registry.drop(request)
         return gr.update(visible=on)
 
     async def hear(
         self, chunk: Any, cid: str, session_id: str, request: gr.Request
-    ) -> tuple[Any, Any]:
-        """One chunk of the live microphone: signals the page when speech starts (a barge-in)
-        and when an utterance is ready (a turn)."""
+    ) -> tuple[Any, Any, Any]:
+        """One chunk of the live microphone: signals the page when speech starts (is a clip
+        playing?), when an utterance is ready (a turn) and when words interrupt the reply."""
         live = self.registry.get(request)
         live.session_id, live.character_id = session_id, cid
         if chunk is None:
-            return gr.skip(), gr.skip()
+            return gr.skip(), gr.skip(), gr.skip()
         sample_rate, samples = chunk
-        started, ready = live.hear(int(sample_rate), samples)
+        # The turn model may run on this chunk: off the event loop.
+        started, ready = await anyio.to_thread.run_sync(live.hear, int(sample_rate), samples)
         self.guess_ahead(live, cid)
-        live.signals += int(started) + int(ready)
+        interrupt = self.check_words(live, cid)
+        if interrupt:
+            live.asking_to_stop()
+        live.signals += int(started) + int(ready) + int(interrupt)
         return (
             str(live.signals) if started else gr.skip(),
             str(live.signals) if ready else gr.skip(),
+            str(live.signals) if interrupt else gr.skip(),
         )
+
+    def check_words(self, live: LiveConversation, cid: str) -> bool:
+        """Speech over the reply: transcribe it as it grows, one check at a time; True once a
+        finished check finds words that interrupt."""
+        check = live.word_check
+        interrupt = False
+        if check is not None and check.done():
+            live.word_check = None
+            if not check.cancelled() and check.exception() is None:
+                interrupt = live.interrupts(str(check.result()))
+        so_far = None if interrupt else live.words_to_check()
+        if so_far is not None and cid in self.service.characters.characters:
+            language = self.service.characters.get(cid).voice.language
+            task = asyncio.create_task(transcribe_speech(self.service, so_far.wav(), language))
+            task.add_done_callback(_retrieve_failure)
+            live.word_check = task
+        return interrupt
+
+    def speech_started(self, playing: str, request: gr.Request) -> None:
+        """The page says whether a clip was playing when the person began to speak: if so,
+        their words are checked before it stops."""
+        self.registry.get(request).speech_over_reply(playing=playing == "playing")
 
     def guess_ahead(self, live: LiveConversation, cid: str) -> None:
         """Transcribe the words so far while the pause that may end them is waited out; used if
@@ -372,16 +423,20 @@ class VoiceControls:
         live.signals += 1
         return str(live.signals)
 
-    def barge_in(self, report: str, history: list[Message], request: gr.Request) -> Any:
+    def barge_in(self, report: str, history: list[Message], request: gr.Request) -> tuple[Any, Any]:
         live = self.registry.get(request)
         clips, playing = parse_stop_report(report)
         stopped = live.barge_in(clips, playing=playing)
-        if stopped is None or not stopped.finished:
-            return gr.skip()  # nothing stopped, or the running turn marks its own reply
+        if stopped is None:
+            return gr.skip(), gr.skip()
+        said = f": “{live.overheard}”" if live.overheard else ""
+        status = f"⏹ Heard you interrupt{said}. Stopped to listen."
+        if not stopped.finished:
+            return gr.skip(), status  # the running turn marks its own reply
         # The turn had ended already (its clips were still playing): fix its memory and its
         # message here.
         self.keep_heard(live.session_id, live.character_id, stopped)
-        return mark_interrupted(list(history or []))
+        return mark_interrupted(list(history or [])), status
 
     async def live_turn(
         self,
@@ -390,21 +445,32 @@ class VoiceControls:
         session_id: str,
         with_media: bool,
         request: gr.Request,
-    ) -> AsyncIterator[list[Message]]:
+    ) -> AsyncIterator[tuple[Any, Any, Any]]:
         live = self.registry.get(request)
         utterance = live.next_utterance()
         if utterance is None:
-            yield gr.skip()
+            yield gr.skip(), gr.skip(), gr.skip()
             return
         with self.loop.refusals_shown():
             text = await self.utterance_transcript(live, utterance, cid)
         if not text:
-            yield gr.skip()
+            yield gr.skip(), gr.skip(), gr.skip()
             return
+        reply = live.reply
+        if live.over_reply(utterance) and reply is not None and not reply.interrupted:
+            if not live.interrupts(text):
+                # A backchannel, a cough or the reply's echo: the character goes on.
+                yield gr.skip(), gr.skip(), f"(heard “{text.strip()}” and kept talking)"
+                return
+            # Words enough, ended before a check caught them: stop the reply before answering.
+            live.asking_to_stop()
+            live.signals += 1
+            yield gr.skip(), str(live.signals), gr.skip()
+            await anyio.to_thread.run_sync(live.wait_stopped, STOP_WAIT_S)
         async for updated in self.answer(
             text, list(history or []), cid, session_id, with_media, live, request
         ):
-            yield updated
+            yield updated, gr.skip(), gr.skip()
 
     async def utterance_transcript(
         self, live: LiveConversation, utterance: Utterance, cid: str

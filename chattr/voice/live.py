@@ -1,22 +1,33 @@
-"""A live, hands-free conversation: utterances in, replies out, and barge-in.
+"""A live, hands-free conversation: utterances in, replies out, and barge-in by words.
 
 One `LiveConversation` per page session. The microphone stream feeds its detector; each finished
 utterance waits in `pending` until the page's turn handler takes it. While a reply is being made
-or played, speech that starts again is a barge-in: the page stops playback at once and reports
-what had been played; the running turn stops making media; memory keeps only what was heard,
-marked as interrupted.
+or played, speech that starts is heard out first: once its transcript holds enough words (not
+"mm-hm", not a cough, not the character's own words coming back from the speakers) it is a
+barge-in: the page stops playback at once and reports what had been played; the running turn
+stops making media; memory keeps only what was heard, marked as interrupted. Speech over the reply
+that never reaches that many words is a backchannel and no turn.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 import threading
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from chattr.voice.utterances import Utterance, UtteranceCollector
+from chattr.voice.turn_end import TurnModel, TurnModelMissing, default_model_path, load_turn_model
+from chattr.voice.utterances import TurnOptions, Utterance, UtteranceCollector
 from chattr.voice.vad import VadOptions
+
+if TYPE_CHECKING:
+    from chattr.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -68,9 +79,36 @@ class LiveReply:
         return " ".join(heard).strip()
 
 
-# Silence after which the words so far are transcribed ahead, while the detector waits out the
-# rest of the pause (0.55 s) that ends an utterance.
-GUESS_AFTER_S = 0.2
+# Silence after which the words so far are transcribed ahead, while the turn model (or, without
+# one, the rest of the pause) decides whether the utterance has ended.
+GUESS_AFTER_S = 0.1
+# Speech over a reply is transcribed once it is this long, and again each time it has grown as
+# much: two words take about half a second.
+WORD_CHECK_S = 0.5
+# Sounds that keep a conversation going without taking the turn, as speech-to-text spells them.
+BACKCHANNELS = frozenset(
+    "mm mmm mm-hm mm-hmm mhm hm hmm hmm-hmm uh-huh uh huh um uhm ah oh okay ok yeah yep right "
+    "aha ha haha".split()
+)
+# Of the words heard over a reply, this share found in the reply itself means they are its echo.
+ECHO_SHARE = 0.7
+
+
+def spoken_words(transcript: str) -> list[str]:
+    """The words of a transcript that take the turn: lower case, without punctuation, without
+    sound annotations ("[cough]", "(laughs)", "*sigh*") and backchannels."""
+    plain = re.sub(r"\[[^\]]*\]|\([^)]*\)|\*[^*]*\*", " ", transcript.lower())
+    words = [w.strip(".,!?;:\"'…-") for w in plain.split()]
+    return [w for w in words if w and w not in BACKCHANNELS and any(c.isalnum() for c in w)]
+
+
+def is_echo(words: Sequence[str], reply_text: str) -> bool:
+    """Whether the words heard are mostly the reply's own (its voice back through the speakers,
+    which echo cancellation let through)."""
+    if not words:
+        return False
+    said = set(spoken_words(reply_text))
+    return sum(w in said for w in words) >= ECHO_SHARE * len(words)
 
 
 def _key(utterance: Utterance) -> tuple[float, float]:
@@ -91,24 +129,93 @@ def _same_file(src: str, url: str) -> bool:
 class LiveConversation:
     """The live mode of one page session (thread-safe: the stream and the turn run apart)."""
 
-    def __init__(self, options: VadOptions | None = None) -> None:
-        # A pause of 0.55 s ends an utterance: people pause for breath mid-sentence when they
-        # talk to someone (0.35 s cut the test recording in three), and 0.55 s keeps the wait
-        # within 0.6 s.
-        self.detector = UtteranceCollector(options or VadOptions(min_silence_s=0.55))
+    def __init__(
+        self,
+        options: VadOptions | None = None,
+        *,
+        turn_model: TurnModel | None = None,
+        turn: TurnOptions | None = None,
+        barge_in_words: int = 2,
+    ) -> None:
+        self.detector = UtteranceCollector(options, turn_model=turn_model, turn=turn)
+        self.barge_in_words = barge_in_words
         self.pending: deque[Utterance] = deque()
         self.reply: LiveReply | None = None
         self.signals = 0  # counter the page watches: a new value means "look again"
         self.session_id = ""
         self.character_id = ""
         self._interrupt = threading.Event()
+        self._stop_answered = threading.Event()  # the page answered a request to stop
         self._lock = threading.Lock()
+        self._hearing = threading.Lock()  # one chunk at a time through the detector
         self._guessed: tuple[float, float] | None = None  # the pause last guessed on
         self._guess: tuple[tuple[float, float], Any] | None = None
+        self._overlap: float | None = None  # start of the speech heard over the reply
+        self._checked_s = 0.0  # how long that speech was when its words were last checked
+        self.word_check: Any = None  # the transcription checking them (a task, say)
+        self.overheard = ""  # the words of the speech that interrupted the reply
+
+    # --- speech over the character's reply ---
+
+    @property
+    def character_speaking(self) -> bool:
+        """A reply is being made (so it will play) and was not interrupted."""
+        reply = self.reply
+        return reply is not None and not reply.finished and not reply.interrupted
+
+    def speech_over_reply(self, *, playing: bool) -> bool:
+        """The person started to speak while the page was `playing` a clip (or the reply is
+        still being made): their words are checked before playback stops. False when the
+        character was silent, so the speech is an ordinary turn."""
+        reply = self.reply
+        start = self.detector.speech_start
+        if start is None or reply is None or reply.interrupted:
+            return False
+        if not (playing or not reply.finished):
+            return False
+        with self._lock:
+            if self._overlap != start:
+                self._overlap, self._checked_s = start, 0.0
+        return True
+
+    def words_to_check(self) -> Utterance | None:
+        """The speech over the reply so far, when it has grown by `WORD_CHECK_S` since its words
+        were last checked and no check is running; None otherwise."""
+        reply = self.reply
+        if reply is None or reply.interrupted or self.word_check is not None:
+            return None
+        so_far = self.detector.so_far()
+        if so_far is None or self._overlap != so_far.started_s:
+            return None
+        length = so_far.ended_s - so_far.started_s
+        if length - self._checked_s < WORD_CHECK_S:
+            return None
+        self._checked_s = length
+        return so_far
+
+    def interrupts(self, transcript: str) -> bool:
+        """Whether speech over the reply, transcribed, takes the turn: at least `barge_in_words`
+        words that are neither backchannels nor the reply's echo."""
+        reply = self.reply
+        words = spoken_words(transcript)
+        if reply is None or reply.interrupted or is_echo(words, " ".join(reply.sentences)):
+            return False
+        if len(words) >= max(1, self.barge_in_words):
+            self.overheard = transcript.strip()
+            return True
+        return False
+
+    def over_reply(self, utterance: Utterance) -> bool:
+        """Whether this utterance began while the character spoke (and so needs the words)."""
+        return self._overlap is not None and self._overlap == utterance.started_s
 
     def hear(self, sample_rate: int, chunk: Any) -> tuple[bool, bool]:
-        """Feed one microphone chunk. Returns (speech started, an utterance is ready)."""
-        heard = self.detector.feed(sample_rate, chunk)
+        """Feed one microphone chunk (the turn model may run: call it off the event loop).
+        Returns (speech started, an utterance is ready)."""
+        with self._hearing:
+            heard = self.detector.feed(sample_rate, chunk)
+            if heard.speech_started and self.character_speaking:
+                self.speech_over_reply(playing=False)  # sure without asking the page
         with self._lock:
             self.pending.extend(heard.utterances)
         return heard.speech_started, bool(heard.utterances)
@@ -174,17 +281,28 @@ class LiveConversation:
         """The person started to speak: if the character is still speaking (a clip plays, or the
         reply is still being made), stop it and note what was heard. Returns the interrupted
         reply, or None when there was nothing to interrupt."""
-        with self._lock:
-            reply = self.reply
-            if reply is None or reply.interrupted or not (playing or not reply.finished):
-                return None
-            heard = reply.heard_text(played)
-            if not playing and heard == " ".join(reply.sentences).strip():
-                return None  # all of it was heard already: nothing is cut off
-            reply.interrupted = True
-            reply.heard = heard
-            self._interrupt.set()
-            return reply
+        try:
+            with self._lock:
+                reply = self.reply
+                if reply is None or reply.interrupted or not (playing or not reply.finished):
+                    return None
+                heard = reply.heard_text(played)
+                if not playing and heard == " ".join(reply.sentences).strip():
+                    return None  # all of it was heard already: nothing is cut off
+                reply.interrupted = True
+                reply.heard = heard
+                self._interrupt.set()
+                return reply
+        finally:
+            self._stop_answered.set()
+
+    def asking_to_stop(self) -> None:
+        """The page is about to be asked to stop playback (`wait_stopped` waits for its answer)."""
+        self._stop_answered.clear()
+
+    def wait_stopped(self, timeout_s: float) -> bool:
+        """Block until the page answered the request to stop (True), or `timeout_s` passed."""
+        return self._stop_answered.wait(timeout_s)
 
     def finish(self, reply: LiveReply, *, remembered: bool) -> bool:
         """The turn of `reply` is over. True when it was interrupted before this: then the
@@ -193,6 +311,39 @@ class LiveConversation:
             reply.finished = True
             reply.remembered = remembered
             return reply.interrupted
+
+
+@dataclass(frozen=True)
+class Listening:
+    """How live mode listens, from the settings: what ends a turn, what interrupts a reply."""
+
+    turn_model: Path | None = field(default_factory=default_model_path)  # None: a pause alone
+    turn: TurnOptions = field(default_factory=TurnOptions)
+    barge_in_words: int = 2
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Listening:
+        model = settings.turn_model
+        return cls(
+            turn_model=None if model == "off" else (Path(model) if model else default_model_path()),
+            turn=TurnOptions(pause_s=settings.turn_pause_s, fallback_s=settings.turn_fallback_s),
+            barge_in_words=settings.barge_in_words,
+        )
+
+    def model(self) -> TurnModel | None:
+        """The turn model, loaded once per process; None (said in the log) when it is missing."""
+        if self.turn_model is None:
+            return None
+        try:
+            return load_turn_model(self.turn_model)
+        except TurnModelMissing as exc:
+            log.warning("%s; a pause alone ends a turn", exc)
+            return None
+
+    def conversation(self) -> LiveConversation:
+        return LiveConversation(
+            turn_model=self.model(), turn=self.turn, barge_in_words=self.barge_in_words
+        )
 
 
 def parse_played(report: Any) -> list[PlayedClip]:

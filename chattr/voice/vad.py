@@ -96,7 +96,8 @@ class UtteranceDetector:
         return self._last_speech * self.window_s
 
     def finish(self) -> list[VadEvent]:
-        """The stream ended: close an utterance still open."""
+        """Close an utterance still open (the stream ended, or the turn did); the stream goes on."""
+        self._run_start = None
         if self.speaking:
             self.speaking = False
             return [VadEvent("end", self._last_speech * self.window_s)]

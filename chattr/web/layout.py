@@ -14,6 +14,7 @@ from chattr.turn.service import ChatService
 from chattr.voice.controls import CSS as VOICE_CSS
 from chattr.voice.controls import PAGE_JS as VOICE_JS
 from chattr.voice.controls import VoiceControls
+from chattr.voice.live import Listening
 from chattr.web.api import ChatApi, new_session_id
 from chattr.web.handlers import ChatPage, StatusSource, greeting_choices, media_messages, sync_media
 
@@ -48,7 +49,12 @@ def build_blocks(
     )
     api = ChatApi(loop, settings)
     page = ChatPage(api, status=status)
-    voice = VoiceControls(loop, media_messages=media_messages, sync_media=sync_media)
+    voice = VoiceControls(
+        loop,
+        media_messages=media_messages,
+        sync_media=sync_media,
+        listening=Listening.from_settings(settings),
+    )
     characters = service.characters
     ids = page.ids()
     first = ids[0] if ids else None

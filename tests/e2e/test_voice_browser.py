@@ -1,5 +1,6 @@
 """Talking to the character in the page, out loud: Chromium's fake microphone plays a real
-recording into live mode. Two spoken turns, and the second one barges in on the first reply."""
+recording into live mode. Two spoken turns: the first with a hesitation in the middle that does
+not end it, the second barging in on the first reply with words."""
 
 from __future__ import annotations
 
@@ -37,15 +38,22 @@ SHORT_REPLY = "Wisconsin, you say? I never saw it, but I hear the winters are ha
 
 
 def microphone_recording(assets: Path, target: Path) -> dict[str, float]:
-    """What the fake microphone plays: silence, an utterance, a long pause while the character
-    answers, a second utterance over the answer, then silence. Returns the timeline (s)."""
+    """What the fake microphone plays: silence, a sentence with a 0.9 s hesitation in it, a
+    long pause while the character answers, words over the answer, then silence. Returns the
+    timeline (s)."""
     speech, rate = sf.read(assets / "speech_en_16k.wav", dtype="float32", always_2d=True)
     speech = speech.mean(axis=1)
-    first = speech[: int(4.8 * rate)]  # "The holidays are a time of celebrating with ..."
-    second = speech[int(4.85 * rate) :]  # "... through Wisconsin's coat, but for many ..."
 
     def silence(seconds: float) -> npt.NDArray[np.float32]:
         return np.zeros(int(seconds * rate), dtype=np.float32)
+
+    # "The holidays are a time of celebrating with loved ones, enjoying the festivities and
+    # ... muddling through Wisconsin's coat."
+    hesitation = int(4.68 * rate)
+    first = np.concatenate(
+        [speech[:hesitation], silence(0.9), speech[hesitation : int(5.86 * rate)]]
+    )
+    second = speech[int(5.9 * rate) :]  # "But for many this year has been ..."
 
     # The pause leaves the reply time to arrive and play for a while even on a busy machine.
     lead, pause, tail = 1.5, 20.0, 14.0
@@ -127,15 +135,19 @@ def test_two_spoken_turns_in_live_mode_and_a_barge_in(
     page.screenshot(path=str(OUTPUT / "1-first-reply-playing.png"), full_page=True)
     assert seen_playing == 1, "the reply's clips should play, one at a time"
 
-    # Barge-in: the person speaks over the reply; playback stops at once.
-    stop_by = started + timeline["second_start"] + 1.5
+    # The hesitation did not end the first turn: one message holds the whole sentence.
+    assert chat.get_by_text("Wisconsin", exact=False).count() >= 1
+
+    # Barge-in: the person says words over the reply; once they are heard, playback stops.
+    stop_by = started + timeline["second_start"] + 5.0
     while time.monotonic() < stop_by and playing_clips(page):
         page.wait_for_timeout(100)
     assert playing_clips(page) == 0, "playback did not stop when the person spoke"
+    page.locator("#chattr-live-status").get_by_text("Heard you interrupt").wait_for()
     page.screenshot(path=str(OUTPUT / "2-barge-in.png"), full_page=True)
 
     # Turn 2: the interrupting utterance is the next message, and gets its own answer.
-    chat.get_by_text("Wisconsin", exact=False).first.wait_for(timeout=40_000)
+    chat.get_by_text("this year", exact=False).first.wait_for(timeout=40_000)
     chat.get_by_text("the winters are hard", exact=False).first.wait_for(timeout=30_000)
     chat.get_by_text("(interrupted)", exact=False).first.wait_for(timeout=10_000)
     page.screenshot(path=str(OUTPUT / "3-second-turn.png"), full_page=True)
@@ -154,10 +166,10 @@ def test_two_spoken_turns_in_live_mode_and_a_barge_in(
     assert len(turns) == 2, turns
     first, second = turns
     assert first.interrupted and not second.interrupted
-    assert "holidays" in first.user.lower()
+    assert "holidays" in first.user.lower() and "wisconsin" in first.user.lower()
     assert LONG_REPLY.startswith(first.assistant.rstrip("…").strip()) or first.assistant == "…"
     assert len(first.assistant) < len(LONG_REPLY)
-    assert "wisconsin" in second.user.lower() and second.assistant == SHORT_REPLY
+    assert "this year" in second.user.lower() and second.assistant == SHORT_REPLY
     # The prompt of the second turn told the model it had been interrupted.
     prompt = llm.requests[-1]["messages"]
     assert any("interrupted" in str(m.get("content", "")) for m in prompt)
