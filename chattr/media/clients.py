@@ -151,7 +151,7 @@ class ServiceClient:
                 f"{self.breaker.seconds_left():.0f} s",
             )
         try:
-            response = await self._send_retrying("POST", path, json=body)
+            response, tries = await self._send_retrying("POST", path, json=body)
         except ServiceError:
             self.breaker.record_failure()
             raise
@@ -159,7 +159,8 @@ class ServiceClient:
             self.breaker.record_failure()
             raise ServiceError(
                 self.name,
-                f"busy or unavailable (HTTP {response.status_code}): {_error_detail(response)}",
+                f"busy or unavailable (HTTP {response.status_code}, {plural(tries)}): "
+                f"{_error_detail(response)}",
             )
         if response.status_code >= 400:
             # Our request was refused (bad input): the service itself is fine.
@@ -173,13 +174,15 @@ class ServiceClient:
         self.breaker.record_success()
         return data
 
-    async def _send_retrying(self, method: str, path: str, **content: Any) -> httpx.Response:
+    async def _send_retrying(
+        self, method: str, path: str, **content: Any
+    ) -> tuple[httpx.Response, int]:
         """The service's answer to one request, sent again while a failure says the work was not
         done: a refused or reset connection, a 502, a 503 (after its Retry-After, capped at
         MAX_RETRY_AFTER_S). At most `retries` more tries, none starting past `retry_deadline_s`.
 
-        Returns the last answer (a 503 too, once tries are spent); raises ServiceError when no
-        answer came.
+        Returns the last answer (a 503 too, once tries are spent) and the tries it took; raises
+        ServiceError when no answer came.
         """
         o = self.options
         deadline = time.monotonic() + o.retry_deadline_s
@@ -202,12 +205,12 @@ class ServiceClient:
                 raise ServiceError(self.name, f"request failed: {describe(exc)}") from exc
             else:
                 if not retryable(answer):
-                    return answer
+                    return answer, tries
                 failure = f"HTTP {answer.status_code}"
                 delay = self._retry_delay(answer, tries)
             if tries > o.retries or time.monotonic() + delay > deadline:
                 if answer is not None:
-                    return answer
+                    return answer, tries
                 where = "unreachable at" if never_reached else "no answer from"
                 raise ServiceError(
                     self.name, f"{where} {self.base_url} ({failure}; {plural(tries)})"
@@ -401,7 +404,7 @@ class VocalizrClient(ServiceClient):
 
     async def transcribe(self, audio: bytes, filename: str, language: str = "en") -> str:
         """Speech → text (POST /v1/audio/transcriptions); ServiceError says why it failed."""
-        response = await self._send_retrying(
+        response, _ = await self._send_retrying(
             "POST",
             "/v1/audio/transcriptions",
             files={"file": (filename, audio)},
