@@ -6,15 +6,23 @@ sign-ins leaves signed-in people's turns alone."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from types import SimpleNamespace
 
 import httpx
 import pytest
 from gradio_client import Client
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
-from chattr.access.hf_signin import HfSignIn
+from chattr.access.hf_signin import HfSignIn, session_user
 from chattr.access.rate_limits import LimitReached
 from chattr.access.sign_in_throttle import (
     DEVICE_COOKIE,
@@ -26,6 +34,8 @@ from chattr.access.sign_in_throttle import (
     SignInThrottle,
     ThrottleStore,
 )
+from chattr.access.sign_out import RedisSignOuts, SignOutGuard
+from chattr.testing.threaded_server import ThreadedServer
 
 from ..conftest import REDIS_URL, StartApp
 from .test_hf_signin import Hub
@@ -234,3 +244,93 @@ def test_a_flood_of_sign_ins_from_many_addresses_leaves_turns_alone(
     assert ada.predict("After.", "curie", session, False, api_name="/chat")["text"].startswith(
         "You said After"
     )
+
+
+def test_signing_out_ends_the_persons_sessions_on_every_replica(
+    start_app: StartApp, tmp_path: Path
+) -> None:
+    # Two replicas sharing one Redis (each its own Qdrant Edge folder: a shard has one owner).
+    first, second = start_app(auth=PAIRS), start_app(auth=PAIRS, data_dir=tmp_path)
+    here = httpx.Client(base_url=first.url, timeout=30)
+    there = httpx.Client(base_url=second.url, timeout=30)
+    for http in (here, there):
+        signed_in = http.post("/login", data={"username": "ada", "password": "lovelace-1843"})
+        assert signed_in.status_code == 200 and http.get("/config").status_code == 200
+    copied = httpx.Client(base_url=second.url, timeout=30, cookies=dict(there.cookies))
+    alan = httpx.Client(base_url=second.url, timeout=30)
+    alan.post("/login", data={"username": "alan", "password": "turing 1936"})
+
+    assert here.get("/logout").status_code in (200, 302, 307)
+    assert here.get("/config").status_code == 401
+    # The other replica never saw the sign-out request, yet her sessions there are over too,
+    # a copied cookie included; another person's session is not.
+    assert there.get("/config").status_code == 401
+    assert copied.get("/config").status_code == 401
+    assert alan.get("/config").status_code == 200
+    # Signing in again afterwards works as before.
+    assert there.post("/login", data={"username": "ada", "password": "lovelace-1843"}).json()[
+        "success"
+    ]
+    assert there.get("/config").status_code == 200
+    for http in (here, there, copied, alan):
+        http.close()
+
+
+def hf_replica(sign_outs: RedisSignOuts) -> ThreadedServer:
+    """What a Space's replica does with a Hugging Face sign-in: Gradio's signed session cookie
+    (one OAuth secret for all replicas) and its login and logout routes, with the sign-out guard
+    inside the session middleware as chattr puts it."""
+
+    async def callback(request: Request) -> JSONResponse:
+        now = int(time.time())
+        request.session["oauth_info"] = {
+            "expires_at": now + 28_800,
+            "expires_in": 28_800,
+            "userinfo": {"preferred_username": request.query_params["name"]},
+        }
+        return JSONResponse({})
+
+    async def logout(request: Request) -> JSONResponse:
+        request.session.pop("oauth_info", None)  # all Gradio's own /logout does
+        return JSONResponse({})
+
+    async def who(request: Request) -> JSONResponse:
+        return JSONResponse({"user": session_user(request.session)})
+
+    app = Starlette(
+        routes=[
+            Route("/login/callback", callback),
+            Route("/logout", logout),
+            Route("/who", who),
+        ],
+        middleware=[
+            Middleware(SessionMiddleware, secret_key="one-secret-for-the-space"),
+            Middleware(SignOutGuard, sign_outs=sign_outs, tokens=dict),
+        ],
+    )
+    return ThreadedServer(app).start()
+
+
+def test_a_hugging_face_sign_out_ends_copied_session_cookies_on_other_replicas(
+    redis_prefix: str,
+) -> None:
+    sign_outs = RedisSignOuts(REDIS_URL, prefix=redis_prefix)
+    first, second = hf_replica(sign_outs), hf_replica(sign_outs)
+    try:
+        browser = httpx.Client(base_url=first.url, timeout=30)
+        browser.get("/login/callback", params={"name": "ada"})
+        other = httpx.Client(base_url=second.url, timeout=30)
+        other.get("/login/callback", params={"name": "alan"})
+        copied = httpx.Client(base_url=second.url, timeout=30, cookies=dict(browser.cookies))
+        assert copied.get("/who").json()["user"] == "ada"  # the signed cookie works anywhere
+
+        browser.get("/logout")
+        assert browser.get("/who").json()["user"] is None
+        assert copied.get("/who").json()["user"] is None  # elsewhere, with the old cookie
+        assert other.get("/who").json()["user"] == "alan"
+        for client in (browser, other, copied):
+            client.close()
+    finally:
+        first.stop()
+        second.stop()
+        sign_outs.close()
