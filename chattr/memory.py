@@ -27,6 +27,11 @@ class Turn:
     at: float = field(default_factory=time.time)
     # The person spoke over the reply: `assistant` holds only the part they heard.
     interrupted: bool = False
+    # The joined reply's audio and video URLs, for export.
+    media: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "media", tuple(self.media))  # a list when read back from JSON
 
 
 class MemoryUnavailable(RuntimeError):

@@ -265,6 +265,28 @@ class Settings(BaseSettings):
         description="MB of file uploads (recordings, the live microphone's chunks, cards, voice "
         "clips) one client may send per minute (0: no limit).",
     )
+    signin_failures: int = Field(
+        default=5,
+        ge=1,
+        description="Failed sign-ins (CHATTR_AUTH passwords, Hugging Face tokens) one address "
+        "may make within CHATTR_SIGNIN_WINDOW_S before it must wait to try again.",
+    )
+    signin_user_failures: int = Field(
+        default=20,
+        ge=1,
+        description="Failed sign-ins as one user name, from any address, within "
+        "CHATTR_SIGNIN_WINDOW_S before that name must wait, except on devices it signed in "
+        "from before.",
+    )
+    signin_window_s: float = Field(
+        default=900.0, gt=0, description="The window failed sign-ins are counted in (seconds)."
+    )
+    signin_lock_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="The first wait after too many failed sign-ins; each further failure "
+        "doubles it, up to an hour.",
+    )
     turns_per_client: int = Field(
         default=2,
         ge=0,

@@ -15,6 +15,7 @@ from chattr.access.rate_limits import (
     open_rate_limiter,
     try_again_in,
 )
+from chattr.access.sign_in_throttle import SignInThrottle
 from chattr.settings import Settings
 
 
@@ -53,12 +54,24 @@ def request_keys(request: Any, session_id: str, user: str | None = None) -> list
     return keys
 
 
-def hf_sign_in(settings: Settings) -> HfSignIn | None:
+def sign_in_throttle(settings: Settings) -> SignInThrottle:
+    """Failed sign-ins counted per address and per user name (CHATTR_SIGNIN_*)."""
+    return SignInThrottle.open(
+        settings.redis_url,
+        prefix=settings.redis_prefix,
+        failures=settings.signin_failures,
+        user_failures=settings.signin_user_failures,
+        window_s=settings.signin_window_s,
+        lock_s=settings.signin_lock_s,
+    )
+
+
+def hf_sign_in(settings: Settings, throttle: SignInThrottle | None = None) -> HfSignIn | None:
     """Who is signed in with Hugging Face, where CHATTR_HF_SIGNIN asks for it (else None)."""
     if not settings.hf_signin:
         return None
     check_oauth_configured()
-    return HfSignIn(settings.hf_endpoint)
+    return HfSignIn(settings.hf_endpoint, throttle=throttle)
 
 
 def upload_limiter(settings: Settings) -> RateLimiter | None:
@@ -84,16 +97,19 @@ class Gate:
         fair_share: FairShare,
         sign_in: HfSignIn | None = None,
         uploads: RateLimiter | None = None,
+        throttle: SignInThrottle | None = None,
     ) -> None:
         self.turns = turns
         self.imports = imports
         self.fair_share = fair_share
         self.sign_in = sign_in
         self.uploads = uploads  # KiB a minute; applied by chattr.access.upload_guard.UploadGuard
+        self.throttle = throttle  # failed sign-ins; applied to /login by SignInGuard
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Gate:
         prefix = settings.redis_prefix
+        throttle = sign_in_throttle(settings)
         return cls(
             turns=open_rate_limiter(
                 settings.redis_url, settings.turns_per_minute, 60.0, prefix=prefix, name="turns"
@@ -104,8 +120,9 @@ class Gate:
             fair_share=FairShare(
                 settings.concurrency_limit, settings.turns_per_client, settings.queue_size
             ),
-            sign_in=hf_sign_in(settings),
+            sign_in=hf_sign_in(settings, throttle),
             uploads=upload_limiter(settings),
+            throttle=throttle,
         )
 
     def keys(self, request: Any, session_id: str) -> list[str]:

@@ -9,17 +9,21 @@ Hub whose it is (`/api/whoami-v2`), remembering the answer for a few minutes.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import threading
 import time
 from collections.abc import MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from chattr.refusal import Refusal
+
+if TYPE_CHECKING:
+    from chattr.access.sign_in_throttle import SignInThrottle
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +94,11 @@ class HfSignIn:
         ttl_s: float = 300.0,
         timeout_s: float = 10.0,
         transport: httpx.BaseTransport | None = None,
+        throttle: SignInThrottle | None = None,
     ) -> None:
+        """`throttle`: counts tokens nobody owns per client address, and refuses an address
+        with too many before the Hub is asked again (chattr.access.sign_in_throttle)."""
+        self.throttle = throttle
         self.whoami_url = hub_url.rstrip("/") + "/api/whoami-v2"
         self.ttl_s = ttl_s
         self._client = httpx.Client(timeout=timeout_s, transport=transport)
@@ -105,13 +113,31 @@ class HfSignIn:
         if name is not None:
             return name
         token = bearer_token(getattr(request, "headers", None))
-        return self.token_user(token) if token else None
+        if not token:
+            return None
+        if self.throttle is None:
+            return self.token_user(token)
+        address = _address_of(request)
+        wait = self.throttle.wait(address)
+        if wait > 0:
+            raise self.throttle.refusal(wait)  # before the Hub is asked about one more guess
+        name = self.token_user(token)
+        if name is None and self._known_nobodys(token):
+            self.throttle.failed(address)
+        return name
+
+    def _known_nobodys(self, token: str) -> bool:
+        """The Hub said this token is nobody's (not merely unreachable)."""
+        with self._lock:
+            known = self._known.get(_cache_key(token))
+        return known is not None and known[1] is None
 
     def token_user(self, token: str) -> str | None:
         """Whose token this is, as the Hub says (remembered for `ttl_s`); None if nobody's."""
         now = time.monotonic()
+        key = _cache_key(token)
         with self._lock:
-            known = self._known.get(token)
+            known = self._known.get(key)
             if known is not None and known[0] > now:
                 return known[1]
         try:
@@ -134,7 +160,7 @@ class HfSignIn:
         with self._lock:
             if len(self._known) > 10_000:
                 self._known.clear()
-            self._known[token] = (now + self.ttl_s, name)
+            self._known[key] = (now + self.ttl_s, name)
         return name
 
     def require(self, request: Any) -> str:
@@ -143,6 +169,18 @@ class HfSignIn:
         if name is None:
             raise SignInRequired()
         return name
+
+
+def _cache_key(token: str) -> str:
+    # Tokens are not kept in memory as they are, only their hashes.
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _address_of(request: Any) -> str | None:
+    inner = getattr(request, "request", None) or request
+    client = getattr(inner, "client", None) or getattr(request, "client", None)
+    host = getattr(client, "host", None)
+    return host if isinstance(host, str) else None
 
 
 def _session_of(request: Any) -> MutableMapping[str, Any] | None:

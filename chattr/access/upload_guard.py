@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from chattr.access.hf_signin import SIGN_IN_FIRST, HfSignIn
-from chattr.access.rate_limits import RateLimiter, try_again_in
+from chattr.access.rate_limits import LimitReached, RateLimiter, try_again_in
 
 ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
@@ -49,7 +49,11 @@ class UploadGuard:
         if self.sign_in is not None:
             from starlette.requests import Request
 
-            name = await asyncio.to_thread(self.sign_in.user, Request(scope))
+            try:
+                name = await asyncio.to_thread(self.sign_in.user, Request(scope))
+            except LimitReached as exc:  # too many tokens nobody owns from this address
+                await _refuse(send, 429, str(exc), retry_after_s=exc.retry_after_s)
+                return
             if name is None:
                 await _refuse(send, 401, SIGN_IN_FIRST)
                 return

@@ -5,13 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from chattr.knowledge.embeddings import Embedder
-from chattr.knowledge.store import Chunk, Hit, KnowledgeStore, PointStore, content_hash
+from chattr.knowledge.store import (
+    Chunk,
+    Hit,
+    KnowledgeStore,
+    PointStore,
+    RememberedTurn,
+    content_hash,
+)
 
 __all__ = [
     "Chunk",
     "Hit",
     "KnowledgeStore",
     "PointStore",
+    "RememberedTurn",
     "content_hash",
     "open_knowledge_store",
 ]

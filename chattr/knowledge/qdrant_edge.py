@@ -91,6 +91,23 @@ class EdgeKnowledgeStore(PointStore):
             records = self._shard.retrieve([point_id], with_payload=True, with_vector=False)
         return dict(records[0].payload or {}) if records else None
 
+    def _delete_ids(self, point_ids: Sequence[str]) -> None:
+        with self._lock:
+            self._shard.update(qe.UpdateOperation.delete_points(list(point_ids)))
+
+    def _scroll(self, must: Conditions) -> list[dict[str, Any]]:
+        payloads: list[dict[str, Any]] = []
+        offset: Any = None
+        while True:
+            request = qe.ScrollRequest(
+                offset=offset, limit=256, filter=_filter(must), with_payload=True, with_vector=False
+            )
+            with self._lock:
+                records, offset = self._shard.scroll(request)
+            payloads.extend(dict(record.payload or {}) for record in records)
+            if offset is None:
+                return payloads
+
     def _search(
         self, vector: Sequence[float], must: Conditions, limit: int
     ) -> list[tuple[dict[str, Any], float]]:

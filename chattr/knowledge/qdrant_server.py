@@ -131,6 +131,28 @@ class ServerKnowledgeStore(PointStore):
             )
         return dict(records[0].payload or {}) if records else None
 
+    def _delete_ids(self, point_ids: Sequence[str]) -> None:
+        selector = qm.PointIdsList(points=list(point_ids))
+        with self._turn():
+            self.client.delete(self.collection, points_selector=selector, wait=True)
+
+    def _scroll(self, must: Conditions) -> list[dict[str, Any]]:
+        payloads: list[dict[str, Any]] = []
+        offset: Any = None
+        while True:
+            with self._turn():
+                records, offset = self.client.scroll(
+                    self.collection,
+                    scroll_filter=_filter(must),
+                    limit=256,
+                    offset=offset,
+                    with_payload=True,
+                    with_vectors=False,
+                )
+            payloads.extend(dict(record.payload or {}) for record in records)
+            if offset is None:
+                return payloads
+
     def _search(
         self, vector: Sequence[float], must: Conditions, limit: int
     ) -> list[tuple[dict[str, Any], float]]:

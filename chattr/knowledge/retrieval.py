@@ -13,13 +13,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from chattr.characters.character_set import CharacterSet
 from chattr.knowledge.prebuilt import read_vectors
-from chattr.knowledge.store import Hit, content_hash
+from chattr.knowledge.store import Hit, RememberedTurn, content_hash
 
 if TYPE_CHECKING:
     from chattr.knowledge.embeddings import Embedder
@@ -207,17 +207,31 @@ class Retriever:
         user_message: str,
         reply: str,
         vector: list[float] | None,
+        *,
+        at: float | None = None,
+        media: Sequence[str] = (),
     ) -> None:
-        """Write a finished turn to long-term memory."""
+        """Write a finished turn to long-term memory (`at`: its time in short-term memory)."""
         if self._embedder is None or self._store is None:
             return
         if vector is None:
             vector = self._embedder.embed_query(user_message)
-        self._store.remember_turn(character_id, session_id, user_message, reply, vector)
+        self._store.remember_turn(
+            character_id, session_id, user_message, reply, vector, at=at, media=media
+        )
 
     def forget_session(self, session_id: str) -> None:
         if self._store is not None:
             self._store.forget_session(session_id)
+
+    def forget_turn(self, character_id: str, session_id: str, at: float) -> None:
+        """Delete one remembered turn (undo, regenerate)."""
+        if self._store is not None:
+            self._store.forget_turn(character_id, session_id, at)
+
+    def session_turns(self, session_id: str) -> list[RememberedTurn]:
+        """Every remembered turn of a session, oldest first (empty before loading)."""
+        return [] if self._store is None else self._store.session_turns(session_id)
 
     def close(self) -> None:
         if self._store is not None:

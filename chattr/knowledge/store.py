@@ -47,6 +47,17 @@ class Hit:
 
 
 @dataclass(frozen=True)
+class RememberedTurn:
+    """One exchange as long-term memory holds it."""
+
+    character_id: str
+    user: str
+    assistant: str
+    at: float
+    media: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Chunk:
     """A passage ready to index: its text, the document it came from, and its vector."""
 
@@ -88,8 +99,12 @@ class KnowledgeStore(Protocol):
         user_message: str,
         reply: str,
         vector: Sequence[float],
+        *,
+        at: float | None = None,
+        media: Sequence[str] = (),
     ) -> None:
-        """Store one exchange as long-term memory of this session with this character."""
+        """Store one exchange as long-term memory of this session with this character (`at`:
+        its time in short-term memory, by which undo finds it)."""
         ...
 
     def recall_turns(
@@ -100,6 +115,14 @@ class KnowledgeStore(Protocol):
 
     def forget_session(self, session_id: str) -> None:
         """Delete every remembered turn of a session."""
+        ...
+
+    def forget_turn(self, character_id: str, session_id: str, at: float) -> None:
+        """Delete one remembered turn (the one remembered with `at`), for undo."""
+        ...
+
+    def session_turns(self, session_id: str) -> list[RememberedTurn]:
+        """Every remembered turn of a session, with every character, oldest first."""
         ...
 
     def close(self) -> None:
@@ -154,9 +177,10 @@ def manifest_point_id(character_id: str) -> str:
     return str(uuid.uuid5(_ID_NAMESPACE, f"manifest/{character_id}"))
 
 
-def memory_point_id() -> str:
-    """A fresh id for a remembered turn."""
-    return str(uuid.uuid4())
+def memory_point_id(character_id: str, session_id: str, at: float) -> str:
+    """The id of a remembered turn, from its conversation and its time (short-term memory keeps
+    the same time): undo finds the point again, and writing the turn again overwrites it."""
+    return str(uuid.uuid5(_ID_NAMESPACE, f"memory/{session_id}/{character_id}/{at!r}"))
 
 
 def knowledge_payload(character_id: str, digest: str, chunk: Chunk) -> dict[str, Any]:
@@ -174,9 +198,14 @@ def manifest_payload(character_id: str, digest: str, chunks: int) -> dict[str, A
 
 
 def memory_payload(
-    character_id: str, session_id: str, user_message: str, reply: str
+    character_id: str,
+    session_id: str,
+    user_message: str,
+    reply: str,
+    at: float | None = None,
+    media: Sequence[str] = (),
 ) -> dict[str, Any]:
-    now = time.time()
+    now = time.time() if at is None else at
     return {
         CHARACTER: character_id,
         KIND: "memory",
@@ -185,6 +214,10 @@ def memory_payload(
         "user_message": user_message,
         "reply": reply,
         "created_at": now,
+        # Exactly, as text: the engine may read a JSON number back a bit off, and undo and
+        # export match a turn in both memories by its time.
+        "turn_at": repr(now),
+        "media": list(media),
         "source": f"turn at {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(now))} UTC",
     }
 
@@ -226,6 +259,13 @@ class PointStore(ABC):
 
     @abstractmethod
     def _payload(self, point_id: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def _delete_ids(self, point_ids: Sequence[str]) -> None: ...
+
+    @abstractmethod
+    def _scroll(self, must: Conditions) -> list[dict[str, Any]]:
+        """The payloads of every point matching `must` (in pages, however many)."""
 
     @abstractmethod
     def _search(
@@ -314,10 +354,17 @@ class PointStore(ABC):
         user_message: str,
         reply: str,
         vector: Sequence[float],
+        *,
+        at: float | None = None,
+        media: Sequence[str] = (),
     ) -> None:
-        """Store one exchange as long-term memory of this session with this character."""
-        payload = memory_payload(character_id, session_id, user_message, reply)
-        self._upsert([(memory_point_id(), list(vector), payload)])
+        """Store one exchange as long-term memory of this session with this character; `at`
+        is its time in short-term memory (a turn written again with it replaces itself);
+        `media`, the reply's joined audio and video."""
+        at = time.time() if at is None else at
+        payload = memory_payload(character_id, session_id, user_message, reply, at, media)
+        point = memory_point_id(character_id, session_id, at)
+        self._upsert([(point, list(vector), payload)])
 
     def recall_turns(
         self, character_id: str, session_id: str, vector: Sequence[float], limit: int = 3
@@ -331,6 +378,24 @@ class PointStore(ABC):
     def forget_session(self, session_id: str) -> None:
         """Delete every remembered turn of a session."""
         self._delete(must={KIND: "memory", SESSION: session_id})
+
+    def forget_turn(self, character_id: str, session_id: str, at: float) -> None:
+        """Delete one remembered turn (the one remembered with `at`), for undo."""
+        self._delete_ids([memory_point_id(character_id, session_id, at)])
+
+    def session_turns(self, session_id: str) -> list[RememberedTurn]:
+        """Every remembered turn of a session, with every character, oldest first."""
+        turns = [
+            RememberedTurn(
+                character_id=str(payload.get(CHARACTER, "")),
+                user=str(payload.get("user_message", "")),
+                assistant=str(payload.get("reply", "")),
+                at=float(payload.get("turn_at") or payload.get("created_at") or 0.0),
+                media=tuple(str(url) for url in payload.get("media") or ()),
+            )
+            for payload in self._scroll({KIND: "memory", SESSION: session_id})
+        ]
+        return sorted(turns, key=lambda turn: turn.at)
 
     def __enter__(self) -> PointStore:
         return self

@@ -112,6 +112,11 @@ class MediaStore:
         match = _JOINED_URL.search(url)
         return match.group(1) if match else None
 
+    def exists(self, name: str) -> bool:
+        """Whether a joined reply is still kept (not past retention, not forgotten). OSError
+        (StorageError from a bucket) when the store cannot say."""
+        return JOINED_NAME.fullmatch(name) is not None and self.storage.stat(name) is not None
+
     def delete(self, name: str) -> bool:
         """Delete a joined reply; False if it was already gone (past retention). OSError else
         (StorageError from a bucket)."""

@@ -19,6 +19,8 @@ from starlette.routing import Mount
 from chatacter_common.storage import StorageError
 from chattr.access.gate import Gate, auth_pairs
 from chattr.access.public_url import ForwardedHeaders
+from chattr.access.sign_in_throttle import PasswordCheck, SignInGuard
+from chattr.access.sign_out import SignOutGuard, SignOuts, open_sign_outs
 from chattr.access.upload_guard import UploadGuard
 from chattr.characters import world_info
 from chattr.characters.character_set import load_characters
@@ -140,6 +142,12 @@ def create_app(
             on_shutdown()
 
     app = FastAPI(title="chattr", lifespan=lifespan)
+    # One gate for the page, its API and its uploads: one sign-in check, one set of limits.
+    gate = Gate.from_settings(settings)
+    pairs = auth_pairs(settings)
+    if pairs is not None and gate.throttle is not None:
+        # Added before ForwardedHeaders, so inside it: it counts the addresses that sets.
+        app.add_middleware(SignInGuard, throttle=gate.throttle)
     # Outermost: everything below, Gradio's own URLs included, sees the proxy's scheme and host.
     app.add_middleware(ForwardedHeaders, trusted=settings.trusted_proxy_networks())
     for prefix, sub_app in mounts.items():
@@ -177,8 +185,6 @@ def create_app(
             raise HTTPException(404, f"no media file '{name}'")
         return answer
 
-    # One gate for the page, its API and its uploads: one sign-in check, one set of limits.
-    gate = Gate.from_settings(settings)
     blocks = build_blocks(service, settings, status=status, gate=gate)
     # Copies of the portraits only (chattr/characters/portraits.py), never the characters' folders.
     portraits = portraits_dir(settings.data_dir)
@@ -191,12 +197,14 @@ def create_app(
         allowed_paths=[str(portraits)],
         blocked_paths=[] if portraits.is_relative_to(characters) else [str(characters)],
         max_file_size=settings.max_upload_mb * 1024 * 1024,
-        auth=auth_pairs(settings),
+        auth=PasswordCheck(pairs) if pairs is not None else None,
         auth_message="Sign in to talk to the characters.",
         footer_links=["api", "gradio", "settings"],
         css=blocks.css,
     )
     guard_uploads(app, gate, settings.max_upload_mb * 1024 * 1024)
+    if pairs is not None or gate.sign_in is not None:
+        guard_sign_outs(app, open_sign_outs(settings.redis_url, prefix=settings.redis_prefix))
     return app
 
 
@@ -206,15 +214,26 @@ def guard_uploads(app: FastAPI, gate: Gate, max_bytes: int) -> None:
     decoded."""
     if gate.sign_in is None and gate.uploads is None:
         return
+    gradio_app(app).user_middleware.append(
+        Middleware(UploadGuard, sign_in=gate.sign_in, uploads=gate.uploads, max_bytes=max_bytes)
+    )
+
+
+def guard_sign_outs(app: FastAPI, sign_outs: SignOuts) -> None:
+    """Put the sign-out guard innermost in Gradio's app (after the upload guard), beside
+    Gradio's table of password sign-ins and inside its session middleware."""
+    inner = gradio_app(app)
+
+    def tokens() -> dict[str, str]:
+        table: dict[str, str] = getattr(inner, "tokens", {})
+        return table
+
+    inner.user_middleware.append(Middleware(SignOutGuard, sign_outs=sign_outs, tokens=tokens))
+
+
+def gradio_app(app: FastAPI) -> Starlette:
+    """Gradio's own app, mounted at the root of `app`."""
     for route in app.routes:
         if isinstance(route, Mount) and isinstance(route.app, Starlette) and route.path == "":
-            route.app.user_middleware.append(
-                Middleware(
-                    UploadGuard,
-                    sign_in=gate.sign_in,
-                    uploads=gate.uploads,
-                    max_bytes=max_bytes,
-                )
-            )
-            return
-    raise RuntimeError("Gradio's app was not found to guard its uploads")
+            return route.app
+    raise RuntimeError("Gradio's app was not found to guard it")

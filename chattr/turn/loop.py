@@ -8,6 +8,7 @@ A refusal anywhere reaches the person the one way their edge shows errors (`show
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from typing import Any
@@ -121,8 +122,11 @@ class TurnLoop:
         with `replaces_reply` the whole reply, remembered already, gives way to it."""
         memory = self.service.memory
         try:
-            if replaces_reply:
-                memory.pop_last(session_id, character)
-            memory.append(session_id, character, Turn(said, heard or "…", interrupted=True))
+            replaced = memory.pop_last(session_id, character) if replaces_reply else None
+            kept = Turn(said, heard or "…", interrupted=True)
+            if replaced is not None:
+                # The reply's time stays: undo still finds its long-term copy by it.
+                kept = dataclasses.replace(kept, at=replaced.at, media=replaced.media)
+            memory.append(session_id, character, kept)
         except MemoryUnavailable as exc:
             log.warning("could not record the interrupted turn: %s", exc)

@@ -1,8 +1,10 @@
-"""A person's own data: their conversation as JSON (`export`), and deleting all of it (`forget`).
+"""A person's own data: their whole conversation as JSON and as Markdown (`export`), and
+deleting all of it (`forget`): each other's inverse, whatever export finds, forget deletes.
 
-What a session leaves behind: its short-term memory (Redis or in-process), its long-term memory
-(remembered turns in Qdrant), and the joined replies chattr made for it (data_dir/media), which
-a small index per session lets `forget` find.
+What a session leaves behind: its short-term memory (Redis or in-process; the last
+CHATTR_MEMORY_TURNS turns), its long-term memory (every remembered turn, in Qdrant, with its
+joined media's URLs), and the joined replies chattr made for it (the media store), which a small
+index per session lets `forget` find too.
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ import json
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from chattr.knowledge.retrieval import RetrievalUnavailable
+from chattr.knowledge.store import RememberedTurn
 from chattr.media.store import MediaStore
-from chattr.memory import MemoryUnavailable
+from chattr.memory import MemoryUnavailable, Turn
 from chattr.refusal import Refusal
 from chattr.reply import TurnState
 from chattr.turn.service import ChatService
@@ -75,6 +79,36 @@ def media_urls(state: TurnState) -> list[str]:
     return urls
 
 
+@dataclass(frozen=True)
+class ExportedTurn:
+    character: str
+    turn: Turn
+
+
+def _utc(at: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
+
+
+def readable_export(data: Mapping[str, Any]) -> str:
+    """An export as Markdown: who said what, when, oldest first, with the media links."""
+    lines = [
+        f"# Conversation {data['session_id']}",
+        "",
+        f"Exported {data['exported_at']}; {len(data['turns'])} turns, oldest first.",
+    ]
+    for turn in data["turns"]:
+        lines += ["", f"## {turn['at_utc']} — {turn['character_name']}", ""]
+        if turn["user"]:
+            lines += [f"**You:** {turn['user']}", ""]
+        note = " *(interrupted: the part you heard)*" if turn["interrupted"] else ""
+        lines.append(f"**{turn['character_name']}:** {turn['assistant']}{note}")
+        for url in turn["media"]:
+            lines += ["", f"- <{url}>"]
+    for line in data.get("not_exported") or []:
+        lines += ["", f"> Not exported: {line}"]
+    return "\n".join(lines) + "\n"
+
+
 @dataclass
 class ForgetReport:
     session_id: str
@@ -110,71 +144,121 @@ class PersonalData:
         self.index.record(state.session_id, media_urls(state))
 
     def export(self, session_id: Any) -> dict[str, Any]:
-        """The session's conversation with every character, oldest turn first."""
+        """The session's whole conversation with every character, oldest turn first: the turns
+        long-term memory keeps, and the recent ones short-term memory holds (the same turn in
+        both is given once, as short-term memory has it: an interrupted reply as heard)."""
         session_id = check_session_id(session_id)
-        turns: list[dict[str, Any]] = []
         characters = self.service.characters.characters
+        turns: dict[tuple[str, float], ExportedTurn] = {}
+        missing: list[str] = []
+        for remembered in self._long_term(session_id, missing):
+            turns[(remembered.character_id, remembered.at)] = ExportedTurn(
+                remembered.character_id,
+                Turn(remembered.user, remembered.assistant, remembered.at, media=remembered.media),
+            )
         for cid in sorted(characters):
             try:
-                remembered = self.service.memory.recent(session_id, cid)
+                recent = self.service.memory.recent(session_id, cid)
             except MemoryUnavailable as exc:
                 raise BadSession(f"The conversation cannot be read now: {exc}") from exc
-            for turn in remembered:
-                turns.append(
-                    {
-                        "character": cid,
-                        "character_name": characters[cid].name,
-                        "user": turn.user,
-                        "assistant": turn.assistant,
-                        "at": turn.at,
-                        "at_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(turn.at)),
-                    }
-                )
-        turns.sort(key=lambda t: t["at"])
+            for turn in recent:
+                turns[(cid, turn.at)] = ExportedTurn(cid, turn)
+        ordered = sorted(turns.values(), key=lambda t: t.turn.at)
         return {
             "session_id": session_id,
-            "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "turns": turns,
+            "exported_at": _utc(time.time()),
+            "turns": [self._turn_to_api(t, characters) for t in ordered],
             "media": [url for url in self.index.urls(session_id) if self.store.name_in_url(url)],
+            "not_exported": missing,
         }
+
+    def _long_term(self, session_id: str, missing: list[str]) -> list[RememberedTurn]:
+        retriever = self.service.retriever
+        if retriever is None:
+            return []
+        try:
+            retriever.wait(FORGET_WAIT_S)
+            return retriever.session_turns(session_id)
+        except RetrievalUnavailable as exc:
+            missing.append(f"turns older than short-term memory holds: long-term memory {exc}")
+            return []
+
+    def _turn_to_api(self, exported: ExportedTurn, characters: Mapping[str, Any]) -> dict[str, Any]:
+        turn = exported.turn
+        known = characters.get(exported.character)
+        return {
+            "character": exported.character,
+            "character_name": known.name if known is not None else exported.character,
+            "user": turn.user,
+            "assistant": turn.assistant,
+            "interrupted": turn.interrupted,
+            "at": turn.at,
+            "at_utc": _utc(turn.at),
+            "media": [url for url in turn.media if self._still_kept(url)],
+        }
+
+    def _still_kept(self, url: str) -> bool:
+        name = self.store.name_in_url(url)
+        if name is None:
+            return False
+        try:
+            return self.store.exists(name)
+        except OSError:
+            return False  # a link that may not work is not offered
 
     def export_file(self, session_id: Any) -> Path:
         """The export as a JSON file to download (a fresh temporary file)."""
+        return self.export_files(session_id)[0]
+
+    def export_files(self, session_id: Any) -> list[Path]:
+        """The export to download: as JSON, and as a Markdown file to read (fresh temporary
+        files)."""
         data = self.export(session_id)
         folder = Path(tempfile.gettempdir()) / "chattr-exports"
         folder.mkdir(exist_ok=True)
         # Exports hold personal data: an earlier one is not kept longer than needed to download.
-        for old in folder.glob("*.json"):
+        for old in [*folder.glob("*.json"), *folder.glob("*.md")]:
             with contextlib.suppress(OSError):
                 if old.stat().st_mtime < time.time() - 600:
                     old.unlink()
         handle, name = tempfile.mkstemp(prefix="conversation-", suffix=".json", dir=folder)
         with open(handle, "w", encoding="utf-8") as out:
             json.dump(data, out, ensure_ascii=False, indent=2)
-        return Path(name)
+        readable = Path(name).with_suffix(".md")
+        readable.write_text(readable_export(data), encoding="utf-8")
+        return [Path(name), readable]
 
     def forget(self, session_id: Any) -> ForgetReport:
         """Delete everything the session left; what could not be deleted is said, not hidden."""
         session_id = check_session_id(session_id)
         report = ForgetReport(session_id)
         memory = self.service.memory
+        turns: set[tuple[str, float]] = set()  # a turn in both memories counts once
+        turn_media: list[str] = []  # what export links to: its files go too
         for cid in sorted(self.service.characters.characters):
             try:
-                report.turns += len(memory.recent(session_id, cid))
+                recent = memory.recent(session_id, cid)
                 memory.clear(session_id, cid)
             except MemoryUnavailable as exc:
                 report.not_deleted.append(f"short-term memory: {exc}")
                 break
+            turns.update((cid, turn.at) for turn in recent)
+            turn_media.extend(url for turn in recent for url in turn.media)
         retriever = self.service.retriever
         if retriever is not None:
             try:
                 retriever.wait(FORGET_WAIT_S)
+                remembered = retriever.session_turns(session_id)
                 retriever.forget_session(session_id)
                 report.long_term_memory = True
             except RetrievalUnavailable as exc:
                 report.not_deleted.append(f"long-term memory: {exc}")
+            else:
+                turns.update((turn.character_id, turn.at) for turn in remembered)
+                turn_media.extend(url for turn in remembered for url in turn.media)
+        report.turns = len(turns)
         pieces = 0
-        for url in self.index.urls(session_id):
+        for url in dict.fromkeys([*self.index.urls(session_id), *turn_media]):
             name = self.store.name_in_url(url)
             if name is None:
                 pieces += 1

@@ -332,28 +332,46 @@ class ChatService:
     def _remember(self, state: TurnState, context: Context) -> None:
         if not state.text:
             return
+        media = tuple(url for url in (state.audio_url, state.video_url) if url)
+        # One time for both memories: undo finds the long-term copy by it.
+        turn = Turn(state.message, state.text, media=media)
         try:
-            self.memory.append(state.session_id, state.character, Turn(state.message, state.text))
+            self.memory.append(state.session_id, state.character, turn)
         except MemoryUnavailable as exc:
             state.add_error("memory", f"{exc}; this turn was not saved")
         if self.retriever is not None and self.retriever.ready:
             try:
                 self.retriever.remember(
-                    state.character, state.session_id, state.message, state.text, context.vector
+                    state.character,
+                    state.session_id,
+                    state.message,
+                    state.text,
+                    context.vector,
+                    at=turn.at,
+                    media=media,
                 )
             except Exception as exc:  # long-term memory is best effort; the reply stands
                 log.warning("long-term memory write failed: %s", exc)
 
     def undo(self, session_id: str, character_id: str) -> Turn | None:
-        """Drop the last turn from short-term memory (for regenerate / undo); the chosen
-        greeting that opened the conversation stays."""
+        """Drop the last turn from both memories (for regenerate / undo); the chosen greeting
+        that opened the conversation stays. Its media stay listed for `forget`."""
         try:
             turns = self.memory.recent(session_id, character_id)
             if not turns or not turns[-1].user:
                 return None
-            return self.memory.pop_last(session_id, character_id)
+            turn = self.memory.pop_last(session_id, character_id)
         except MemoryUnavailable:
             return None
+        if turn is None:
+            return None
+        # Written to long-term memory only once it was ready: nothing there to find before.
+        if self.retriever is not None and self.retriever.ready:
+            try:
+                self.retriever.forget_turn(character_id, session_id, turn.at)
+            except Exception as exc:  # said in the log; the undo itself stands
+                log.warning("the undone turn stays in long-term memory: %s", exc)
+        return turn
 
     def reset(self, session_id: str, character_id: str) -> None:
         """Start the conversation over."""

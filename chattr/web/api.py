@@ -1,5 +1,5 @@
 """The named API endpoints scripts call with gradio_client: `chat`, `characters`, `export`,
-`forget`. Turns go through the app's turn loop (`chattr.turn.loop`), as the page's do.
+`undo`, `forget`. Turns go through the app's turn loop (`chattr.turn.loop`), as the page's do.
 
 Gradio reads an endpoint's parameters, their defaults and its result from the function's
 signature and docstring, so each endpoint is a method of `ChatApi` (bound to one app's loop)
@@ -20,7 +20,8 @@ from gradio.events import api as gradio_api
 
 from chattr.settings import Settings
 from chattr.turn.loop import TurnLoop
-from chattr.turn.service import TurnRejected
+from chattr.turn.personal_data import check_session_id
+from chattr.turn.service import TurnRejected, check_text_argument
 from chattr.voice.speech_in import transcribe_recording
 
 
@@ -95,16 +96,33 @@ class ChatApi:
         ]
 
     def export(self, session_id: str) -> dict[str, Any]:
-        """A conversation as JSON, to keep or to read.
+        """A whole conversation as JSON, oldest turn first, from both memories.
 
         Args:
             session_id: the conversation's id (from `chat`).
         Returns:
             {session_id, exported_at, turns: [{character, character_name, user, assistant,
-            at, at_utc}], media}
+            interrupted, at, at_utc, media}], media, not_exported}
         """
         with self.loop.refusals_shown():
             return self.loop.personal.export(session_id)
+
+    def undo(self, session_id: str, character: str) -> dict[str, Any]:
+        """Take back the last turn with a character: it leaves both memories (the page's "Undo
+        last turn").
+
+        Args:
+            session_id: the conversation's id (from `chat`).
+            character: the character's id.
+        Returns:
+            {session_id, character, undone: {user, assistant} or null when there was none}
+        """
+        with self.loop.refusals_shown():
+            session_id = check_session_id(session_id)
+            check_text_argument("character", character)
+            turn = self.loop.service.undo(session_id, character)
+        undone = None if turn is None else {"user": turn.user, "assistant": turn.assistant}
+        return {"session_id": session_id, "character": character, "undone": undone}
 
     def forget(self, session_id: str) -> dict[str, Any]:
         """Delete a conversation: its recent turns, its long-term memory and its media.
@@ -122,4 +140,5 @@ class ChatApi:
         gradio_api(self.chat, api_name="chat", concurrency_limit=None)
         gradio_api(self.characters, api_name="characters")
         gradio_api(self.export, api_name="export")
+        gradio_api(self.undo, api_name="undo")
         gradio_api(self.forget, api_name="forget")

@@ -308,7 +308,8 @@ class ChatPage:
 
     def download_conversation(self, session_id: str) -> Any:
         with self.loop.refusals_shown():
-            return gr.File(value=str(self.loop.personal.export_file(session_id)), visible=True)
+            files = self.loop.personal.export_files(session_id)  # JSON, and Markdown to read
+            return gr.File(value=[str(path) for path in files], visible=True)
 
     def forget_page(self, cid: str, session_id: str) -> tuple[Any, ...]:
         report = self.api.forget(session_id)

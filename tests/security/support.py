@@ -71,3 +71,45 @@ class Page:
 
     def close(self) -> None:
         self.http.close()
+
+
+def click(page: Page, label: str, data: list[Any]) -> dict[str, Any]:
+    """Click the page's button labelled `label` (the event's `process_completed` message)."""
+    ids = [c["id"] for c in page.config["components"] if c.get("props", {}).get("value") == label]
+    assert ids, f"no button {label!r}"
+    for dependency in page.config["dependencies"]:
+        if [ids[0], "click"] in [list(target) for target in dependency["targets"]]:
+            joined = page.http.post(
+                "/gradio_api/queue/join",
+                json={
+                    "data": data,
+                    "fn_index": dependency["id"],
+                    "trigger_id": ids[0],
+                    "session_hash": page.session_hash,
+                    "event_data": None,
+                },
+            )
+            joined.raise_for_status()
+            with page.http.stream(
+                "GET", "/gradio_api/queue/data", params={"session_hash": page.session_hash}
+            ) as stream:
+                for line in stream.iter_lines():
+                    if line.startswith("data:"):
+                        message: dict[str, Any] = json.loads(line[5:])
+                        if message.get("msg") == "process_completed":
+                            return message
+    raise AssertionError(f"no click event on {label!r}")
+
+
+def download(page: Page) -> dict[str, Any]:
+    """The page's download: the JSON export and the readable one, both of the same turns."""
+    downloaded = page.event("chattr-download", "click", [None])
+    assert downloaded["success"], downloaded
+    files = downloaded["output"]["data"][0]
+    files = files.get("value", files) if isinstance(files, dict) else files
+    by_suffix = {item["orig_name"].rsplit(".", 1)[1]: item for item in files}
+    data: dict[str, Any] = page.http.get(by_suffix["json"]["url"]).json()
+    readable = page.http.get(by_suffix["md"]["url"]).text
+    for turn in data["turns"]:
+        assert turn["assistant"] in readable and turn["user"] in readable
+    return data

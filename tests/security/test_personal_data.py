@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
 
 import pytest
 import redis
@@ -15,7 +14,7 @@ from chattr.reply import Segment, TurnState
 from chattr.turn.personal_data import PersonalData
 
 from ..conftest import REDIS_URL, StartApp
-from .support import Page
+from .support import Page, download
 
 
 def talk(client: Client, session: str) -> None:
@@ -96,16 +95,6 @@ def test_forget_deletes_the_media_the_session_made(start_app: StartApp) -> None:
     assert not (media_dir / mine).exists() and (media_dir / theirs).exists()
     assert any("single-sentence clips" in line for line in report["not_deleted"])
     (media_dir / theirs).unlink()
-
-
-def download(page: Page) -> dict[str, Any]:
-    downloaded = page.event("chattr-download", "click", [None])
-    assert downloaded["success"], downloaded
-    file_data = downloaded["output"]["data"][0]
-    file_data = file_data.get("value", file_data)
-    body = page.http.get(file_data["url"])
-    assert body.status_code == 200
-    return body.json()  # type: ignore[no-any-return]
 
 
 def test_the_page_downloads_and_forgets(start_app: StartApp) -> None:

@@ -131,7 +131,7 @@ def test_the_page_exposes_the_named_endpoints_with_their_parameters(tmp_path: Pa
     api = chat_api(tmp_path)
     blocks = build_blocks(api.loop.service, api.settings)
     endpoints = blocks.get_api_info()["named_endpoints"]
-    assert sorted(endpoints) == ["/characters", "/chat", "/export", "/forget"]
+    assert sorted(endpoints) == ["/characters", "/chat", "/export", "/forget", "/undo"]
     assert [p["parameter_name"] for p in endpoints["/chat"]["parameters"]] == [
         "message",
         "character",
@@ -142,4 +142,8 @@ def test_the_page_exposes_the_named_endpoints_with_their_parameters(tmp_path: Pa
     ]
     assert [p["parameter_name"] for p in endpoints["/export"]["parameters"]] == ["session_id"]
     assert [p["parameter_name"] for p in endpoints["/forget"]["parameters"]] == ["session_id"]
+    assert [p["parameter_name"] for p in endpoints["/undo"]["parameters"]] == [
+        "session_id",
+        "character",
+    ]
     assert endpoints["/characters"]["parameters"] == []
