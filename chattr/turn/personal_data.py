@@ -1,8 +1,9 @@
 """A person's own data: their conversation as JSON (`export`), and deleting all of it (`forget`).
 
 What a session leaves behind: its short-term memory (Redis or in-process), its long-term memory
-(remembered turns in Qdrant), and the joined replies chattr made for it (data_dir/media), which
-a small index per session lets `forget` find.
+(remembered turns in Qdrant), and the joined replies chattr made for it (data_dir/media or a
+bucket), which a small index per session lets `forget` find: in Redis when there is one, so that
+every replica finds what any of them made, else in data_dir/media-sessions.
 """
 
 from __future__ import annotations
@@ -10,12 +11,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+import redis
 
 from chattr.knowledge.retrieval import RetrievalUnavailable
 from chattr.media.store import MediaStore
@@ -23,6 +27,8 @@ from chattr.memory import MemoryUnavailable
 from chattr.refusal import Refusal
 from chattr.reply import TurnState
 from chattr.turn.service import ChatService
+
+log = logging.getLogger(__name__)
 
 # How long `forget` waits for long-term memory that is still loading.
 FORGET_WAIT_S = 30.0
@@ -38,15 +44,30 @@ def check_session_id(session_id: Any) -> str:
     return session_id.strip()
 
 
-class MediaIndex:
-    """Which media each session made: one small file per session (named by a hash of its id)."""
+class MediaIndex(Protocol):
+    """Which media each session made, so `forget` finds them."""
+
+    def record(self, session_id: str, urls: list[str]) -> None: ...
+
+    def urls(self, session_id: str) -> list[str]: ...
+
+    def drop(self, session_id: str) -> None: ...
+
+
+def _session_key(session_id: str) -> str:
+    # A hash: session ids are the keys to people's data, not to be left readable on disk.
+    return hashlib.sha256(session_id.encode("utf-8")).hexdigest()
+
+
+class DiskMediaIndex:
+    """One small file per session in this process's data folder (one replica)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self._lock = threading.Lock()
 
     def _file(self, session_id: str) -> Path:
-        return self.folder / f"{hashlib.sha256(session_id.encode('utf-8')).hexdigest()}.txt"
+        return self.folder / f"{_session_key(session_id)}.txt"
 
     def record(self, session_id: str, urls: list[str]) -> None:
         if not urls:
@@ -65,6 +86,60 @@ class MediaIndex:
     def drop(self, session_id: str) -> None:
         with self._lock:
             self._file(session_id).unlink(missing_ok=True)
+
+
+class MediaIndexUnavailable(RuntimeError):
+    """The shared index cannot be reached."""
+
+
+class RedisMediaIndex:
+    """One Redis list per session, shared by every replica: `forget` on one finds the media a
+    turn on another made. A list lives as long as the media it names can (`ttl_s`)."""
+
+    def __init__(self, url: str, *, prefix: str, ttl_s: int) -> None:
+        self._redis = redis.Redis.from_url(
+            url, socket_connect_timeout=1.0, socket_timeout=2.0, decode_responses=True
+        )
+        self._prefix = prefix
+        self._ttl_s = ttl_s
+
+    def _key(self, session_id: str) -> str:
+        return f"{self._prefix}:media-sessions:{_session_key(session_id)}"
+
+    def record(self, session_id: str, urls: list[str]) -> None:
+        if not urls:
+            return
+        key = self._key(session_id)
+        try:
+            with self._redis.pipeline() as pipe:
+                pipe.rpush(key, *urls)
+                pipe.expire(key, self._ttl_s)
+                pipe.execute()
+        except redis.RedisError as exc:
+            raise MediaIndexUnavailable(f"Redis unreachable: {exc}") from exc
+
+    def urls(self, session_id: str) -> list[str]:
+        try:
+            stored = self._redis.lrange(self._key(session_id), 0, -1)
+        except redis.RedisError as exc:
+            raise MediaIndexUnavailable(f"Redis unreachable: {exc}") from exc
+        return [url if isinstance(url, str) else url.decode() for url in stored]
+
+    def drop(self, session_id: str) -> None:
+        try:
+            self._redis.delete(self._key(session_id))
+        except redis.RedisError as exc:
+            raise MediaIndexUnavailable(f"Redis unreachable: {exc}") from exc
+
+
+def open_media_index(
+    data_dir: Path, redis_url: str | None, *, prefix: str, retention_s: float
+) -> MediaIndex:
+    """In Redis when there is one (CHATTR_REDIS_URL: what replicas share), else on disk."""
+    if redis_url:
+        # A day past the media's own retention: the sweep that deletes them runs now and then.
+        return RedisMediaIndex(redis_url, prefix=prefix, ttl_s=int(retention_s) + 24 * 3600)
+    return DiskMediaIndex(data_dir / "media-sessions")
 
 
 def media_urls(state: TurnState) -> list[str]:
@@ -98,16 +173,23 @@ class ForgetReport:
 class PersonalData:
     """Export and forget a session, across memory, long-term memory and media."""
 
-    def __init__(self, service: ChatService, data_dir: Path) -> None:
+    def __init__(
+        self, service: ChatService, data_dir: Path, index: MediaIndex | None = None
+    ) -> None:
+        """`index`: where the sessions' media are noted; default: on disk under `data_dir`."""
         self.service = service
         # The fan-out's store (a folder or a bucket), where the turns' joined replies went.
         media = service.media
         self.store = media.store if media is not None else MediaStore.under(data_dir)
-        self.index = MediaIndex(data_dir / "media-sessions")
+        self.index = index if index is not None else DiskMediaIndex(data_dir / "media-sessions")
 
     def record_turn(self, state: TurnState) -> None:
-        """Note the media a finished turn made, so `forget` can find them."""
-        self.index.record(state.session_id, media_urls(state))
+        """Note the media a finished turn made, so `forget` can find them (an index that cannot
+        be reached is logged: the turn itself went well)."""
+        try:
+            self.index.record(state.session_id, media_urls(state))
+        except MediaIndexUnavailable as exc:
+            log.warning("media of session not noted for forget: %s", exc)
 
     def export(self, session_id: Any) -> dict[str, Any]:
         """The session's conversation with every character, oldest turn first."""
@@ -135,7 +217,7 @@ class PersonalData:
             "session_id": session_id,
             "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "turns": turns,
-            "media": [url for url in self.index.urls(session_id) if self.store.name_in_url(url)],
+            "media": [url for url in self._media_urls(session_id) if self.store.name_in_url(url)],
         }
 
     def export_file(self, session_id: Any) -> Path:
@@ -174,7 +256,12 @@ class PersonalData:
             except RetrievalUnavailable as exc:
                 report.not_deleted.append(f"long-term memory: {exc}")
         pieces = 0
-        for url in self.index.urls(session_id):
+        try:
+            urls = self.index.urls(session_id)
+        except MediaIndexUnavailable as exc:
+            report.not_deleted.append(f"media: the list of this session's media: {exc}")
+            return report
+        for url in urls:
             name = self.store.name_in_url(url)
             if name is None:
                 pieces += 1
@@ -189,5 +276,12 @@ class PersonalData:
                 f"{pieces} single-sentence clips kept by the speech and video services; they "
                 "delete them when their retention ends"
             )
-        self.index.drop(session_id)
+        with contextlib.suppress(MediaIndexUnavailable):  # read a moment ago; expires anyway
+            self.index.drop(session_id)
         return report
+
+    def _media_urls(self, session_id: str) -> list[str]:
+        try:
+            return self.index.urls(session_id)
+        except MediaIndexUnavailable as exc:
+            raise BadSession(f"The conversation's media cannot be listed now: {exc}") from exc

@@ -19,6 +19,7 @@ from chattr.characters.uploads import UploadError, import_upload
 from chattr.refusal import Refusal
 from chattr.reply import TurnState
 from chattr.web.api import ChatApi, new_session_id
+from chattr.web.browser_state import stored_session
 
 Message = dict[str, Any]
 
@@ -239,6 +240,24 @@ class ChatPage:
             gr.update(choices=self.picker_choices(), value=character.id),
             self.gallery_items(),
             note,
+        )
+
+    def resume(self, stored: Any, stored_cid: Any) -> tuple[Any, ...]:
+        """On page load: the conversation the browser kept (its id and character; a new id
+        when it kept none) and what it shows, read from memory, which every replica shares."""
+        session_id = stored_session(stored) or new_session_id()
+        known = self.ids()
+        cid = stored_cid if stored_cid in known else (known[0] if known else None)
+        if cid is None:
+            return session_id, None, gr.update(), [], self.character_card(None), gr.update()
+        character = self.characters.get(cid)
+        return (
+            session_id,
+            cid,
+            gr.update(value=cid),
+            self.history_for(character, session_id),
+            self.character_card(cid),
+            gr.update(choices=greeting_choices(character), value=0),
         )
 
     # --- the conversation ---
