@@ -15,7 +15,7 @@ import logging
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -44,12 +44,50 @@ def check_session_id(session_id: Any) -> str:
     return session_id.strip()
 
 
+@dataclass(frozen=True)
+class TurnMedia:
+    """The media one finished turn made, with the turn they belong to as memory keeps it (so a
+    page loaded later shows them beside it)."""
+
+    character: str
+    user: str
+    assistant: str
+    urls: tuple[str, ...]  # every URL the turn handed out, for `forget`
+    audio_url: str | None = None  # the whole reply's
+    video_url: str | None = None
+
+    @classmethod
+    def of(cls, state: TurnState) -> TurnMedia:
+        urls = [u for u in (state.audio_url, state.video_url) if u]
+        for segment in state.segments:
+            urls.extend(u for u in (segment.audio_url, segment.video_url) if u)
+        return cls(
+            state.character,
+            state.message,
+            state.text,
+            tuple(urls),
+            state.audio_url,
+            state.video_url,
+        )
+
+    def to_line(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False)
+
+    @classmethod
+    def from_line(cls, line: str) -> TurnMedia:
+        if not line.startswith("{"):  # an index written before turns were noted: one URL a line
+            return cls("", "", "", (line,))
+        fields = json.loads(line)
+        return cls(**{**fields, "urls": tuple(fields["urls"])})
+
+
 class MediaIndex(Protocol):
-    """Which media each session made, so `forget` finds them."""
+    """What media each session made (one line per turn, `TurnMedia.to_line`), so `forget` finds
+    them and a page loaded later shows them."""
 
-    def record(self, session_id: str, urls: list[str]) -> None: ...
+    def record(self, session_id: str, line: str) -> None: ...
 
-    def urls(self, session_id: str) -> list[str]: ...
+    def lines(self, session_id: str) -> list[str]: ...
 
     def drop(self, session_id: str) -> None: ...
 
@@ -69,19 +107,18 @@ class DiskMediaIndex:
     def _file(self, session_id: str) -> Path:
         return self.folder / f"{_session_key(session_id)}.txt"
 
-    def record(self, session_id: str, urls: list[str]) -> None:
-        if not urls:
-            return
+    def record(self, session_id: str, line: str) -> None:
         with self._lock:
             self.folder.mkdir(parents=True, exist_ok=True)
             with self._file(session_id).open("a", encoding="utf-8") as out:
-                out.writelines(f"{url}\n" for url in urls)
+                out.write(f"{line}\n")
 
-    def urls(self, session_id: str) -> list[str]:
+    def lines(self, session_id: str) -> list[str]:
         try:
-            return self._file(session_id).read_text(encoding="utf-8").split()
+            text = self._file(session_id).read_text(encoding="utf-8")
         except FileNotFoundError:
             return []
+        return [line for line in text.splitlines() if line.strip()]
 
     def drop(self, session_id: str) -> None:
         with self._lock:
@@ -106,24 +143,22 @@ class RedisMediaIndex:
     def _key(self, session_id: str) -> str:
         return f"{self._prefix}:media-sessions:{_session_key(session_id)}"
 
-    def record(self, session_id: str, urls: list[str]) -> None:
-        if not urls:
-            return
+    def record(self, session_id: str, line: str) -> None:
         key = self._key(session_id)
         try:
             with self._redis.pipeline() as pipe:
-                pipe.rpush(key, *urls)
+                pipe.rpush(key, line)
                 pipe.expire(key, self._ttl_s)
                 pipe.execute()
         except redis.RedisError as exc:
             raise MediaIndexUnavailable(f"Redis unreachable: {exc}") from exc
 
-    def urls(self, session_id: str) -> list[str]:
+    def lines(self, session_id: str) -> list[str]:
         try:
             stored = self._redis.lrange(self._key(session_id), 0, -1)
         except redis.RedisError as exc:
             raise MediaIndexUnavailable(f"Redis unreachable: {exc}") from exc
-        return [url if isinstance(url, str) else url.decode() for url in stored]
+        return [line if isinstance(line, str) else line.decode() for line in stored]
 
     def drop(self, session_id: str) -> None:
         try:
@@ -140,14 +175,6 @@ def open_media_index(
         # A day past the media's own retention: the sweep that deletes them runs now and then.
         return RedisMediaIndex(redis_url, prefix=prefix, ttl_s=int(retention_s) + 24 * 3600)
     return DiskMediaIndex(data_dir / "media-sessions")
-
-
-def media_urls(state: TurnState) -> list[str]:
-    """Every media URL a finished turn handed out: the joined reply and each sentence's clips."""
-    urls = [u for u in (state.audio_url, state.video_url) if u]
-    for segment in state.segments:
-        urls.extend(u for u in (segment.audio_url, segment.video_url) if u)
-    return urls
 
 
 @dataclass
@@ -186,8 +213,11 @@ class PersonalData:
     def record_turn(self, state: TurnState) -> None:
         """Note the media a finished turn made, so `forget` can find them (an index that cannot
         be reached is logged: the turn itself went well)."""
+        made = TurnMedia.of(state)
+        if not made.urls:
+            return
         try:
-            self.index.record(state.session_id, media_urls(state))
+            self.index.record(state.session_id, made.to_line())
         except MediaIndexUnavailable as exc:
             log.warning("media of session not noted for forget: %s", exc)
 
@@ -257,7 +287,7 @@ class PersonalData:
                 report.not_deleted.append(f"long-term memory: {exc}")
         pieces = 0
         try:
-            urls = self.index.urls(session_id)
+            urls = [url for made in self.turn_media(session_id) for url in made.urls]
         except MediaIndexUnavailable as exc:
             report.not_deleted.append(f"media: the list of this session's media: {exc}")
             return report
@@ -280,8 +310,12 @@ class PersonalData:
             self.index.drop(session_id)
         return report
 
+    def turn_media(self, session_id: str) -> list[TurnMedia]:
+        """The media each of the session's turns made, oldest first (MediaIndexUnavailable)."""
+        return [TurnMedia.from_line(line) for line in self.index.lines(session_id)]
+
     def _media_urls(self, session_id: str) -> list[str]:
         try:
-            return self.index.urls(session_id)
+            return [url for made in self.turn_media(session_id) for url in made.urls]
         except MediaIndexUnavailable as exc:
             raise BadSession(f"The conversation's media cannot be listed now: {exc}") from exc

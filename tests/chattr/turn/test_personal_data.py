@@ -45,9 +45,12 @@ def test_forget_on_one_replica_finds_the_media_another_made(
     b = personal(tmp_path / "b", redis_url, redis_prefix)
     assert isinstance(a.index, RedisMediaIndex)
     session, name = uuid.uuid4().hex, f"{uuid.uuid4().hex}.wav"
-    a.record_turn(finished_turn(session, name))
+    state = finished_turn(session, name)
+    a.record_turn(state)
     assert b.export(session)["media"] == [f"http://chattr.test/media/{name}"]
 
+    (noted,) = b.turn_media(session)
+    assert (noted.character, noted.user, noted.audio_url) == ("einstein", "Hi", state.audio_url)
     report = b.forget(session)
     assert report.media == 0  # already gone from B's store (this test's stores are apart)
     assert report.not_deleted == [
@@ -69,3 +72,10 @@ def test_an_unreachable_redis_costs_forget_a_line_not_the_turn(tmp_path: Path) -
     report = gone.forget(session)
     assert [line.split(":")[0] for line in report.not_deleted] == ["media"]
     assert "Redis unreachable" in report.not_deleted[0]
+
+
+def test_an_index_written_before_turns_were_noted_still_serves_forget(tmp_path: Path) -> None:
+    index = DiskMediaIndex(tmp_path / "media-sessions")
+    index.record("old-session", "http://chattr.test/media/" + "b" * 32 + ".wav")
+    data = PersonalData(personal(tmp_path, None, "unused").service, tmp_path, index)
+    assert data.export("old-session")["media"] == ["http://chattr.test/media/" + "b" * 32 + ".wav"]

@@ -15,9 +15,10 @@ from pydantic import SecretStr
 from chattr.access.gate import Gate
 from chattr.characters.character_set import load_characters
 from chattr.memory import Turn, open_memory
+from chattr.reply import TurnState
 from chattr.settings import Settings
 from chattr.turn.loop import TurnLoop
-from chattr.turn.personal_data import PersonalData
+from chattr.turn.personal_data import PersonalData, open_media_index
 from chattr.turn.service import ChatService
 from chattr.web.api import ChatApi
 from chattr.web.browser_state import CHARACTER_KEY, SESSION_KEY, browser_secret
@@ -53,7 +54,10 @@ def service(settings: Settings) -> ChatService:
 def page(settings: Settings) -> ChatPage:
     chat = service(settings)
     gate = Gate.from_settings(settings)
-    loop = TurnLoop(chat, gate=gate, personal=PersonalData(chat, settings.data_dir))
+    index = open_media_index(
+        settings.data_dir, settings.redis_url, prefix=settings.redis_prefix, retention_s=3600
+    )
+    loop = TurnLoop(chat, gate=gate, personal=PersonalData(chat, settings.data_dir, index))
     return ChatPage(ChatApi(loop, settings))
 
 
@@ -97,11 +101,19 @@ def test_a_page_loaded_on_another_replica_resumes_the_conversation(
 ) -> None:
     a, b = (page(replica(tmp_path, redis_url, redis_prefix)) for _ in range(2))
     session = uuid.uuid4().hex
-    a.service.memory.append(session, "einstein", Turn("Hello, Albert.", "Guten Tag!"))
+    for said, answered in (("Hello, Albert.", "Guten Tag!"), ("And light?", "A wave.")):
+        a.service.memory.append(session, "einstein", Turn(said, answered))
+    # The second turn's media, as A's turn loop notes them when the turn ends.
+    made = TurnState(session, "einstein", "And light?", text="A wave.", media=True, done=True)
+    made.video_url = "http://chattr.test/media/" + "a" * 32 + ".mp4"
+    a.loop.personal.record_turn(made)
 
     kept, cid, picker, chat, card, _ = b.resume(session, "einstein")
     assert (kept, cid, picker["value"]) == (session, "einstein", "einstein")
-    assert [m["content"] for m in chat][1:] == ["Hello, Albert.", "Guten Tag!"]
+    shown = [m["content"] for m in chat][1:]
+    assert shown[:4] == ["Hello, Albert.", "Guten Tag!", "And light?", "A wave."]
+    assert len(shown) == 5 and f'<video src="{made.video_url}"' in shown[4]
+    assert "The whole reply" in shown[4]
     assert "Einstein" in card
 
 
