@@ -54,6 +54,13 @@ class Settings(BaseSettings):
         default=7 * 24 * 3600, description="How long a session's short-term memory lives, seconds."
     )
     redis_prefix: str = Field(default="chattr", description="Key prefix in Redis.")
+    browser_secret: SecretStr | None = Field(
+        default=None,
+        description="What the page's conversation id is encrypted with in the browser "
+        "(Gradio's BrowserState), the same on every replica, so a page reloaded onto another "
+        "replica continues its conversation; unset: made once and kept in Redis (shared by the "
+        "replicas using it), or made at each start without Redis.",
+    )
 
     qdrant_url: str | None = Field(
         default=None,

@@ -3,8 +3,9 @@ deleting all of it (`forget`): each other's inverse, whatever export finds, forg
 
 What a session leaves behind: its short-term memory (Redis or in-process; the last
 CHATTR_MEMORY_TURNS turns), its long-term memory (every remembered turn, in Qdrant, with its
-joined media's URLs), and the joined replies chattr made for it (the media store), which a small
-index per session lets `forget` find too.
+joined media's URLs), and the joined replies chattr made for it (data_dir/media or a bucket),
+which a small index per session lets `forget` find too: in Redis when there is one, so that every
+replica finds what any of them made, else in data_dir/media-sessions.
 """
 
 from __future__ import annotations
@@ -12,13 +13,16 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import tempfile
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+import redis
 
 from chattr.knowledge.retrieval import RetrievalUnavailable
 from chattr.knowledge.store import RememberedTurn
@@ -27,6 +31,8 @@ from chattr.memory import MemoryUnavailable, Turn
 from chattr.refusal import Refusal
 from chattr.reply import TurnState
 from chattr.turn.service import ChatService
+
+log = logging.getLogger(__name__)
 
 # How long `forget` waits for long-term memory that is still loading.
 FORGET_WAIT_S = 30.0
@@ -42,41 +48,137 @@ def check_session_id(session_id: Any) -> str:
     return session_id.strip()
 
 
-class MediaIndex:
-    """Which media each session made: one small file per session (named by a hash of its id)."""
+@dataclass(frozen=True)
+class TurnMedia:
+    """The media one finished turn made, with the turn they belong to as memory keeps it (so a
+    page loaded later shows them beside it)."""
+
+    character: str
+    user: str
+    assistant: str
+    urls: tuple[str, ...]  # every URL the turn handed out, for `forget`
+    audio_url: str | None = None  # the whole reply's
+    video_url: str | None = None
+
+    @classmethod
+    def of(cls, state: TurnState) -> TurnMedia:
+        urls = [u for u in (state.audio_url, state.video_url) if u]
+        for segment in state.segments:
+            urls.extend(u for u in (segment.audio_url, segment.video_url) if u)
+        return cls(
+            state.character,
+            state.message,
+            state.text,
+            tuple(urls),
+            state.audio_url,
+            state.video_url,
+        )
+
+    def to_line(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False)
+
+    @classmethod
+    def from_line(cls, line: str) -> TurnMedia:
+        if not line.startswith("{"):  # an index written before turns were noted: one URL a line
+            return cls("", "", "", (line,))
+        fields = json.loads(line)
+        return cls(**{**fields, "urls": tuple(fields["urls"])})
+
+
+class MediaIndex(Protocol):
+    """What media each session made (one line per turn, `TurnMedia.to_line`), so `forget` finds
+    them and a page loaded later shows them."""
+
+    def record(self, session_id: str, line: str) -> None: ...
+
+    def lines(self, session_id: str) -> list[str]: ...
+
+    def drop(self, session_id: str) -> None: ...
+
+
+def _session_key(session_id: str) -> str:
+    # A hash: session ids are the keys to people's data, not to be left readable on disk.
+    return hashlib.sha256(session_id.encode("utf-8")).hexdigest()
+
+
+class DiskMediaIndex:
+    """One small file per session in this process's data folder (one replica)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self._lock = threading.Lock()
 
     def _file(self, session_id: str) -> Path:
-        return self.folder / f"{hashlib.sha256(session_id.encode('utf-8')).hexdigest()}.txt"
+        return self.folder / f"{_session_key(session_id)}.txt"
 
-    def record(self, session_id: str, urls: list[str]) -> None:
-        if not urls:
-            return
+    def record(self, session_id: str, line: str) -> None:
         with self._lock:
             self.folder.mkdir(parents=True, exist_ok=True)
             with self._file(session_id).open("a", encoding="utf-8") as out:
-                out.writelines(f"{url}\n" for url in urls)
+                out.write(f"{line}\n")
 
-    def urls(self, session_id: str) -> list[str]:
+    def lines(self, session_id: str) -> list[str]:
         try:
-            return self._file(session_id).read_text(encoding="utf-8").split()
+            text = self._file(session_id).read_text(encoding="utf-8")
         except FileNotFoundError:
             return []
+        return [line for line in text.splitlines() if line.strip()]
 
     def drop(self, session_id: str) -> None:
         with self._lock:
             self._file(session_id).unlink(missing_ok=True)
 
 
-def media_urls(state: TurnState) -> list[str]:
-    """Every media URL a finished turn handed out: the joined reply and each sentence's clips."""
-    urls = [u for u in (state.audio_url, state.video_url) if u]
-    for segment in state.segments:
-        urls.extend(u for u in (segment.audio_url, segment.video_url) if u)
-    return urls
+class MediaIndexUnavailable(RuntimeError):
+    """The shared index cannot be reached."""
+
+
+class RedisMediaIndex:
+    """One Redis list per session, shared by every replica: `forget` on one finds the media a
+    turn on another made. A list lives as long as the media it names can (`ttl_s`)."""
+
+    def __init__(self, url: str, *, prefix: str, ttl_s: int) -> None:
+        self._redis = redis.Redis.from_url(
+            url, socket_connect_timeout=1.0, socket_timeout=2.0, decode_responses=True
+        )
+        self._prefix = prefix
+        self._ttl_s = ttl_s
+
+    def _key(self, session_id: str) -> str:
+        return f"{self._prefix}:media-sessions:{_session_key(session_id)}"
+
+    def record(self, session_id: str, line: str) -> None:
+        key = self._key(session_id)
+        try:
+            with self._redis.pipeline() as pipe:
+                pipe.rpush(key, line)
+                pipe.expire(key, self._ttl_s)
+                pipe.execute()
+        except redis.RedisError as exc:
+            raise MediaIndexUnavailable(f"Redis unreachable: {exc}") from exc
+
+    def lines(self, session_id: str) -> list[str]:
+        try:
+            stored = self._redis.lrange(self._key(session_id), 0, -1)
+        except redis.RedisError as exc:
+            raise MediaIndexUnavailable(f"Redis unreachable: {exc}") from exc
+        return [line if isinstance(line, str) else line.decode() for line in stored]
+
+    def drop(self, session_id: str) -> None:
+        try:
+            self._redis.delete(self._key(session_id))
+        except redis.RedisError as exc:
+            raise MediaIndexUnavailable(f"Redis unreachable: {exc}") from exc
+
+
+def open_media_index(
+    data_dir: Path, redis_url: str | None, *, prefix: str, retention_s: float
+) -> MediaIndex:
+    """In Redis when there is one (CHATTR_REDIS_URL: what replicas share), else on disk."""
+    if redis_url:
+        # A day past the media's own retention: the sweep that deletes them runs now and then.
+        return RedisMediaIndex(redis_url, prefix=prefix, ttl_s=int(retention_s) + 24 * 3600)
+    return DiskMediaIndex(data_dir / "media-sessions")
 
 
 @dataclass(frozen=True)
@@ -132,16 +234,26 @@ class ForgetReport:
 class PersonalData:
     """Export and forget a session, across memory, long-term memory and media."""
 
-    def __init__(self, service: ChatService, data_dir: Path) -> None:
+    def __init__(
+        self, service: ChatService, data_dir: Path, index: MediaIndex | None = None
+    ) -> None:
+        """`index`: where the sessions' media are noted; default: on disk under `data_dir`."""
         self.service = service
         # The fan-out's store (a folder or a bucket), where the turns' joined replies went.
         media = service.media
         self.store = media.store if media is not None else MediaStore.under(data_dir)
-        self.index = MediaIndex(data_dir / "media-sessions")
+        self.index = index if index is not None else DiskMediaIndex(data_dir / "media-sessions")
 
     def record_turn(self, state: TurnState) -> None:
-        """Note the media a finished turn made, so `forget` can find them."""
-        self.index.record(state.session_id, media_urls(state))
+        """Note the media a finished turn made, so `forget` can find them (an index that cannot
+        be reached is logged: the turn itself went well)."""
+        made = TurnMedia.of(state)
+        if not made.urls:
+            return
+        try:
+            self.index.record(state.session_id, made.to_line())
+        except MediaIndexUnavailable as exc:
+            log.warning("media of session not noted for forget: %s", exc)
 
     def export(self, session_id: Any) -> dict[str, Any]:
         """The session's whole conversation with every character, oldest turn first: the turns
@@ -168,7 +280,7 @@ class PersonalData:
             "session_id": session_id,
             "exported_at": _utc(time.time()),
             "turns": [self._turn_to_api(t, characters) for t in ordered],
-            "media": [url for url in self.index.urls(session_id) if self.store.name_in_url(url)],
+            "media": [url for url in self._media_urls(session_id) if self.store.name_in_url(url)],
             "not_exported": missing,
         }
 
@@ -258,7 +370,13 @@ class PersonalData:
                 turn_media.extend(url for turn in remembered for url in turn.media)
         report.turns = len(turns)
         pieces = 0
-        for url in dict.fromkeys([*self.index.urls(session_id), *turn_media]):
+        try:
+            index_urls = [url for made in self.turn_media(session_id) for url in made.urls]
+        except MediaIndexUnavailable as exc:
+            # What long-term memory links to is still deleted below.
+            report.not_deleted.append(f"media: the list of this session's media: {exc}")
+            index_urls = []
+        for url in dict.fromkeys([*index_urls, *turn_media]):
             name = self.store.name_in_url(url)
             if name is None:
                 pieces += 1
@@ -273,5 +391,16 @@ class PersonalData:
                 f"{pieces} single-sentence clips kept by the speech and video services; they "
                 "delete them when their retention ends"
             )
-        self.index.drop(session_id)
+        with contextlib.suppress(MediaIndexUnavailable):  # read a moment ago; expires anyway
+            self.index.drop(session_id)
         return report
+
+    def turn_media(self, session_id: str) -> list[TurnMedia]:
+        """The media each of the session's turns made, oldest first (MediaIndexUnavailable)."""
+        return [TurnMedia.from_line(line) for line in self.index.lines(session_id)]
+
+    def _media_urls(self, session_id: str) -> list[str]:
+        try:
+            return [url for made in self.turn_media(session_id) for url in made.urls]
+        except MediaIndexUnavailable as exc:
+            raise BadSession(f"The conversation's media cannot be listed now: {exc}") from exc

@@ -190,7 +190,12 @@ class VoiceControls:
         )  # kept until done (the loop holds tasks weakly)
 
     def lay_out(
-        self, *, chatbot: gr.Chatbot, character: gr.State, session: gr.State, media_on: gr.Checkbox
+        self,
+        *,
+        chatbot: gr.Chatbot,
+        character: gr.State | gr.BrowserState,
+        session: gr.State | gr.BrowserState,
+        media_on: gr.Checkbox,
     ) -> None:
         """Add the microphone button and the live mode to the page being built."""
         with gr.Row():

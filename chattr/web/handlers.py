@@ -18,7 +18,9 @@ from chattr.characters.portraits import PortraitShelf, portraits_dir
 from chattr.characters.uploads import UploadError, import_upload
 from chattr.refusal import Refusal
 from chattr.reply import TurnState
+from chattr.turn.personal_data import MediaIndexUnavailable, TurnMedia
 from chattr.web.api import ChatApi, new_session_id
+from chattr.web.browser_state import stored_session
 
 Message = dict[str, Any]
 
@@ -42,6 +44,13 @@ def _player(kind: str, url: str, caption: str, *, autoplay: bool = False) -> str
         f"<figure><figcaption>{html.escape(caption)}</figcaption>"
         f'<{kind} src="{src}" controls preload="auto"{extra}></{kind}></figure>'
     )
+
+
+def whole_reply_player(made: TurnMedia) -> str:
+    """An earlier turn's whole reply, as a page loaded later shows it (not playing)."""
+    if made.video_url:
+        return _player("video", made.video_url, "The whole reply")
+    return _player("audio", made.audio_url or "", "The whole reply (speech)")
 
 
 def media_messages(state: TurnState) -> list[str]:
@@ -151,12 +160,31 @@ class ChatPage:
         if turns and not turns[0].user:  # the greeting the conversation opened with
             opening = turns.pop(0).assistant
         messages: list[Message] = [{"role": "assistant", "content": opening}]
+        kept = self.kept_media(character.id, session_id)
         for turn in turns:
             if turn.user:
                 messages.append({"role": "user", "content": turn.user})
             suffix = " ⏹ (interrupted)" if turn.interrupted else ""
             messages.append({"role": "assistant", "content": turn.assistant + suffix})
+            made = kept.get((turn.user, turn.assistant))
+            if made:
+                messages.append({"role": "assistant", "content": whole_reply_player(made.pop(0))})
         return messages
+
+    def kept_media(self, cid: str, session_id: str) -> dict[tuple[str, str], list[TurnMedia]]:
+        """The whole-reply media of the conversation's turns (any replica's: the index and the
+        store are shared), by what was said and answered, oldest first."""
+        if not session_id:
+            return {}
+        try:
+            made = self.loop.personal.turn_media(session_id)
+        except MediaIndexUnavailable:  # the page shows the text; the media wait for a reload
+            return {}
+        kept: dict[tuple[str, str], list[TurnMedia]] = {}
+        for turn in made:
+            if turn.character == cid and (turn.audio_url or turn.video_url):
+                kept.setdefault((turn.user, turn.assistant), []).append(turn)
+        return kept
 
     def first_history(self, cid: str | None) -> list[Message] | None:
         return self.history_for(self.characters.get(cid), "") if cid else None
@@ -239,6 +267,24 @@ class ChatPage:
             gr.update(choices=self.picker_choices(), value=character.id),
             self.gallery_items(),
             note,
+        )
+
+    def resume(self, stored: Any, stored_cid: Any) -> tuple[Any, ...]:
+        """On page load: the conversation the browser kept (its id and character; a new id
+        when it kept none) and what it shows, read from memory, which every replica shares."""
+        session_id = stored_session(stored) or new_session_id()
+        known = self.ids()
+        cid = stored_cid if stored_cid in known else (known[0] if known else None)
+        if cid is None:
+            return session_id, None, gr.update(), [], self.character_card(None), gr.update()
+        character = self.characters.get(cid)
+        return (
+            session_id,
+            cid,
+            gr.update(value=cid),
+            self.history_for(character, session_id),
+            self.character_card(cid),
+            gr.update(choices=greeting_choices(character), value=0),
         )
 
     # --- the conversation ---

@@ -9,13 +9,14 @@ import gradio as gr
 from chattr.access.gate import Gate
 from chattr.settings import Settings
 from chattr.turn.loop import TurnLoop
-from chattr.turn.personal_data import PersonalData
+from chattr.turn.personal_data import PersonalData, open_media_index
 from chattr.turn.service import ChatService
 from chattr.voice.controls import CSS as VOICE_CSS
 from chattr.voice.controls import PAGE_JS as VOICE_JS
 from chattr.voice.controls import VoiceControls
 from chattr.voice.live import Listening
-from chattr.web.api import ChatApi, new_session_id
+from chattr.web.api import ChatApi
+from chattr.web.browser_state import CHARACTER_KEY, SESSION_KEY, browser_secret
 from chattr.web.handlers import ChatPage, StatusSource, greeting_choices, media_messages, sync_media
 
 CSS = """
@@ -43,7 +44,16 @@ def build_blocks(
     loop = TurnLoop(
         service,
         gate=gate or Gate.from_settings(settings),
-        personal=PersonalData(service, settings.data_dir),
+        personal=PersonalData(
+            service,
+            settings.data_dir,
+            open_media_index(
+                settings.data_dir,
+                settings.redis_url,
+                prefix=settings.redis_prefix,
+                retention_s=settings.media_retention_s,
+            ),
+        ),
         public_url=settings.fixed_public_url,
         shown_as=gr.Error,
     )
@@ -59,10 +69,13 @@ def build_blocks(
     ids = page.ids()
     first = ids[0] if ids else None
 
+    # The conversation id and the character live in the browser, not in Gradio's session (one
+    # replica's memory): a page reloaded onto any replica continues the conversation.
+    secret = browser_secret(settings)
     demo = gr.Blocks(title="Chatacter")
     with demo:
-        session = gr.State("")
-        character = gr.State(first)
+        session = gr.BrowserState("", storage_key=SESSION_KEY, secret=secret)
+        character = gr.BrowserState(first, storage_key=CHARACTER_KEY, secret=secret)
         gr.Markdown("# Chatacter\nPick a character and talk to them: text, voice and video.")
         if loop.gate.sign_in is not None:  # CHATTR_HF_SIGNIN: Gradio's OAuth routes come with it
             gr.LoginButton(elem_id="chattr-login")
@@ -197,8 +210,13 @@ def build_blocks(
             api_visibility="private",
         )
 
-        # Each browser session (page load) is its own conversation.
-        demo.load(new_session_id, None, session, api_visibility="private")
+        # A page load resumes the conversation the browser kept, or starts one.
+        demo.load(
+            page.resume,
+            [session, character],
+            [session, character, picker, chatbot, card, greeting],
+            api_visibility="private",
+        )
         demo.load(None, js=VOICE_JS)
 
         # The API scripts use (gradio_client): named endpoints with named parameters.

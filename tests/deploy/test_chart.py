@@ -4,6 +4,7 @@ and Gateway API objects against schemas of their own, and read against the progr
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import shutil
@@ -474,11 +475,15 @@ def test_production_shares_state_and_media_and_keys_match_between_programs(
     assert env["chattr"]["CHATTR_PUBLIC_URL"]["value"] == "https://chat.example.com"
 
 
-def test_default_secret_holds_generated_service_keys_only(
+def test_default_secret_holds_generated_keys_only(
     rendered: dict[str, list[Object]],
 ) -> None:
     (secret,) = of_kind(rendered["default"], "Secret").values()
-    assert set(secret["data"]) == {"vocalizr-api-key", "visualizr-api-key"}
+    assert set(secret["data"]) == {"vocalizr-api-key", "visualizr-api-key", "chattr-browser-secret"}
+    assert len(base64.b64decode(secret["data"]["chattr-browser-secret"])) == 40
+    env = {e["name"]: e for e in container(deployment_of(rendered["default"], "chattr"))["env"]}
+    reference = env["CHATTR_BROWSER_SECRET"]["valueFrom"]["secretKeyRef"]
+    assert reference["key"] == "chattr-browser-secret"
     assert not of_kind(rendered["production"], "Secret")  # production names its own
 
 

@@ -11,7 +11,7 @@ import redis
 from gradio_client import Client
 
 from chattr.reply import Segment, TurnState
-from chattr.turn.personal_data import PersonalData
+from chattr.turn.personal_data import PersonalData, open_media_index
 
 from ..conftest import REDIS_URL, StartApp
 from .support import Page, download
@@ -86,7 +86,15 @@ def test_forget_deletes_the_media_the_session_made(start_app: StartApp) -> None:
     state = TurnState(session_id=session, character="curie", message="Hi")
     state.video_url = f"{app.url}/media/{mine}"
     state.segments = [Segment("Hi.", audio_url="http://vocalizr/files/abc.wav")]
-    PersonalData(app.service, app.settings.data_dir).record_turn(state)
+    # Noted where the app's own index is (Redis, which every replica shares).
+    settings = app.settings
+    index = open_media_index(
+        settings.data_dir,
+        settings.redis_url,
+        prefix=settings.redis_prefix,
+        retention_s=settings.media_retention_s,
+    )
+    PersonalData(app.service, settings.data_dir, index).record_turn(state)
     client = app.client()
     assert client.predict(session, api_name="/export")["media"] == [state.video_url]
 
@@ -105,7 +113,7 @@ def test_the_page_downloads_and_forgets(start_app: StartApp) -> None:
         said = page.event("chattr-message", "submit", [message, [], None, None, False, 0])
         assert said["success"], said
     exported = download(page)
-    session = exported["session_id"]  # the page keeps it server-side (a gr.State)
+    session = exported["session_id"]  # the page keeps it in the browser (a gr.BrowserState)
     # The page's conversation opens with the greeting it chose: a turn with no user part.
     user_lines = [t["user"] for t in exported["turns"] if t["user"]]
     assert user_lines == ["My name is Ada.", "Tell me about radium."]
