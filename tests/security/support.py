@@ -54,6 +54,12 @@ class Page:
         A gr.State input is the server's value for this page session, whatever `data` says; a
         gr.BrowserState input given as None (or left out at the end) is what the page stored."""
         fn_index, trigger, dependency = find_event(self.config, elem_id, event)
+        return self.run(fn_index, trigger, dependency, data)
+
+    def run(
+        self, fn_index: int, trigger: int, dependency: dict[str, Any], data: list[Any]
+    ) -> dict[str, Any]:
+        """Run one of the page's events by its index and trigger (see `event`)."""
         data = [*data, *[None] * (len(dependency["inputs"]) - len(data))]
         for index, component in enumerate(dependency["inputs"]):
             if component in self.stored and data[index] is None:
@@ -92,30 +98,13 @@ class Page:
 
 
 def click(page: Page, label: str, data: list[Any]) -> dict[str, Any]:
-    """Click the page's button labelled `label` (the event's `process_completed` message)."""
+    """Click the page's button labelled `label` (the event's `process_completed` message); its
+    gr.BrowserState inputs are what the page stored, as for `Page.event`."""
     ids = [c["id"] for c in page.config["components"] if c.get("props", {}).get("value") == label]
     assert ids, f"no button {label!r}"
     for dependency in page.config["dependencies"]:
         if [ids[0], "click"] in [list(target) for target in dependency["targets"]]:
-            joined = page.http.post(
-                "/gradio_api/queue/join",
-                json={
-                    "data": data,
-                    "fn_index": dependency["id"],
-                    "trigger_id": ids[0],
-                    "session_hash": page.session_hash,
-                    "event_data": None,
-                },
-            )
-            joined.raise_for_status()
-            with page.http.stream(
-                "GET", "/gradio_api/queue/data", params={"session_hash": page.session_hash}
-            ) as stream:
-                for line in stream.iter_lines():
-                    if line.startswith("data:"):
-                        message: dict[str, Any] = json.loads(line[5:])
-                        if message.get("msg") == "process_completed":
-                            return message
+            return page.run(dependency["id"], ids[0], dependency, data)
     raise AssertionError(f"no click event on {label!r}")
 
 
