@@ -399,6 +399,13 @@ def steady_rate(
     return 60.0 * (len(window) - 1) / (window[-1] - window[0])
 
 
+def cpu_line(cpu_started: float, wall: float, turns: int) -> str:
+    """The CPU this process (chattr, the replicas, the fake LLM) spent: the engines' sleeps cost
+    none, so this is the orchestration's own cost, and on two shared cores a source of delay."""
+    cpu = time.process_time() - cpu_started
+    return f"this process {cpu / wall:.2f} cores, {1000 * cpu / max(turns, 1):.0f} ms CPU per turn"
+
+
 def busy_line(
     services: Sequence[Service], count: int, before: list[list[dict[str, float]]], wall: float
 ) -> str:
@@ -429,6 +436,7 @@ async def measure_replicas(
 ) -> Throughput:
     conversations = CONVERSATIONS_PER_REPLICA * count
     before = [s.counters() for s in services]
+    cpu = time.process_time()
     finished, started, deadline = await closed_loop(
         service, llm, conversations, args.duration, reply, f"n{count}"
     )
@@ -440,7 +448,7 @@ async def measure_replicas(
         per_minute=steady_rate(finished, conversations, started, deadline),
         first_audio=[f.turn.first_audio for f in finished if f.turn.first_audio is not None],
         lost=lost(finished),
-        busy=busy_line(services, count, before, wall),
+        busy=busy_line(services, count, before, wall) + "; " + cpu_line(cpu, wall, len(finished)),
     )
 
 
@@ -451,7 +459,7 @@ async def half_load(
     arrivals = random.Random(HALF_LOAD_SEED)
     tasks: list[asyncio.Task[Finished]] = []
     started = time.perf_counter()
-    at = arrivals.expovariate(rate_per_s)
+    at = 0.0  # the first turn at once, then exponential gaps
     while at < duration_s:
         await asyncio.sleep(max(0.0, started + at - time.perf_counter()))
         tasks.append(asyncio.create_task(one_turn(service, llm, f"half-{len(tasks)}", reply)))
@@ -512,7 +520,8 @@ async def run_benchmark(
             single_audio = [f.turn.first_audio for f in single if f.turn.first_audio is not None]
             single_p50 = statistics.median(single_audio) if single_audio else math.nan
             print(
-                f"  first audio p50 {single_p50:.2f} s (of {len(single_audio)}), "
+                f"  first audio p50 {single_p50:.2f} s p95 {percentile(single_audio, 95):.2f} s "
+                f"(of {len(single_audio)}), "
                 f"{len(lost(single))} lost\n  {first_audio_parts(single)}",
                 flush=True,
             )
@@ -523,14 +532,17 @@ async def run_benchmark(
                 f"{capacity * 60:.1f}), Poisson arrivals for {args.half_duration:.0f} s; {load()}",
                 flush=True,
             )
+            cpu, wall = time.process_time(), time.perf_counter()
             half = await half_load(service, llm, rate, args.half_duration, reply)
+            half_cpu = cpu_line(cpu, time.perf_counter() - wall, len(half))
         finally:
             await fanout.aclose()
     half_audio = [f.turn.first_audio for f in half if f.turn.first_audio is not None] or [math.nan]
     half_p95 = percentile(half_audio, 95)
     print(
         f"  {len(half)} turns, {len(lost(half))} lost; first audio p50 "
-        f"{percentile(half_audio, 50):.2f} s p95 {half_p95:.2f} s\n  {first_audio_parts(half)}"
+        f"{percentile(half_audio, 50):.2f} s p95 {half_p95:.2f} s; {half_cpu}\n  "
+        f"{first_audio_parts(half)}"
     )
 
     print("\nreplicas  conversations  turns  turns/min  speedup  lost")
