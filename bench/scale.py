@@ -387,16 +387,16 @@ async def closed_loop(
 def steady_rate(
     finished: Sequence[Finished], conversations: int, started: float, deadline: float
 ) -> float:
-    """Turns per minute between the first round's end and the last completion by the deadline.
-
-    Counting intervals between completions, not completions in a window, so the rate of a
-    single replica (a completion every few seconds) is not rounded to whole turns. A run too
-    short for that (--quick) counts all its turns over the whole run."""
+    """Turns per minute from the first round's end to the deadline: the least-squares slope of
+    completions against time. Whole turns counted in a window would round one replica's rate (a
+    completion every few seconds) by 10 %; the two end points alone swing with how completions
+    bunch. A run too short for that (--quick) counts all its turns over the whole run."""
     ends = sorted(f.ended for f in finished)
     window = [t for t in ends[conversations - 1 :] if t <= deadline]
     if len(window) < 3:
         return 60.0 * len(ends) / (ends[-1] - started) if ends else math.nan
-    return 60.0 * (len(window) - 1) / (window[-1] - window[0])
+    slope = np.polyfit(np.asarray(window), np.arange(len(window), dtype=float), 1)[0]
+    return 60.0 * float(slope)
 
 
 def cpu_line(cpu_started: float, wall: float, turns: int) -> str:
