@@ -36,6 +36,13 @@ class EngineRegistry(Mapping[str, Callable[[SettingsT], EngineT]], Generic[Setti
     def __len__(self) -> int:
         return len(self._factories)
 
+    def register(self, name: str, factory: Callable[[SettingsT], EngineT]) -> None:
+        """Add an engine under a new name (a plugin, or a bench's stand-in); a taken name is a
+        ValueError, so a plugin cannot silently replace a shipped engine."""
+        if name in self._factories:
+            raise ValueError(f"a {self.kind} is already registered as {name!r}")
+        self._factories[name] = factory
+
     def create(self, name: str, settings: SettingsT) -> EngineT:
         """The engine registered as `name`, built from `settings`; UnknownEngine otherwise."""
         try:

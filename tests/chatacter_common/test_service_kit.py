@@ -106,6 +106,15 @@ def test_the_registry_builds_by_name_and_names_the_known_ones() -> None:
         registry.create("nope", "Ada")
 
 
+def test_an_engine_registered_later_is_created_by_name_and_names_are_not_replaced() -> None:
+    registry = EngineRegistry[str, str]("test engine", "TEST_ENGINE", {"upper": str.upper})
+    registry.register("title", str.title)
+    assert registry.create("title", "ada lovelace") == "Ada Lovelace"
+    with pytest.raises(ValueError, match="already registered as 'upper'"):
+        registry.register("upper", str.lower)
+    assert registry.create("upper", "Ada") == "ADA"
+
+
 class Listening(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8001
