@@ -18,6 +18,7 @@ SHARED = "stack.py"  # the set-up the benches import, not a bench
 # A line each bench prints only once it has measured: its summary figures.
 FIGURES = {
     "fanout.py": r"first_video +\d+ +\d+ +[\d.]+(?s:.*)no lost turns",
+    "emotions.py": r"chosen: sure \d+/\d+, right \d+/\d+(?s:.*)one sentence: p50 [\d.]+ ms",
     "startup.py": r"\d+\.\d s",
     "turn_overhead.py": r"ratio p50\([\d,]+\) / p50\([\d,]+\): [\d.]+",
     "visualizr.py": r"warp \(cpu, 1 thread\) +256px +[\d.]+ fps(?s:.*)musetalk .* [\d.]+ fps",

@@ -118,7 +118,8 @@ class EmotionClassifier:
 
     Each label's score is the mean of its best two prototype cosines; the prototypes are embedded
     once, on first use. A guess whose score or lead is below the thresholds is unsure (`label`
-    then answers None); the thresholds were chosen on tests/chattr/turn/emotion_samples.py.
+    then answers None); the thresholds were chosen on tests/chattr/turn/emotion_samples.py
+    (bench/emotions.py measures them).
     """
 
     def __init__(
@@ -168,7 +169,10 @@ class EmotionClassifier:
     def label(self, sentence: str) -> str | None:
         """The sentence's label, or None where the guess is unsure."""
         guess = self.guess(sentence)
-        if guess.score < self.min_score or guess.margin < self.min_margin:
+        # Plain statements match the neutral prototypes only loosely (their topics differ), but
+        # clearly better than any feeling; and neutral is the safe guess, so it needs only a lead.
+        weak = guess.score < self.min_score and guess.label != NEUTRAL
+        if weak or guess.margin < self.min_margin:
             return None
         return guess.label
 
