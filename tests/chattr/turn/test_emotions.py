@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 from chatacter_common.emotions import expression_of
 from chattr.characters.character_set import load_characters
@@ -168,12 +171,9 @@ async def last_state(chat: ChatService) -> TurnState:
     return states[-1]
 
 
-def bodies(requests: list[object], path: str) -> list[dict[str, object]]:
-    return [
-        json.loads(r.content)  # type: ignore[attr-defined]
-        for r in requests
-        if r.url.path == path  # type: ignore[attr-defined]
-    ]
+def bodies(requests: list[httpx.Request], path: str) -> list[dict[str, Any]]:
+    """The JSON bodies of the requests to `path`, in the order they came."""
+    return [json.loads(r.content) for r in requests if r.url.path == path]
 
 
 async def test_a_tagged_reply_shows_stores_and_speaks_no_tags_and_its_media_get_the_emotions(
