@@ -16,7 +16,7 @@ from chattr.llm import make_chat_model
 from chattr.media.fanout import FanoutOptions, MediaFanout
 from chattr.media.store import MediaStore
 from chattr.memory import open_memory
-from chattr.reply import TurnState
+from chattr.reply import Segment, TurnState
 from chattr.settings import Settings
 from chattr.testing.fake_llm import FakeLLMServer
 from chattr.turn.emotions import (
@@ -29,6 +29,7 @@ from chattr.turn.emotions import (
 from chattr.turn.prompt import build_messages
 from chattr.turn.sentences import split_sentences
 from chattr.turn.service import ChatService
+from chattr.web.handlers import media_messages
 
 from ...conftest import CHARACTERS
 from ..fake_media import FakeVisualizr, FakeVocalizr
@@ -222,3 +223,14 @@ async def test_an_untagged_reply_gets_the_classifiers_emotions(
         "gratitude",
         "neutral",
     ]
+
+
+def test_the_page_captions_each_sentence_with_its_emotion() -> None:
+    state = TurnState("session-1", "napoleon", "Hi", media=True, done=True)
+    state.segments = [
+        Segment("We won!", emotion="joy", video_url="http://v/1.mp4"),
+        Segment("Then we rested.", video_url="http://v/2.mp4"),
+    ]
+    first, second = media_messages(state)
+    assert "Sentence 1 · joy</figcaption>" in first
+    assert "Sentence 2</figcaption>" in second
