@@ -65,6 +65,7 @@ from chattr.testing.threaded_server import ThreadedServer
 from chattr.turn.service import ChatService
 from visualizr.engines import ENGINES as VIDEO_ENGINES
 from visualizr.engines import FramedPortrait
+from visualizr.expressions import NEUTRAL_CUE, ExpressionCue
 from visualizr.media import AUDIO_RATE
 from visualizr.settings import Settings as VisualizrSettings
 from vocalizr.audio import Clip
@@ -121,7 +122,7 @@ class FixedTimeSpeech(SpeechEngine):
         return None
 
     def synthesize(
-        self, text: str, voice_id: str, language: str, speed: float
+        self, text: str, voice_id: str, language: str, speed: float, emotion: str = "neutral"
     ) -> npt.NDArray[np.float32]:
         seconds = max(0.5, len(text) / CHARS_PER_AUDIO_S) / speed
         time.sleep(SPEECH_BASE_S + SPEECH_PER_AUDIO_S * seconds)
@@ -140,7 +141,12 @@ class FixedTimeHead:
         return framed.image
 
     def render(
-        self, prepared: Any, audio: npt.NDArray[np.float32], fps: int, frames: int
+        self,
+        prepared: Any,
+        audio: npt.NDArray[np.float32],
+        fps: int,
+        frames: int,
+        cue: ExpressionCue = NEUTRAL_CUE,
     ) -> Iterator[npt.NDArray[np.uint8]]:
         time.sleep(VIDEO_BASE_S + VIDEO_PER_AUDIO_S * audio.size / AUDIO_RATE)
         for _ in range(frames):

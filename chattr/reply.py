@@ -15,6 +15,7 @@ class Segment:
     """One sentence of the reply and its media, as they become ready."""
 
     text: str
+    emotion: str = "neutral"  # one of the 28 labels (chatacter_common.emotions)
     audio_url: str | None = None
     video_url: str | None = None
     audio_duration_s: float | None = None
@@ -84,7 +85,12 @@ class TurnState:
             "audio_url": self.audio_url,
             "video_url": self.video_url,
             "segments": [
-                {"text": s.text, "audio_url": s.audio_url, "video_url": s.video_url}
+                {
+                    "text": s.text,
+                    "emotion": s.emotion,
+                    "audio_url": s.audio_url,
+                    "video_url": s.video_url,
+                }
                 for s in self.segments
             ],
             "errors": [asdict(e) for e in self.errors],

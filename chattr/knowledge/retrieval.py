@@ -163,6 +163,11 @@ class Retriever:
         return not self._ready.is_set()
 
     @property
+    def embedder(self) -> Embedder | None:
+        """The loaded embedder (others use it too: the emotion classifier); None till then."""
+        return self._embedder if self._searchable.is_set() else None
+
+    @property
     def ready(self) -> bool:
         return self._ready.is_set() and self.error is None
 

@@ -380,10 +380,14 @@ class VocalizrClient(ServiceClient):
     name = "vocalizr"
     _transcription_warmed = False
 
-    async def synthesize(self, text: str, voice: str, language: str = "en") -> SpeechResult:
-        data = await self.post_json(
-            "/v1/speech", {"text": text, "voice": voice, "language": language}
-        )
+    async def synthesize(
+        self, text: str, voice: str, language: str = "en", emotion: str | None = None
+    ) -> SpeechResult:
+        """`emotion`: one of the 28 labels, which nudges the voice; None: vocalizr's neutral."""
+        body: dict[str, Any] = {"text": text, "voice": voice, "language": language}
+        if emotion is not None:
+            body["emotion"] = emotion
+        data = await self.post_json("/v1/speech", body)
         return SpeechResult(
             url=answer_field(self.name, data, "url", str),
             duration_s=float(answer_field(self.name, data, "duration_s", float)),
@@ -436,10 +440,23 @@ class VisualizrClient(ServiceClient):
 
     name = "visualizr"
 
-    async def render(self, audio_url: str, portrait: str, fps: int = 25) -> VideoResult:
-        data = await self.post_json(
-            "/v1/videos", {"audio_url": audio_url, "portrait": portrait, "fps": fps}
-        )
+    async def render(
+        self,
+        audio_url: str,
+        portrait: str,
+        fps: int = 25,
+        *,
+        expression: str | None = None,
+        previous_expression: str | None = None,
+    ) -> VideoResult:
+        """`expression`: the label the face shows (or the character's sprite for it), eased from
+        `previous_expression`, the previous clip's; None: neutral."""
+        body: dict[str, Any] = {"audio_url": audio_url, "portrait": portrait, "fps": fps}
+        if expression is not None:
+            body["expression"] = expression
+        if previous_expression is not None:
+            body["previous_expression"] = previous_expression
+        data = await self.post_json("/v1/videos", body)
         return VideoResult(
             url=answer_field(self.name, data, "url", str),
             duration_s=float(answer_field(self.name, data, "duration_s", float)),

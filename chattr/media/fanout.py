@@ -17,6 +17,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass
 
+from chatacter_common.emotions import NEUTRAL
 from chatacter_common.storage import StorageError
 from chattr.media.clients import (
     ServiceClient,
@@ -143,17 +144,20 @@ class MediaJob:
         if fanout.vocalizr is None:
             self._note("vocalizr", "speech is off: no speech service is configured")
 
-    def add(self, sentence: str) -> None:
-        """A complete sentence: make its speech, then its video, in the background."""
-        segment = Segment(text=sentence)
+    def add(self, sentence: str, emotion: str = NEUTRAL, previous: str | None = None) -> None:
+        """A complete sentence, with its emotion and the previous sentence's (None for the
+        first): make its speech, then its video, in the background."""
+        segment = Segment(text=sentence, emotion=emotion)
         self.media.segments.append(segment)
         self._changed.set()
         if self.fanout.vocalizr is not None:
             # Earlier sentences first, across all turns; among equals, the older turn first.
             priority = (len(self.media.segments) - 1, self.started)
-            self._tasks.append(asyncio.create_task(self._produce(segment, priority)))
+            self._tasks.append(asyncio.create_task(self._produce(segment, priority, previous)))
 
-    async def _produce(self, segment: Segment, priority: tuple[int, float]) -> None:
+    async def _produce(
+        self, segment: Segment, priority: tuple[int, float], previous: str | None
+    ) -> None:
         speech_slots, video_slots = self.fanout._slots()
         vocalizr, visualizr = self.fanout.vocalizr, self.fanout.visualizr
         assert vocalizr is not None
@@ -164,7 +168,9 @@ class MediaJob:
                 self._still_starting("vocalizr", "speech or video")
                 return
             async with speech_slots.slot(priority):
-                speech = await vocalizr.synthesize(segment.text, self.voice, self.language)
+                speech = await vocalizr.synthesize(
+                    segment.text, self.voice, self.language, segment.emotion
+                )
             # A URL that does not parse is vocalizr's failure too.
             audio_url = self.fanout.public_file_url("vocalizr", speech.url, self.base_url)
             # visualizr fetches the audio itself, by the address chattr reaches vocalizr at.
@@ -184,7 +190,11 @@ class MediaJob:
                 return
             async with video_slots.slot(priority):
                 video = await visualizr.render(
-                    internal_audio_url, self.character_id, self.fanout.options.fps
+                    internal_audio_url,
+                    self.character_id,
+                    self.fanout.options.fps,
+                    expression=segment.emotion,
+                    previous_expression=previous,
                 )
             video_url = self.fanout.public_file_url("visualizr", video.url, self.base_url)
         except Exception as exc:

@@ -39,10 +39,11 @@ class FakeLLMState:
     tokens_per_s: float = 0.0  # 0: as fast as possible
     requests: list[dict[str, Any]] = field(default_factory=list)
     arrivals: list[float] = field(default_factory=list)  # time.monotonic() of each request
-    script: deque[str | int] = field(default_factory=deque)
+    # A text (streamed word by word), its tokens as a list (streamed as they are), or a status.
+    script: deque[str | int | list[str]] = field(default_factory=deque)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def next_reply(self, body: dict[str, Any]) -> str | int:
+    def next_reply(self, body: dict[str, Any]) -> str | int | list[str]:
         with self.lock:
             self.requests.append(body)
             self.arrivals.append(time.monotonic())
@@ -77,9 +78,10 @@ def create_app(state: FakeLLMState) -> FastAPI:
         reply = state.next_reply(body)
         if isinstance(reply, int):
             return JSONResponse({"error": {"message": "scripted failure"}}, status_code=reply)
+        tokens = reply if isinstance(reply, list) else _TOKEN.findall(reply)
         model = body.get("model", "fake")
         if body.get("stream"):
-            return StreamingResponse(_stream(reply, model), media_type="text/event-stream")
+            return StreamingResponse(_stream(tokens, model), media_type="text/event-stream")
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex}",
             "object": "chat.completion",
@@ -88,14 +90,14 @@ def create_app(state: FakeLLMState) -> FastAPI:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": reply},
+                    "message": {"role": "assistant", "content": "".join(tokens)},
                     "finish_reason": "stop",
                 }
             ],
             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
         }
 
-    async def _stream(reply: str, model: str) -> AsyncIterator[str]:
+    async def _stream(tokens: list[str], model: str) -> AsyncIterator[str]:
         chunk_id = f"chatcmpl-{uuid.uuid4().hex}"
 
         def event(delta: dict[str, Any], finish: str | None = None) -> str:
@@ -111,7 +113,7 @@ def create_app(state: FakeLLMState) -> FastAPI:
         if state.first_token_s:
             await asyncio.sleep(state.first_token_s)
         yield event({"role": "assistant", "content": ""})
-        for token in _TOKEN.findall(reply):
+        for token in tokens:
             yield event({"content": token})
             if state.tokens_per_s:
                 await asyncio.sleep(1.0 / state.tokens_per_s)
@@ -140,8 +142,9 @@ class FakeLLMServer:
         """Base URL for ChatGroq (`CHATTR_LLM_BASE_URL`)."""
         return self._server.url
 
-    def script(self, *replies: str | int) -> None:
-        """Answer the next requests with these texts (an int answers with that HTTP status)."""
+    def script(self, *replies: str | int | list[str]) -> None:
+        """Answer the next requests with these texts (a list: its tokens, as they are streamed;
+        an int answers with that HTTP status)."""
         with self.state.lock:
             self.state.script.extend(replies)
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
+from chatacter_common.emotions import EMOTION_LABELS, NEUTRAL
 from chattr.characters.character_set import Character
 from chattr.characters.world_info import Activation
 from chattr.knowledge.store import Hit
@@ -19,6 +20,14 @@ SPOKEN_STYLE = (
     "to a few sentences unless asked for more."
 )
 
+EMOTION_TAGS = (
+    "Your face and voice show your feelings. When your feeling changes, begin that sentence with "
+    "one of these tags in square brackets: "
+    + ", ".join(f"[{label}]" for label in EMOTION_LABELS)
+    + f". A feeling holds until the next tag; [{NEUTRAL}] is the default. Use no other tags, "
+    "and never explain them."
+)
+
 
 def persona(character: Character, world: Activation | None = None) -> str:
     """The system text that makes the model this character, in a spoken style; World Info
@@ -28,6 +37,7 @@ def persona(character: Character, world: Activation | None = None) -> str:
     if character.language and character.language != "en":
         parts.append(f"Answer in the language with code '{character.language}'.")
     parts.append(SPOKEN_STYLE)
+    parts.append(EMOTION_TAGS)
     return "\n\n".join(parts)
 
 

@@ -25,6 +25,20 @@ ABBREVIATIONS = frozenset(
     jun jul aug sep sept oct nov dec mon tue wed thu fri sat sun a.m p.m u.s u.k""".split()
 )
 
+# An emotion tag (`[joy]`) reaches the splitter as one private-use character from here on
+# (`chattr/turn/emotions.py`): it starts a sentence, as an opening quote does.
+TAG_MARK_BASE = 0xE000
+TAG_MARK_COUNT = 64
+
+
+def is_tag_mark(char: str) -> bool:
+    """Whether `char` stands for an emotion tag."""
+    return TAG_MARK_BASE <= ord(char) < TAG_MARK_BASE + TAG_MARK_COUNT
+
+
+_TAG_MARKS = "".join(chr(TAG_MARK_BASE + index) for index in range(TAG_MARK_COUNT))
+
+
 _CLOSERS = "\"'”’»)\\]」』）"
 _OPENERS = "\"'“‘«„([¿¡「『（"
 # Marks after which any next sentence starts, whatever its first letter.
@@ -61,6 +75,8 @@ def _starts_sentence(char: str, mark: str) -> bool:
     """Whether `char`, after an end mark and a space, begins a new sentence."""
     if any(m in _CASELESS_MARKS for m in mark) or char in _OPENERS or char.isdigit():
         return True
+    if is_tag_mark(char):
+        return True
     # Upper case, or a letter of a script without case (Arabic, Devanagari, Hangul, kana...).
     return char.isupper() or (char.isalpha() and not char.islower())
 
@@ -68,7 +84,7 @@ def _starts_sentence(char: str, mark: str) -> bool:
 def _is_abbreviation(text_before_mark: str) -> bool:
     """True when the word before a period is an abbreviation or an initial (J. Smith)."""
     word = text_before_mark.rsplit(None, 1)[-1] if text_before_mark.strip() else ""
-    word = word.lstrip("\"'“‘([").lower()
+    word = word.lstrip("\"'“‘([" + _TAG_MARKS).lower()
     if not word:
         return False
     if len(word) == 1 and word.isalpha() and word.isascii():

@@ -18,6 +18,7 @@ from chattr.knowledge.retrieval import Context, RetrievalUnavailable, Retriever
 from chattr.memory import MemoryUnavailable, ShortTermMemory, Turn
 from chattr.refusal import Refusal
 from chattr.reply import TurnState
+from chattr.turn.emotions import EmotionClassifier, EmotionTrack, TagReader, without_marks
 from chattr.turn.prompt import USER_NAME, build_messages
 from chattr.turn.sentences import SentenceSplitter
 from chattr.turn.spoken_text import SpeechFilter, spoken_sentence
@@ -37,6 +38,8 @@ DEFAULT_VOICE = "default"
 # is loaded) before answering without it: a turn never waits on start-up for long; the page's
 # status line shows what is still loading.
 RETRIEVAL_WAIT_S = 1.0
+# How long the emotion classifier waits for the knowledge model before embedding its prototypes.
+STARTUP_WAIT_S = 300.0
 
 
 class TurnRejected(Refusal):
@@ -77,7 +80,10 @@ class ChatService:
         llm_help: str = "",
         world_info: world_info_rules.Options | None = None,
         random: Callable[[], float] | None = None,
+        emotions: EmotionClassifier | None = None,
     ) -> None:
+        """`emotions`: labels sentences the LLM left untagged; by default one on the
+        retriever's embedder, once that is loaded."""
         self.characters = characters
         self.memory = memory
         self.retriever = retriever
@@ -96,6 +102,8 @@ class ChatService:
         self.world_info = world_info or world_info_rules.Options()
         self.random = random  # World Info's probability rolls; None: Python's random
         self.lorebooks = LorebookCache()
+        self._emotions = emotions
+        self._emotions_lock = threading.Lock()
 
     @property
     def llm_configured(self) -> bool:
@@ -127,6 +135,29 @@ class ChatService:
                     then()
 
         threading.Thread(target=build, name="chattr-llm", daemon=True).start()
+        threading.Thread(target=self._prepare_emotions, name="chattr-emotions", daemon=True).start()
+
+    def emotion_classifier(self) -> EmotionClassifier | None:
+        """The classifier of untagged sentences; None while (or where) no embedder is loaded."""
+        if self._emotions is None and self.retriever is not None:
+            embedder = self.retriever.embedder
+            if embedder is not None:
+                with self._emotions_lock:
+                    if self._emotions is None:
+                        self._emotions = EmotionClassifier(embedder)
+        return self._emotions
+
+    def _prepare_emotions(self) -> None:
+        """Embed the classifier's prototypes once knowledge has loaded, not in a turn."""
+        if self.retriever is not None:
+            with contextlib.suppress(RetrievalUnavailable):
+                self.retriever.wait(STARTUP_WAIT_S)
+        classifier = self.emotion_classifier()
+        if classifier is not None:
+            try:
+                classifier.prepare()
+            except Exception:  # a turn's sentences then hold their tags or neutral
+                log.exception("could not prepare the emotion classifier")
 
     def add_character(self, character: Character) -> None:
         """A character installed while running (an imported card or folder): it can be talked
@@ -249,6 +280,8 @@ class ChatService:
         directions or markdown by default); `state.text` keeps all of it for the page.
         """
         splitter = SentenceSplitter(first_clause=True)
+        # Emotion tags leave the text here; each becomes a mark the sentences carry to speech.
+        tags, track = TagReader(), EmotionTrack()
         try:
             async for chunk in llm.astream(messages):
                 delta = chunk.content if isinstance(chunk.content, str) else ""
@@ -256,24 +289,34 @@ class ChatService:
                     continue
                 if not state.text:
                     state.timings["first_text_s"] = time.perf_counter() - started
-                state.text += delta
+                marked = tags.feed(delta)
+                state.text += without_marks(marked)
                 if job is not None:
-                    for sentence in splitter.feed(speech.feed(delta)):
-                        self._speak(job, sentence)
+                    for sentence in splitter.feed(speech.feed(marked)):
+                        await self._speak(job, sentence, track)
                 yield
         except Exception as exc:
             log.warning("LLM call failed: %s", exc)
             raise TurnFailed(f"The language model failed: {type(exc).__name__}: {exc}") from exc
-        state.text = state.text.strip()
+        rest = tags.flush()
+        state.text = (state.text + rest).strip()
         if job is not None:
-            for sentence in splitter.feed(speech.flush()) + splitter.flush():
-                self._speak(job, sentence)
+            for sentence in splitter.feed(speech.feed(rest) + speech.flush()) + splitter.flush():
+                await self._speak(job, sentence, track)
 
-    @staticmethod
-    def _speak(job: MediaJob, sentence: str) -> None:
-        spoken = spoken_sentence(sentence)
-        if spoken is not None:
-            job.add(spoken)
+    async def _speak(self, job: MediaJob, sentence: str, track: EmotionTrack) -> None:
+        """A sentence on to the media job, with its emotion."""
+        spoken = spoken_sentence(without_marks(sentence))
+        if spoken is None:
+            track.hold(sentence)
+            return
+        guessed = None
+        if track.needs_classifier(sentence):
+            classifier = self.emotion_classifier()
+            if classifier is not None:
+                guessed = await anyio.to_thread.run_sync(classifier.label, spoken)
+        said = track.next(sentence, guessed)
+        job.add(spoken, said.emotion, said.previous)
 
     def _recent(self, state: TurnState) -> list[Turn]:
         try:

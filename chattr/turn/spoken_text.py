@@ -18,6 +18,8 @@ from __future__ import annotations
 import re
 from typing import Literal
 
+from chattr.turn.sentences import is_tag_mark
+
 SpeakMode = Literal["all", "skip_actions", "quotes_only"]
 
 _OPENERS = {"“": "”", "«": "»", "„": "“", "「": "」", "『": "』"}
@@ -77,6 +79,10 @@ class SpeechFilter:
         i, n = 0, len(text)
         while i < n:
             char = text[i]
+            if is_tag_mark(char):  # an emotion tag goes to speech whatever is spoken
+                out.append(char)
+                i += 1
+                continue
             if text.startswith("```", i):
                 self._fence = not self._fence
                 i += 3

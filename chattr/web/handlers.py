@@ -66,6 +66,8 @@ def media_messages(state: TurnState) -> list[str]:
     messages: list[str] = []
     for index, segment in enumerate(state.segments):
         caption = f"Sentence {index + 1}"
+        if segment.emotion != "neutral":  # the face it is said with
+            caption += f" · {segment.emotion}"
         if segment.video_url:
             messages.append(_player("video", segment.video_url, caption, autoplay=index == 0))
         elif segment.audio_url and (video_off or state.done):
