@@ -276,7 +276,9 @@ async def test_retries_stop_at_the_deadline_and_count_once_for_the_breaker(
     # Retry-After is 1 s; a 0.5 s deadline leaves no time to wait it out: one try, no more.
     options = ClientOptions(retries=5, retry_deadline_s=0.5, breaker_threshold=2)
     client = VocalizrClient(replica.server.url, options)
-    with pytest.raises(ServiceError, match=r"busy or unavailable \(HTTP 503\): 1 speech jobs"):
+    with pytest.raises(
+        ServiceError, match=r"busy or unavailable \(HTTP 503, 1 try\): 1 speech jobs"
+    ):
         await client.synthesize("Hello.", "napoleon")
     assert replica.calls == 1 and not client.breaker.is_open  # one call, one failure
     with pytest.raises(ServiceError, match="busy or unavailable"):
