@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -11,9 +12,23 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from chatacter_common.storage import MediaStoreLocation
-from chattr.access.public_url import Network, parse_trusted
 
 DEFAULT_GROQ_MODEL = "llama-3.3-70b-versatile"
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_trusted(text: str) -> tuple[Network, ...] | None:
+    """Addresses and networks from a comma-separated list; None for `*` (trust every peer)."""
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if "*" in items:
+        return None
+    try:
+        return tuple(ipaddress.ip_network(item, strict=False) for item in items)
+    except ValueError as exc:
+        raise ValueError(
+            f"CHATTR_TRUSTED_PROXIES: {exc}; give addresses or networks (10.0.0.0/8), or *"
+        ) from exc
 
 
 class Settings(BaseSettings):

@@ -16,7 +16,9 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+from chattr.settings import Network, parse_trusted
+
+__all__ = ["ForwardedHeaders", "Network", "parse_trusted", "request_base_url"]
 
 FORWARDED_HEADERS = frozenset(
     {b"x-forwarded-for", b"x-forwarded-host", b"x-forwarded-proto", b"x-forwarded-prefix"}
@@ -24,19 +26,6 @@ FORWARDED_HEADERS = frozenset(
 # A host[:port] as a proxy may name it; anything else (spaces, slashes, '@') is refused.
 HOST = re.compile(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
 PREFIX = re.compile(r"(/[A-Za-z0-9._~%!$&'()*+,;=:@-]+)+")
-
-
-def parse_trusted(text: str) -> tuple[Network, ...] | None:
-    """Addresses and networks from a comma-separated list; None for `*` (trust every peer)."""
-    items = [item.strip() for item in text.split(",") if item.strip()]
-    if "*" in items:
-        return None
-    try:
-        return tuple(ipaddress.ip_network(item, strict=False) for item in items)
-    except ValueError as exc:
-        raise ValueError(
-            f"CHATTR_TRUSTED_PROXIES: {exc}; give addresses or networks (10.0.0.0/8), or *"
-        ) from exc
 
 
 def _first(value: str) -> str:
