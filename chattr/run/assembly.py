@@ -17,6 +17,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount
 
 from chatacter_common.storage import StorageError
+from chatacter_common.telemetry import configure_tracing
 from chattr.access.gate import Gate, auth_pairs
 from chattr.access.public_url import ForwardedHeaders
 from chattr.access.upload_guard import UploadGuard
@@ -29,6 +30,7 @@ from chattr.media.relay import add_relay_routes
 from chattr.media.store import MediaStore
 from chattr.memory import open_memory
 from chattr.settings import Settings
+from chattr.turn import tracing
 from chattr.turn.service import ChatService
 from chattr.web.handlers import StatusSource
 from chattr.web.layout import build_blocks
@@ -108,6 +110,8 @@ def create_app(
     `mounts` are other apps served under a path prefix (the media services, in-process on a
     Space); their start-up and shutdown run with chattr's.
     """
+    configure_tracing("chattr")
+    tracing.options.text = settings.trace_text
     # One store per process: the fan-out's, where it writes the joined replies.
     if service.media is not None:
         store = service.media.store
