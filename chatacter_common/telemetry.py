@@ -6,7 +6,8 @@ address, named after `OTEL_SERVICE_NAME` or else the program. Unset, no tracer p
 installed: the API's spans record nothing and no request carries a `traceparent`.
 
 A span's context crosses HTTP as W3C `traceparent`: `inject` on the way out (chattr's media
-clients), `TraceRequests` on the way in (the services' apps).
+clients); on the way in, FastAPI's own instrumentation makes each request a server span, a
+child of the caller's, once a tracer provider is installed.
 """
 
 from __future__ import annotations
@@ -17,9 +18,7 @@ import threading
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
-from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
 
 log = logging.getLogger(__name__)
 
@@ -85,55 +84,3 @@ def inject(headers: MutableMapping[str, str]) -> None:
     """Add the current span's `traceparent` to outgoing headers (nothing when not tracing)."""
     if _provider is not None:
         propagate.inject(headers)
-
-
-def mark_failed(span: trace.Span, detail: str) -> None:
-    """A span whose work failed without an exception through it: its status says why."""
-    span.set_status(Status(StatusCode.ERROR, detail))
-
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-
-
-class TraceRequests:
-    """ASGI middleware: each HTTP request a server span, a child of the caller's `traceparent`.
-
-    Named `METHOD /route/template` once routing has matched (never the raw path, which may
-    carry ids); 5xx answers mark the span failed.
-    """
-
-    def __init__(self, app: Any, program: str) -> None:
-        self.app = app
-        self.tracer = tracer(program)
-
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or _provider is None:
-            await self.app(scope, receive, send)
-            return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        parent = propagate.extract(headers)
-        method = scope.get("method", "GET")
-        token = otel_context.attach(parent)
-        try:
-            with self.tracer.start_as_current_span(
-                method, kind=SpanKind.SERVER, attributes={"http.request.method": method}
-            ) as span:
-
-                async def send_status(message: Message) -> None:
-                    if message["type"] == "http.response.start":
-                        status = int(message["status"])
-                        span.set_attribute("http.response.status_code", status)
-                        if status >= 500:
-                            mark_failed(span, f"HTTP {status}")
-                    await send(message)
-
-                try:
-                    await self.app(scope, receive, send_status)
-                finally:
-                    route = getattr(scope.get("route"), "path", None)
-                    if route:
-                        span.update_name(f"{method} {route}")
-                        span.set_attribute("http.route", route)
-        finally:
-            otel_context.detach(token)

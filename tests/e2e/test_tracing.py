@@ -131,6 +131,15 @@ def test_one_turn_is_one_trace_across_the_three_programs(
     def parent(span: ReceivedSpan) -> ReceivedSpan:
         return by_id[span.parent_id]
 
+    def below(request: ReceivedSpan) -> set[str]:
+        """The names of the spans under a request (FastAPI puts its endpoint span between)."""
+        names, ids = set(), {request.span_id}
+        for _ in range(4):
+            found = [s for s in spans if s.parent_id in ids]
+            ids |= {s.span_id for s in found}
+            names |= {s.name for s in found}
+        return names
+
     (root,) = [s for s in spans if s.parent_id == ""]
     assert root.name == "chat turn" and root.program == "chattr"
     assert root.attributes["chattr.outcome"] == "done"
@@ -144,9 +153,9 @@ def test_one_turn_is_one_trace_across_the_three_programs(
 
     speech = [s for s in spans if s.name == "speech"]
     videos = [s for s in spans if s.name == "video"]
-    assert len(speech) == len(videos) == 2  # one per sentence
+    assert len(speech) == len(videos) == len(result["segments"]) >= 2  # one per sentence
     assert all(parent(s) is root for s in speech + videos)
-    # Each service's request span is a child of chattr's span for that sentence's call.
+    # Each service's request span (FastAPI's own) is a child of chattr's span for that call.
     requests = {
         s.span_id: s for s in spans if s.program in ("vocalizr", "visualizr") and s.parent_id
     }
@@ -158,13 +167,11 @@ def test_one_turn_is_one_trace_across_the_three_programs(
     assert all(s.program == "visualizr" for s in video_requests)
     # Inside the services: the queue wait, the work, and vocalizr's encoding under its work.
     for request in speech_requests:
-        children = {s.name for s in spans if s.parent_id == request.span_id}
-        assert {"queue wait", "synthesis"} <= children, children
+        assert {"queue wait", "synthesis", "encoding"} <= below(request), below(request)
     for synthesis in [s for s in spans if s.name == "synthesis"]:
         assert [s.name for s in spans if s.parent_id == synthesis.span_id] == ["encoding"]
     for request in video_requests:
-        children = {s.name for s in spans if s.parent_id == request.span_id}
-        assert {"queue wait", "render and encode"} <= children, children
+        assert {"queue wait", "render and encode"} <= below(request), below(request)
     assert not [s for s in spans if s.failed]
 
 
