@@ -16,6 +16,8 @@ import logging
 import os
 import threading
 from collections.abc import Mapping, MutableMapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import propagate, trace
@@ -23,6 +25,16 @@ from opentelemetry import propagate, trace
 log = logging.getLogger(__name__)
 
 ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+
+
+@dataclass
+class TracingOptions:
+    """Set once at start-up from the program's settings."""
+
+    text: bool = False  # what people wrote or were answered, in the spans (CHATTR_TRACE_TEXT)
+
+
+options = TracingOptions()
 
 _lock = threading.Lock()
 _provider: Any = None  # the SDK's TracerProvider once configured; one per process
@@ -84,3 +96,9 @@ def inject(headers: MutableMapping[str, str]) -> None:
     """Add the current span's `traceparent` to outgoing headers (nothing when not tracing)."""
     if _provider is not None:
         propagate.inject(headers)
+
+
+def span(name: str, **attributes: str | int | float | bool) -> AbstractContextManager[trace.Span]:
+    """A child span of whatever is current, made current for the block (in a generator, the
+    block must not hold a `yield`: the next step may run in another context)."""
+    return tracer("chatacter").start_as_current_span(name, attributes=attributes)

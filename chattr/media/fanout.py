@@ -18,6 +18,8 @@ from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass
 
 from chatacter_common.storage import StorageError
+from chatacter_common.telemetry import options as tracing_options
+from chatacter_common.telemetry import span
 from chattr.media.clients import (
     ServiceClient,
     ServiceError,
@@ -30,8 +32,6 @@ from chattr.media.relay import service_file_id
 from chattr.media.slots import PrioritySlots
 from chattr.media.store import MediaStore
 from chattr.reply import ReplyMedia, Segment, add_issue
-from chattr.turn.tracing import options as tracing_options
-from chattr.turn.tracing import span
 
 log = logging.getLogger(__name__)
 

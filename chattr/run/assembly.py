@@ -18,6 +18,7 @@ from starlette.routing import Mount
 
 from chatacter_common.storage import StorageError
 from chatacter_common.telemetry import configure_tracing
+from chatacter_common.telemetry import options as tracing_options
 from chattr.access.gate import Gate, auth_pairs
 from chattr.access.public_url import ForwardedHeaders
 from chattr.access.upload_guard import UploadGuard
@@ -30,7 +31,6 @@ from chattr.media.relay import add_relay_routes
 from chattr.media.store import MediaStore
 from chattr.memory import open_memory
 from chattr.settings import Settings
-from chattr.turn import tracing
 from chattr.turn.service import ChatService
 from chattr.web.handlers import StatusSource
 from chattr.web.layout import build_blocks
@@ -111,7 +111,7 @@ def create_app(
     Space); their start-up and shutdown run with chattr's.
     """
     configure_tracing("chattr")
-    tracing.options.text = settings.trace_text
+    tracing_options.text = settings.trace_text
     # One store per process: the fan-out's, where it writes the joined replies.
     if service.media is not None:
         store = service.media.store

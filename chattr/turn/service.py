@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from chatacter_common.telemetry import span
 from chattr.characters import world_info as world_info_rules
 from chattr.characters.character_set import Character, CharacterNotFound, CharacterSet
 from chattr.characters.lorebook import LorebookCache, LorebookError
@@ -21,7 +22,7 @@ from chattr.reply import TurnState
 from chattr.turn.prompt import USER_NAME, build_messages
 from chattr.turn.sentences import SentenceSplitter
 from chattr.turn.spoken_text import SpeechFilter, spoken_sentence
-from chattr.turn.tracing import LlmSpan, span
+from chattr.turn.tracing import LlmSpan
 
 if TYPE_CHECKING:
     from langchain_core.language_models.chat_models import BaseChatModel

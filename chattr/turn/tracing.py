@@ -9,27 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
-from opentelemetry import trace
 from opentelemetry.trace import INVALID_SPAN, Span, Status, StatusCode
 
-from chatacter_common.telemetry import tracer
+from chatacter_common.telemetry import options, tracer
 from chattr.refusal import Refusal
 from chattr.reply import TurnState
 
 _tracer = tracer("chattr")
-
-
-@dataclass
-class TracingOptions:
-    """Set once at start-up from the settings."""
-
-    text: bool = False  # the message, the reply and each spoken sentence in the spans
-
-
-options = TracingOptions()
 
 
 def turn_outcome(state: TurnState | None, failure: BaseException | None) -> str:
@@ -71,19 +59,6 @@ def end_turn(span: Span, state: TurnState | None, failure: BaseException | None)
         span.record_exception(failure)
         span.set_status(Status(StatusCode.ERROR, f"{type(failure).__name__}: {failure}"))
     span.end()
-
-
-def span(name: str, **attributes: str | int | float | bool) -> AbstractContextManager[Span]:
-    """A child span of whatever is current, made current for the block (which must not yield
-    out of a turn step: the turn's generator may be resumed in another context)."""
-    return _tracer.start_as_current_span(name, attributes=attributes)
-
-
-def current_span_failed(detail: str) -> None:
-    """Mark the current span failed (an error that is a value, not an exception)."""
-    current = trace.get_current_span()
-    if current.is_recording():
-        current.set_status(Status(StatusCode.ERROR, detail))
 
 
 @dataclass
