@@ -187,6 +187,12 @@ class Settings(BaseSettings):
         "AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION), so every "
         "replica serves every reply's media. Checked at start-up.",
     )
+    trace_text: bool = Field(
+        default=False,
+        description="Put the message, the reply and each spoken sentence in the turn's trace "
+        "spans (tracing is on when OTEL_EXPORTER_OTLP_ENDPOINT is set); off: only ids, sizes "
+        "and timings.",
+    )
     media_startup_timeout_s: float = Field(
         default=120.0, description="How long to wait for locally started services to be healthy."
     )

@@ -137,7 +137,8 @@ class VideoService:
     async def render(self, job: VideoJob) -> VideoResult:
         """Run one admitted job in a worker thread (the caller holds its queue place)."""
         renderer = self.ready_renderer()
-        result = await self.jobs.run(partial(self._render, renderer, job))
+        # Rendering and encoding interleave (frames are encoded as they are made): one span.
+        result = await self.jobs.run(partial(self._render, renderer, job), work="render and encode")
         engine = renderer.engine.name
         self.metrics.count_job(engine, result.render_s, result.duration_s)
         self.metrics.frames.labels(engine).inc(result.frames)

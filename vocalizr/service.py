@@ -16,6 +16,7 @@ import numpy.typing as npt
 
 from chatacter_common.emotions import NEUTRAL
 from chatacter_common.service import Health
+from chatacter_common.telemetry import tracer
 from vocalizr.audio import pcm16, streaming_wav_header, write_wav
 from vocalizr.engines.base import SpeechEngine
 from vocalizr.errors import (
@@ -34,6 +35,7 @@ from vocalizr.metrics import Metrics
 from vocalizr.voices import Voice, VoiceRegistry
 
 log = logging.getLogger(__name__)
+_tracer = tracer(__name__)
 
 WHITESPACE = re.compile(r"\s+")
 
@@ -172,7 +174,8 @@ class SpeechService:
         emotion = request.emotion or NEUTRAL
         async with self.jobs.slot():
             return await self.jobs.run(
-                partial(self._speak_blocking, text, voice, language, request.speed, emotion)
+                partial(self._speak_blocking, text, voice, language, request.speed, emotion),
+                work="synthesis",
             )
 
     def _speak_blocking(
@@ -181,7 +184,8 @@ class SpeechService:
         started = time.perf_counter()
         samples = self._synthesize(text, voice, language, speed, emotion)
         file_id, path = self.files.new_path()
-        write_wav(path, samples, self.engine.sample_rate)
+        with _tracer.start_as_current_span("encoding"):
+            write_wav(path, samples, self.engine.sample_rate)
         self.files.keep(file_id)
         elapsed = time.perf_counter() - started
         duration = len(samples) / self.engine.sample_rate
@@ -225,7 +229,7 @@ class SpeechService:
         try:
             yield streaming_wav_header(self.engine.sample_rate)
             while True:
-                chunk = await self.jobs.run(partial(next, chunks, None))
+                chunk = await self.jobs.run(partial(next, chunks, None), work="synthesis")
                 if chunk is None:
                     break
                 produced += chunk.size

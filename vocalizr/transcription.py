@@ -275,7 +275,8 @@ class TranscriptionService:
         `timestamps` False when only the text is wanted (it comes sooner)."""
         async with self.jobs.slot():
             return await self.jobs.run(
-                partial(self._transcribe_blocking, data, language, prompt, temperature, timestamps)
+                partial(self._transcribe_blocking, data, language, prompt, temperature, timestamps),
+                work="transcription",
             )
 
     def _transcribe_blocking(

@@ -22,6 +22,7 @@ from chatacter_common.service.jobs import JobQueue
 from chatacter_common.service.limits import BodyLimit
 from chatacter_common.service.metrics import ServiceMetrics, count_requests
 from chatacter_common.service.routes import ops_router
+from chatacter_common.telemetry import configure_tracing
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -59,6 +60,9 @@ def create_service_app(
         app, retry_after_s=service.jobs.retry_after_s, on_error=service.metrics.count_error
     )
     count_requests(app, service.metrics)
+    # FastAPI traces each request itself (a child of the caller's `traceparent`) once a
+    # provider is installed: the service's job spans hang under it.
+    configure_tracing(service.metrics.service)
     app.include_router(ops_router)
     for router in routers:
         app.include_router(router)

@@ -11,6 +11,9 @@ import anyio
 import anyio.to_thread
 
 from chatacter_common.service.errors import QueueFull
+from chatacter_common.telemetry import tracer
+
+_tracer = tracer(__name__)
 
 T = TypeVar("T")
 
@@ -56,12 +59,26 @@ class JobQueue:
         finally:
             release()
 
-    async def run(self, function: Callable[[], T]) -> T:
-        """Run blocking work in a worker thread, off the event loop."""
+    async def run(self, function: Callable[[], T], work: str = "work") -> T:
+        """Run blocking work in a worker thread, off the event loop.
+
+        Traced as a `queue wait` span (until a worker takes it) and a `work` span (its run).
+        """
         started = anyio.current_time()
+        waiting = _tracer.start_span("queue wait", attributes={"queue.depth": self.depth})
+
+        def in_worker() -> T:
+            # The worker thread runs in a copy of the caller's context: the span is its child.
+            if waiting.is_recording():
+                waiting.end()
+            with _tracer.start_as_current_span(work):
+                return function()
+
         try:
-            return await anyio.to_thread.run_sync(function, limiter=self._limiter)
+            return await anyio.to_thread.run_sync(in_worker, limiter=self._limiter)
         finally:
+            if waiting.is_recording():  # cancelled while queued
+                waiting.end()
             elapsed = anyio.current_time() - started
             self._recent_job_s = 0.8 * self._recent_job_s + 0.2 * elapsed
 

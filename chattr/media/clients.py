@@ -18,6 +18,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from chatacter_common.telemetry import inject
+
 log = logging.getLogger(__name__)
 
 # A 503 is a service saying "not now" (its queue is full, its engine still loading) and a 502 a
@@ -245,7 +247,9 @@ class ServiceClient:
     ) -> httpx.Response:
         # Streamed, so a failure before the answer (retryable) and one while reading the answer
         # (not: the service did the work) are told apart.
-        response = await client.send(client.build_request(method, url, **content), stream=True)
+        request = client.build_request(method, url, **content)
+        inject(request.headers)  # the turn's trace continues in the service
+        response = await client.send(request, stream=True)
         try:
             await response.aread()
         except httpx.TimeoutException:

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 from chatacter_common.emotions import NEUTRAL
 from chatacter_common.storage import StorageError
+from chatacter_common.telemetry import options as tracing_options
+from chatacter_common.telemetry import span
 from chattr.media.clients import (
     ServiceClient,
     ServiceError,
@@ -167,10 +169,13 @@ class MediaJob:
             if "vocalizr" in await self._starting(STARTUP_WAIT_S):
                 self._still_starting("vocalizr", "speech or video")
                 return
-            async with speech_slots.slot(priority):
-                speech = await vocalizr.synthesize(
-                    segment.text, self.voice, self.language, segment.emotion
-                )
+            with span("speech", **{"chattr.sentence.index": priority[0]}) as traced:
+                if tracing_options.text and traced.is_recording():
+                    traced.set_attribute("chattr.sentence", segment.text)
+                async with speech_slots.slot(priority):
+                    speech = await vocalizr.synthesize(
+                        segment.text, self.voice, self.language, segment.emotion
+                    )
             # A URL that does not parse is vocalizr's failure too.
             audio_url = self.fanout.public_file_url("vocalizr", speech.url, self.base_url)
             # visualizr fetches the audio itself, by the address chattr reaches vocalizr at.
@@ -188,14 +193,15 @@ class MediaJob:
             if "visualizr" in await self._starting(0.0):
                 self._still_starting("visualizr", "video")
                 return
-            async with video_slots.slot(priority):
-                video = await visualizr.render(
-                    internal_audio_url,
-                    self.character_id,
-                    self.fanout.options.fps,
-                    expression=segment.emotion,
-                    previous_expression=previous,
-                )
+            with span("video", **{"chattr.sentence.index": priority[0]}):
+                async with video_slots.slot(priority):
+                    video = await visualizr.render(
+                        internal_audio_url,
+                        self.character_id,
+                        self.fanout.options.fps,
+                        expression=segment.emotion,
+                        previous_expression=previous,
+                    )
             video_url = self.fanout.public_file_url("visualizr", video.url, self.base_url)
         except Exception as exc:
             self._fail(visualizr.name, exc)
@@ -248,7 +254,8 @@ class MediaJob:
             waiter.cancel()
             yield
         if self.fanout.options.join and self.media.segments:
-            await self._join()
+            with span("join"):
+                await self._join()
         yield
 
     async def _join(self) -> None:

@@ -77,6 +77,8 @@ class LocalService:
                 **set_variables(),
                 **env,
                 f"{name.upper()}_API_KEY": self.api_key,
+                # Its own name in traces, not chattr's (OTEL_SERVICE_NAME would be inherited).
+                "OTEL_SERVICE_NAME": name,
             },
             stdout=self._log,
             stderr=subprocess.STDOUT,

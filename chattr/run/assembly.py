@@ -17,6 +17,8 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount
 
 from chatacter_common.storage import StorageError
+from chatacter_common.telemetry import configure_tracing
+from chatacter_common.telemetry import options as tracing_options
 from chattr.access.gate import Gate, auth_pairs
 from chattr.access.public_url import ForwardedHeaders
 from chattr.access.sign_in_throttle import PasswordCheck, SignInGuard
@@ -110,6 +112,8 @@ def create_app(
     `mounts` are other apps served under a path prefix (the media services, in-process on a
     Space); their start-up and shutdown run with chattr's.
     """
+    configure_tracing("chattr")
+    tracing_options.text = settings.trace_text
     # One store per process: the fan-out's, where it writes the joined replies.
     if service.media is not None:
         store = service.media.store

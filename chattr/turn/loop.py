@@ -13,11 +13,14 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from typing import Any
 
+from opentelemetry.trace import INVALID_SPAN, Span, use_span
+
 from chattr.access.gate import Gate
 from chattr.access.public_url import request_base_url
 from chattr.memory import MemoryUnavailable, Turn
 from chattr.refusal import Refusal
 from chattr.reply import TurnState
+from chattr.turn import tracing
 from chattr.turn.personal_data import PersonalData
 from chattr.turn.service import ChatService
 
@@ -28,8 +31,9 @@ class AdmittedTurn:
     """A turn that passed the gate: iterate it for its states, the last one done (unless the
     caller stops early, which stops the turn and its media)."""
 
-    def __init__(self, states: AsyncGenerator[TurnState, None]) -> None:
+    def __init__(self, states: AsyncGenerator[TurnState, None], span: Span = INVALID_SPAN) -> None:
         self._states = states
+        self.span = span  # the turn's trace
         self.state: TurnState | None = None  # the latest
 
     def __aiter__(self) -> AdmittedTurn:
@@ -37,7 +41,9 @@ class AdmittedTurn:
 
     async def __anext__(self) -> TurnState:
         # No generator of its own: breaking out of the loop leaves nothing suspended here.
-        self.state = await anext(self._states)
+        # The turn's span is current for this step only: the next may run in another context.
+        with use_span(self.span, record_exception=False, set_status_on_exception=False):
+            self.state = await anext(self._states)
         return self.state
 
     @property
@@ -107,11 +113,16 @@ class TurnLoop:
                     greeting=greeting,
                     base_url=self.base_url(request),
                 )
-                turn = AdmittedTurn(states)
+                turn = AdmittedTurn(states, tracing.start_turn(message, character, session_id))
+                failure: BaseException | None = None
                 try:
                     async with contextlib.aclosing(states):
                         yield turn
+                except BaseException as exc:
+                    failure = exc
+                    raise
                 finally:
+                    tracing.end_turn(turn.span, turn.state, failure)
                     if turn.state is not None:
                         self.personal.record_turn(turn.state)
 

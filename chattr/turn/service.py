@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from chatacter_common.telemetry import span
 from chattr.characters import world_info as world_info_rules
 from chattr.characters.character_set import Character, CharacterNotFound, CharacterSet
 from chattr.characters.lorebook import LorebookCache, LorebookError
@@ -22,6 +23,7 @@ from chattr.turn.emotions import EmotionClassifier, EmotionTrack, TagReader, wit
 from chattr.turn.prompt import USER_NAME, build_messages
 from chattr.turn.sentences import SentenceSplitter
 from chattr.turn.spoken_text import SpeechFilter, spoken_sentence
+from chattr.turn.tracing import LlmSpan
 
 if TYPE_CHECKING:
     from langchain_core.language_models.chat_models import BaseChatModel
@@ -223,10 +225,12 @@ class ChatService:
         state = TurnState(session_id=session_id, character=character.id, message=message)
         started = time.perf_counter()
 
-        recent = await anyio.to_thread.run_sync(self._recent, state)
-        if greeting is not None and not recent:
-            recent = await anyio.to_thread.run_sync(self._open_with, state, character, greeting)
-        context = await self._retrieve(state)
+        with span("memory"):
+            recent = await anyio.to_thread.run_sync(self._recent, state)
+            if greeting is not None and not recent:
+                recent = await anyio.to_thread.run_sync(self._open_with, state, character, greeting)
+        with span("retrieval"):
+            context = await self._retrieve(state)
         world = await anyio.to_thread.run_sync(self._world_info, state, character, recent)
         messages = build_messages(
             character,
@@ -261,7 +265,8 @@ class ChatService:
             if job is not None and not media_done:
                 await job.cancel()
         state.timings["total_s"] = time.perf_counter() - started
-        await anyio.to_thread.run_sync(self._remember, state, context)
+        with span("memory write"):
+            await anyio.to_thread.run_sync(self._remember, state, context)
         state.done = True
         yield state
 
@@ -282,11 +287,13 @@ class ChatService:
         splitter = SentenceSplitter(first_clause=True)
         # Emotion tags leave the text here; each becomes a mark the sentences carry to speech.
         tags, track = TagReader(), EmotionTrack()
+        traced = LlmSpan.start()
         try:
             async for chunk in llm.astream(messages):
                 delta = chunk.content if isinstance(chunk.content, str) else ""
                 if not delta:
                     continue
+                traced.chunk()
                 if not state.text:
                     state.timings["first_text_s"] = time.perf_counter() - started
                 marked = tags.feed(delta)
@@ -297,7 +304,10 @@ class ChatService:
                 yield
         except Exception as exc:
             log.warning("LLM call failed: %s", exc)
+            traced.end(exc)
             raise TurnFailed(f"The language model failed: {type(exc).__name__}: {exc}") from exc
+        finally:
+            traced.end()  # also when the caller stopped listening mid-answer
         rest = tags.flush()
         state.text = (state.text + rest).strip()
         if job is not None:
