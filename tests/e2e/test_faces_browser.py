@@ -16,6 +16,7 @@ from PIL import Image, ImageOps, ImageStat
 from chattr.media.local_stack import LocalStack
 from chattr.testing.fake_llm import FakeLLMServer
 
+from ..chattr.characters.test_charx import full_charx
 from ..conftest import REPO, StartApp
 from .test_browser import browser
 
@@ -129,3 +130,29 @@ def test_the_face_follows_each_sentences_emotion_over_the_characters_background(
     # The copies are served; the character's own folder is not.
     secret = httpx.get(f"{app.url}/gradio_api/file={characters_dir / CHARACTER / 'portrait.png'}")
     assert secret.status_code in (403, 404), secret.status_code
+
+
+def test_a_charx_imported_on_the_page_says_what_it_left_out_and_shows_its_background(
+    browser: Any, start_app: StartApp, characters_dir: Path, tmp_path: Path
+) -> None:
+    app = start_app()
+    page = browser.new_page()
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(app.url, wait_until="load")
+    page.get_by_label("Your message").wait_for()
+    charx = full_charx(tmp_path / "wren.charx")
+    try:
+        page.locator("#chattr-import input[type=file]").set_input_files(str(charx))
+        note = page.locator("#chattr-import-note")
+        note.get_by_text("Imported").wait_for(timeout=30_000)
+        # The remote sprite is never fetched, the faceless one is dropped: the page says so.
+        text = note.inner_text()
+        assert "Left out" in text and "'fear'" in text and "'anger'" in text, text
+        wait_face(page, "neutral", "portrait")
+        backdrop = page.eval_on_selector(
+            "#chattr-chat", "el => getComputedStyle(el).backgroundImage"
+        )
+        assert "_backgrounds/wren-ashby.jpg" in backdrop
+        page.screenshot(path=str(OUTPUT / "charx-imported.png"), full_page=True)
+    finally:
+        shutil.rmtree(characters_dir / "wren-ashby", ignore_errors=True)
