@@ -27,15 +27,23 @@ class UploadError(ValueError):
     """An upload that cannot become a character; the message says why and what to send."""
 
 
-def import_upload(path: Path, characters_dir: Path, *, overwrite: bool = False) -> Character:
-    """Install an uploaded card (JSON, PNG, CHARX) or zipped character folder; return it."""
+def import_upload(
+    path: Path,
+    characters_dir: Path,
+    *,
+    overwrite: bool = False,
+    notes: list[str] | None = None,
+) -> Character:
+    """Install an uploaded card (JSON, PNG, CHARX) or zipped character folder; return it.
+
+    What a CHARX brings that was left out, and why, is appended to `notes`."""
     path = Path(path)
     try:
         if is_charx(path):
-            return import_card(path, characters_dir, overwrite=overwrite)
+            return import_card(path, characters_dir, overwrite=overwrite, notes=notes)
         if path.suffix.lower() == ".zip" or zipfile.is_zipfile(path):
             return import_folder_zip(path, characters_dir, overwrite=overwrite)
-        return import_card(path, characters_dir, overwrite=overwrite)
+        return import_card(path, characters_dir, overwrite=overwrite, notes=notes)
     except FileFieldError as exc:
         raise UploadError(str(exc)) from exc
 

@@ -10,6 +10,7 @@ import html
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import gradio as gr
 
@@ -90,6 +91,18 @@ def media_messages(state: TurnState) -> list[str]:
     if notes:
         messages.append("<p>" + "<br>".join(notes) + "</p>")
     return messages
+
+
+def current_emotion(state: TurnState) -> str:
+    """The feeling of the sentence the turn has reached (its latest), "neutral" before one."""
+    return state.segments[-1].emotion if state.segments else "neutral"
+
+
+def served_url(path: Path) -> str:
+    """The page's URL of a file Gradio serves (one of the shelf's copies), relative to the page
+    so that it holds under a proxy's path prefix too; percent-encoded, so that it is safe
+    inside an attribute and inside CSS alike."""
+    return "gradio_api/file=" + quote(str(path))
 
 
 def sync_media(history: list[Message], shown: list[Message], wanted: list[str]) -> None:
@@ -226,6 +239,31 @@ class ChatPage:
         files = "\n".join(f"- `{name}`" for name in docs) or "- (none)"
         return f"### {c.name}\n{c.description}\n\n**Knowledge files**\n{files}"
 
+    def stage(self, cid: str | None, emotion: str = "neutral") -> str:
+        """Beside the chat, the character's face for the emotion (its sprite for it, else the
+        portrait), and behind the chat its background, where it has one; as HTML."""
+        if not cid or cid not in self.characters.characters:
+            return ""
+        character = self.characters.characters[cid]
+        parts = []
+        background = self.shelf.background_for(character)
+        if background is not None:
+            parts.append(
+                f'<style>#chattr-chat {{ background: url("{served_url(background)}") '
+                "center / cover no-repeat; }</style>"
+            )
+        sprite = self.shelf.sprite_for(character, emotion)
+        face = sprite or self.shelf.path_for(character)
+        if face is not None:
+            shown = f"{character.name}, {emotion}" if emotion != "neutral" else character.name
+            source = "sprite" if sprite is not None else "portrait"
+            parts.append(
+                f'<figure id="chattr-face" data-emotion="{html.escape(emotion)}" '
+                f'data-source="{source}"><img src="{served_url(face)}" alt="{html.escape(shown)}">'
+                f"<figcaption>{html.escape(shown)}</figcaption></figure>"
+            )
+        return "".join(parts)
+
     def gallery_portraits(self) -> list[tuple[str, Path]]:
         """The characters shown in the gallery, in its order (those with a portrait)."""
         shown = ((i, self.shelf.path_for(self.characters.characters[i])) for i in self.ids())
@@ -257,14 +295,19 @@ class ChatPage:
             return gr.update(), gr.update(), ""
         with self.loop.refusals_shown():
             self.loop.gate.check_import(request, session_id)
+            left_out: list[str] = []
             try:
-                character = import_upload(Path(path), self.api.settings.characters_dir)
+                character = import_upload(
+                    Path(path), self.api.settings.characters_dir, notes=left_out
+                )
             except UploadError as exc:
                 raise Refusal(f"Import failed: {exc}") from exc
         self.service.add_character(character)
         note = f"Imported **{character.name}**."
         if character.voice_path() is None:
             note += " It has no voice clip, so it speaks in the default voice."
+        if left_out:  # a CHARX's assets that were not kept, each with why
+            note += "\n\nLeft out:\n" + "\n".join(f"- {html.escape(n)}" for n in left_out)
         return (
             gr.update(choices=self.picker_choices(), value=character.id),
             self.gallery_items(),
@@ -311,11 +354,16 @@ class ChatPage:
             reply: Message = {"role": "assistant", "content": ""}
             history.append(reply)
             media: list[Message] = []
-            yield history, ""
+            feeling = "neutral"
+            face = self.stage(cid, feeling)
+            yield history, "", face
             async for state in turn:
                 reply["content"] = state.text or "…"
                 sync_media(history, media, media_messages(state))
-                yield history, ""
+                if current_emotion(state) != feeling:  # the files are looked at on a change only
+                    feeling = current_emotion(state)
+                    face = self.stage(cid, feeling)
+                yield history, "", face
 
     def drop_last_turn(
         self, history: list[Message], cid: str, session_id: str

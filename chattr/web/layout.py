@@ -23,6 +23,8 @@ CSS = """
 #chattr-gallery { min-height: 140px; }
 #chattr-chat figure { margin: 0.4em 0; }
 #chattr-chat figcaption { font-size: 0.8em; opacity: 0.7; }
+#chattr-face { margin: 0; text-align: center; }
+#chattr-face img { width: 100%; max-height: 520px; object-fit: contain; border-radius: 8px; }
 /* On a phone the conversation comes first, the character picker below it. */
 @media (max-width: 640px) {
   #chattr-side { min-width: 100% !important; order: 2; }
@@ -108,21 +110,32 @@ def build_blocks(
                 )
                 card = gr.Markdown(page.character_card(first), elem_id="chattr-card")
                 upload = gr.File(
-                    label="Import a character: SillyTavern card (.json, .png) or folder (.zip)",
+                    label="Import a character: a card (.json, .png, .charx) or a folder (.zip)",
                     file_types=[".json", ".png", ".zip", ".charx"],
                     type="filepath",
                     elem_id="chattr-import",
                 )
                 upload_note = gr.Markdown(elem_id="chattr-import-note")
             with gr.Column(scale=3, min_width=320, elem_id="chattr-main"):
-                chatbot = gr.Chatbot(
-                    value=page.first_history(first),  # type: ignore[arg-type]
-                    label="Conversation",
-                    height=520,
-                    elem_id="chattr-chat",
-                    sanitize_html=True,
-                    feedback_options=None,
-                )
+                with gr.Row(equal_height=False):
+                    chatbot = gr.Chatbot(
+                        value=page.first_history(first),  # type: ignore[arg-type]
+                        label="Conversation",
+                        height=520,
+                        elem_id="chattr-chat",
+                        sanitize_html=True,
+                        feedback_options=None,
+                        scale=3,
+                    )
+                    # The face of the sentence being said (its sprite, else the portrait), and
+                    # the character's background behind the chat; no click events of its own.
+                    stage = gr.HTML(
+                        page.stage(first),
+                        js_on_load=None,
+                        elem_id="chattr-stage",
+                        scale=1,
+                        min_width=160,
+                    )
                 with gr.Row():
                     box = gr.Textbox(
                         placeholder="Say something…",
@@ -167,12 +180,14 @@ def build_blocks(
             [character, chatbot, card, greeting],
             api_visibility="private",
         )
+        # The picker also changes when a page load resumes a character or an import adds one.
+        picker.change(page.stage, picker, stage, api_visibility="private")
 
         # Turns take their slot in the gate (fairly shared), not in Gradio's first-come queue.
         box.submit(
             page.respond,
             [box, chatbot, character, session, media_on, greeting],
-            [chatbot, box],
+            [chatbot, box, stage],
             api_visibility="private",
             concurrency_limit=None,
         )
@@ -185,7 +200,7 @@ def build_blocks(
         regenerate.click(
             page.regenerate_last,
             [chatbot, character, session, media_on, greeting],
-            [chatbot, box],
+            [chatbot, box, stage],
             api_visibility="private",
             concurrency_limit=None,
         )
