@@ -193,6 +193,11 @@ class Settings(BaseSettings):
         "spans (tracing is on when OTEL_EXPORTER_OTLP_ENDPOINT is set); off: only ids, sizes "
         "and timings.",
     )
+    metrics_key: SecretStr | None = Field(
+        default=None,
+        description="Bearer key(s) for `/metrics` (comma-separated, one per scraper), the "
+        "scheme the services use; unset: `/metrics` is open, as the services' are without a key.",
+    )
     media_startup_timeout_s: float = Field(
         default=120.0, description="How long to wait for locally started services to be healthy."
     )

@@ -105,26 +105,30 @@ class TurnLoop:
             # Checked before the gate: a request that cannot be answered costs no rate-limit hit.
             self.service.validate(message, character, session_id, greeting)
             async with self.gate.turn(request, session_id):
-                states = self.service.run(
-                    message,
-                    character,
-                    session_id,
-                    media=media,
-                    greeting=greeting,
-                    base_url=self.base_url(request),
-                )
-                turn = AdmittedTurn(states, tracing.start_turn(message, character, session_id))
-                failure: BaseException | None = None
-                try:
-                    async with contextlib.aclosing(states):
-                        yield turn
-                except BaseException as exc:
-                    failure = exc
-                    raise
-                finally:
-                    tracing.end_turn(turn.span, turn.state, failure)
-                    if turn.state is not None:
-                        self.personal.record_turn(turn.state)
+                # In flight once admitted: a turn the gate refused never ran.
+                with self.service.metrics.running():
+                    states = self.service.run(
+                        message,
+                        character,
+                        session_id,
+                        media=media,
+                        greeting=greeting,
+                        base_url=self.base_url(request),
+                    )
+                    turn = AdmittedTurn(states, tracing.start_turn(message, character, session_id))
+                    failure: BaseException | None = None
+                    try:
+                        async with contextlib.aclosing(states):
+                            yield turn
+                    except BaseException as exc:
+                        failure = exc
+                        raise
+                    finally:
+                        tracing.end_turn(turn.span, turn.state, failure)
+                        outcome = tracing.turn_outcome(turn.state, failure)
+                        self.service.metrics.count_turn(outcome, turn.state)
+                        if turn.state is not None:
+                            self.personal.record_turn(turn.state)
 
     def keep_heard(
         self, session_id: str, character: str, said: str, heard: str, *, replaces_reply: bool
