@@ -7,23 +7,22 @@ them; `python -m vocalizr` and the `vocalizr` console script are the same thing.
 from __future__ import annotations
 
 import argparse
-import logging
 from collections.abc import Callable
 from typing import Protocol, Self, TypeVar
 
 import uvicorn
 from starlette.types import ASGIApp
 
+from chatacter_common.logs import LogFormat, configure_logging, uvicorn_log_config
 from chatacter_common.storage import StoreUnavailable
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 class Addressed(Protocol):
-    """Settings that say where to listen (a pydantic-settings model)."""
+    """Settings that say where to listen and how to log (a pydantic-settings model)."""
 
     host: str
     port: int
+    log_format: LogFormat
 
     def model_copy(self, *, update: dict[str, object] | None = None, deep: bool = False) -> Self:
         """A copy with some fields replaced."""
@@ -63,9 +62,14 @@ def serve(
     """Parse the command line, then serve the app until interrupted; a media store that does not
     work ends start-up with one line naming its setting."""
     settings = parse_address(settings, argv, prog=prog, description=description)
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    configure_logging(prog, settings.log_format)
     try:
         app = create_app(settings)
     except StoreUnavailable as error:
         raise SystemExit(f"error: {error}") from None
-    uvicorn.run(app, host=settings.host, port=settings.port)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=uvicorn_log_config(settings.log_format),
+    )
