@@ -18,11 +18,10 @@ from chatacter_common.storage import StoreUnavailable
 
 
 class Addressed(Protocol):
-    """Settings that say where to listen and how to log (a pydantic-settings model)."""
+    """Settings that say where to listen (a pydantic-settings model)."""
 
     host: str
     port: int
-    log_format: LogFormat
 
     def model_copy(self, *, update: dict[str, object] | None = None, deep: bool = False) -> Self:
         """A copy with some fields replaced."""
@@ -30,6 +29,15 @@ class Addressed(Protocol):
 
 
 SettingsT = TypeVar("SettingsT", bound=Addressed)
+
+
+class Served(Addressed, Protocol):
+    """Settings that also say how to log."""
+
+    log_format: LogFormat
+
+
+ServedT = TypeVar("ServedT", bound=Served)
 
 
 def parse_address(
@@ -52,8 +60,8 @@ def parse_address(
 
 
 def serve(
-    settings: SettingsT,
-    create_app: Callable[[SettingsT], ASGIApp],
+    settings: ServedT,
+    create_app: Callable[[ServedT], ASGIApp],
     argv: list[str] | None = None,
     *,
     prog: str,

@@ -689,8 +689,9 @@ def promtool() -> str:
 def test_the_alerts_are_valid_rules_on_metrics_the_programs_export(
     chart: helm.Chart, tmp_path: Path
 ) -> None:
-    values = {**MONITORING, "monitoring": {**MONITORING["monitoring"]}}
-    values["monitoring"]["rules"] = {"enabled": True, "labels": {"release": "prom"}}
+    values: dict[str, Any] = {
+        "monitoring": {"rules": {"enabled": True, "labels": {"release": "prom"}}}
+    }
     (rule,) = of_kind(render(chart, values), "PrometheusRule").values()
     assert rule["metadata"]["labels"]["release"] == "prom"
     alerts = {r["alert"]: r for group in rule["spec"]["groups"] for r in group["rules"]}
