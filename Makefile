@@ -13,7 +13,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .uv/bin/uv)
 SMART_TURN_WHEEL := pipecat-ai==1.14.0
 SMART_TURN_DIR := $(VENV)/share/chattr/smart-turn
 
-.PHONY: setup run test test-fast lint typecheck check bench bench-smoke lock browser-deps redis-deps uv-installed
+.PHONY: setup run test test-fast lint typecheck check bench bench-smoke lock browser-deps redis-deps promtool-deps uv-installed
 
 uv-installed:
 	@command -v uv >/dev/null 2>&1 || test -x .uv/bin/uv || \
@@ -34,7 +34,7 @@ setup: uv-installed
 run: setup
 	$(VENV)/bin/chattr
 
-test: setup browser-deps redis-deps
+test: setup browser-deps redis-deps promtool-deps
 	$(VENV)/bin/pytest
 
 # The tests that take seconds: none starts chattr's app, a service, app.py, a process or Chromium
@@ -65,6 +65,11 @@ bench-smoke: setup redis-deps
 # Chromium for the browser test, from Debian's packages (browser downloads fail offline).
 browser-deps:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# promtool, which checks the Helm chart's alerting rules (tests/deploy/test_chart.py), from
+# Debian's `prometheus` package.
+promtool-deps:
+	@command -v promtool >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; }
 
 # Redis for the tests (database 13 at 127.0.0.1:6379; one test runs redis-server itself), from
 # Debian's packages; when nothing answers on 6379 one is started there, without persistence.

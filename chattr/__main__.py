@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
+from chatacter_common.logs import configure_logging
 from chattr.settings import get_settings
 
 
@@ -26,10 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     card.add_argument("file", type=Path)
     card.add_argument("--overwrite", action="store_true", help="replace an existing character")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     settings = get_settings()
+    configure_logging("chattr", settings.log_format)
 
     if args.command == "import-card":
         from chattr.characters.cards import CardError, import_card

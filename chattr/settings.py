@@ -11,6 +11,7 @@ from platformdirs import user_data_dir
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from chatacter_common.logs import LogFormat
 from chatacter_common.storage import MediaStoreLocation
 
 DEFAULT_GROQ_MODEL = "llama-3.3-70b-versatile"
@@ -192,6 +193,16 @@ class Settings(BaseSettings):
         description="Put the message, the reply and each spoken sentence in the turn's trace "
         "spans (tracing is on when OTEL_EXPORTER_OTLP_ENDPOINT is set); off: only ids, sizes "
         "and timings.",
+    )
+    log_format: LogFormat = Field(
+        default="text",
+        description="`text`: lines for people; `json`: one JSON object a line (time, level, "
+        "program, logger, message, trace and span ids, the conversation id), for log stores.",
+    )
+    metrics_key: SecretStr | None = Field(
+        default=None,
+        description="Bearer key(s) for `/metrics` (comma-separated, one per scraper), the "
+        "scheme the services use; unset: `/metrics` is open, as the services' are without a key.",
     )
     media_startup_timeout_s: float = Field(
         default=120.0, description="How long to wait for locally started services to be healthy."

@@ -7,16 +7,14 @@ them; `python -m vocalizr` and the `vocalizr` console script are the same thing.
 from __future__ import annotations
 
 import argparse
-import logging
 from collections.abc import Callable
 from typing import Protocol, Self, TypeVar
 
 import uvicorn
 from starlette.types import ASGIApp
 
+from chatacter_common.logs import LogFormat, configure_logging, uvicorn_log_config
 from chatacter_common.storage import StoreUnavailable
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 class Addressed(Protocol):
@@ -31,6 +29,15 @@ class Addressed(Protocol):
 
 
 SettingsT = TypeVar("SettingsT", bound=Addressed)
+
+
+class Served(Addressed, Protocol):
+    """Settings that also say how to log."""
+
+    log_format: LogFormat
+
+
+ServedT = TypeVar("ServedT", bound=Served)
 
 
 def parse_address(
@@ -53,8 +60,8 @@ def parse_address(
 
 
 def serve(
-    settings: SettingsT,
-    create_app: Callable[[SettingsT], ASGIApp],
+    settings: ServedT,
+    create_app: Callable[[ServedT], ASGIApp],
     argv: list[str] | None = None,
     *,
     prog: str,
@@ -63,9 +70,14 @@ def serve(
     """Parse the command line, then serve the app until interrupted; a media store that does not
     work ends start-up with one line naming its setting."""
     settings = parse_address(settings, argv, prog=prog, description=description)
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    configure_logging(prog, settings.log_format)
     try:
         app = create_app(settings)
     except StoreUnavailable as error:
         raise SystemExit(f"error: {error}") from None
-    uvicorn.run(app, host=settings.host, port=settings.port)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=uvicorn_log_config(settings.log_format),
+    )

@@ -14,6 +14,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from chatacter_common.logs import LogFormat
 from chatacter_common.storage import MediaStoreSettings
 
 Port = Annotated[int, Field(ge=0, le=65535)]
@@ -55,6 +56,11 @@ class ServiceSettings(MediaStoreSettings):
     workers: int = Field(default=1, ge=1, description="Jobs run at the same time (worker threads).")
     max_upload_bytes: ByteCount = Field(description="Largest upload accepted, in bytes.")
     ui: bool = Field(default=True, description="Mount the Gradio tab at `/ui`.")
+    log_format: LogFormat = Field(
+        default="text",
+        description="`text`: lines for people; `json`: one JSON object a line (time, level, "
+        "program, logger, message, trace and span ids), for log stores.",
+    )
     api_key: SecretStr | None = Field(
         default=None,
         description="Bearer key(s), comma-separated: when set, every route but the probes "

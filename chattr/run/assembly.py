@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Mount
 
+from chatacter_common.service.auth import matching_key, parse_keys, presented_key
 from chatacter_common.storage import StorageError
 from chatacter_common.telemetry import configure_tracing
 from chatacter_common.telemetry import options as tracing_options
@@ -166,6 +167,16 @@ def create_app(
     @app.get("/readyz")
     def probe() -> dict[str, str]:
         return {"status": "ok"}
+
+    metrics_keys = parse_keys(settings.metrics_key)
+
+    @app.get("/metrics")
+    def metrics(request: Request) -> Response:
+        # The services' scheme: a bearer key, compared in constant time; open without one.
+        if metrics_keys and matching_key(metrics_keys, presented_key(request.scope)) is None:
+            raise HTTPException(401, "/metrics needs 'Authorization: Bearer <CHATTR_METRICS_KEY>'")
+        body, media_type = service.metrics.exposition()
+        return Response(body, media_type=media_type)
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Collection
 import uvicorn
 from pydantic import SecretStr
 
+from chatacter_common.logs import uvicorn_log_config
 from chattr.media.clients import ClientOptions, VisualizrClient, VocalizrClient
 from chattr.media.fanout import FanoutOptions, MediaFanout
 from chattr.media.local_stack import LocalStack
@@ -126,6 +127,7 @@ def serve(settings: Settings, *, media: bool = True) -> None:
             host=settings.host,
             port=settings.port,
             log_level="info",
+            log_config=uvicorn_log_config(settings.log_format),
             proxy_headers=False,
             timeout_graceful_shutdown=5,
         )

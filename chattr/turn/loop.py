@@ -15,6 +15,7 @@ from typing import Any
 
 from opentelemetry.trace import INVALID_SPAN, Span, use_span
 
+from chatacter_common import logs
 from chattr.access.gate import Gate
 from chattr.access.public_url import request_base_url
 from chattr.memory import MemoryUnavailable, Turn
@@ -31,9 +32,15 @@ class AdmittedTurn:
     """A turn that passed the gate: iterate it for its states, the last one done (unless the
     caller stops early, which stops the turn and its media)."""
 
-    def __init__(self, states: AsyncGenerator[TurnState, None], span: Span = INVALID_SPAN) -> None:
+    def __init__(
+        self,
+        states: AsyncGenerator[TurnState, None],
+        span: Span = INVALID_SPAN,
+        conversation_id: str = "",
+    ) -> None:
         self._states = states
         self.span = span  # the turn's trace
+        self.conversation_id = conversation_id  # on the log lines the turn writes
         self.state: TurnState | None = None  # the latest
 
     def __aiter__(self) -> AdmittedTurn:
@@ -42,7 +49,10 @@ class AdmittedTurn:
     async def __anext__(self) -> TurnState:
         # No generator of its own: breaking out of the loop leaves nothing suspended here.
         # The turn's span is current for this step only: the next may run in another context.
-        with use_span(self.span, record_exception=False, set_status_on_exception=False):
+        with (
+            use_span(self.span, record_exception=False, set_status_on_exception=False),
+            logs.conversation(self.conversation_id),
+        ):
             self.state = await anext(self._states)
         return self.state
 
@@ -105,26 +115,32 @@ class TurnLoop:
             # Checked before the gate: a request that cannot be answered costs no rate-limit hit.
             self.service.validate(message, character, session_id, greeting)
             async with self.gate.turn(request, session_id):
-                states = self.service.run(
-                    message,
-                    character,
-                    session_id,
-                    media=media,
-                    greeting=greeting,
-                    base_url=self.base_url(request),
-                )
-                turn = AdmittedTurn(states, tracing.start_turn(message, character, session_id))
-                failure: BaseException | None = None
-                try:
-                    async with contextlib.aclosing(states):
-                        yield turn
-                except BaseException as exc:
-                    failure = exc
-                    raise
-                finally:
-                    tracing.end_turn(turn.span, turn.state, failure)
-                    if turn.state is not None:
-                        self.personal.record_turn(turn.state)
+                # In flight once admitted: a turn the gate refused never ran.
+                with self.service.metrics.running():
+                    states = self.service.run(
+                        message,
+                        character,
+                        session_id,
+                        media=media,
+                        greeting=greeting,
+                        base_url=self.base_url(request),
+                    )
+                    turn = AdmittedTurn(
+                        states, tracing.start_turn(message, character, session_id), session_id
+                    )
+                    failure: BaseException | None = None
+                    try:
+                        async with contextlib.aclosing(states):
+                            yield turn
+                    except BaseException as exc:
+                        failure = exc
+                        raise
+                    finally:
+                        tracing.end_turn(turn.span, turn.state, failure)
+                        outcome = tracing.turn_outcome(turn.state, failure)
+                        self.service.metrics.count_turn(outcome, turn.state)
+                        if turn.state is not None:
+                            self.personal.record_turn(turn.state)
 
     def keep_heard(
         self, session_id: str, character: str, said: str, heard: str, *, replaces_reply: bool

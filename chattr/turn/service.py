@@ -20,6 +20,7 @@ from chattr.memory import MemoryUnavailable, ShortTermMemory, Turn
 from chattr.refusal import Refusal
 from chattr.reply import TurnState
 from chattr.turn.emotions import EmotionClassifier, EmotionTrack, TagReader, without_marks
+from chattr.turn.metrics import TurnMetrics
 from chattr.turn.prompt import USER_NAME, build_messages
 from chattr.turn.sentences import SentenceSplitter
 from chattr.turn.spoken_text import SpeechFilter, spoken_sentence
@@ -106,6 +107,7 @@ class ChatService:
         self.lorebooks = LorebookCache()
         self._emotions = emotions
         self._emotions_lock = threading.Lock()
+        self.metrics = TurnMetrics()
 
     @property
     def llm_configured(self) -> bool:
@@ -229,8 +231,11 @@ class ChatService:
             recent = await anyio.to_thread.run_sync(self._recent, state)
             if greeting is not None and not recent:
                 recent = await anyio.to_thread.run_sync(self._open_with, state, character, greeting)
+        state.timings["memory_s"] = time.perf_counter() - started
         with span("retrieval"):
+            retrieving = time.perf_counter()
             context = await self._retrieve(state)
+            state.timings["knowledge_s"] = time.perf_counter() - retrieving
         world = await anyio.to_thread.run_sync(self._world_info, state, character, recent)
         messages = build_messages(
             character,
@@ -266,7 +271,9 @@ class ChatService:
                 await job.cancel()
         state.timings["total_s"] = time.perf_counter() - started
         with span("memory write"):
+            writing = time.perf_counter()
             await anyio.to_thread.run_sync(self._remember, state, context)
+            state.timings["memory_write_s"] = time.perf_counter() - writing
         state.done = True
         yield state
 

@@ -612,3 +612,114 @@ def test_settings_that_cannot_work_are_refused_with_the_reason(
     chart: helm.Chart, values: dict[str, Any], says: str
 ) -> None:
     assert says in render_error(chart, values)
+
+
+# --- dashboards and alerts ---
+
+MONITORING = {"monitoring": {"dashboard": {"enabled": True}, "rules": {"enabled": True}}}
+
+
+def chattr_metric_names() -> set[str]:
+    """The series chattr's /metrics has once each label has been seen."""
+    from chattr.reply import TurnIssue, TurnState
+    from chattr.turn.metrics import STAGES, STEPS, TurnMetrics
+
+    metrics = TurnMetrics()
+    state = TurnState("s", "c", "m", timings=dict.fromkeys([*STAGES, *STEPS], 1.0))
+    state.errors.append(TurnIssue("vocalizr", "down"))
+    metrics.count_turn("done", state)
+    return {s.name for family in metrics.registry.collect() for s in family.samples}
+
+
+def service_metric_names(program: str) -> set[str]:
+    """A service's series once it has counted a job and an error."""
+    from chatacter_common.service import JobQueue
+    from visualizr.service import Metrics as VideoMetrics
+    from vocalizr.metrics import Metrics as SpeechMetrics
+
+    jobs = JobQueue(4, 1, "jobs")
+    metrics = SpeechMetrics(jobs) if program == "vocalizr" else VideoMetrics(jobs)
+    metrics.count_job("engine", 1.0, 1.0)
+    metrics.count_error("queue_full")
+    return {s.name for family in metrics.registry.collect() for s in family.samples}
+
+
+def queried_metrics(expression: str) -> set[str]:
+    return set(re.findall(r"\b((?:chattr|vocalizr|visualizr)_\w+)\s*[{(\[]", expression))
+
+
+def test_monitoring_is_off_by_default(rendered: dict[str, list[Object]]) -> None:
+    for objects in rendered.values():
+        assert not [o for o in objects if o["kind"] == "PrometheusRule"]
+        assert not [o for o in objects if o["metadata"]["name"].endswith("-dashboard")]
+
+
+def test_the_dashboard_is_a_configmap_the_grafana_sidecar_loads(chart: helm.Chart) -> None:
+    objects = render(chart, MONITORING)
+    configmap = of_kind(objects, "ConfigMap")["chatacter-dashboard"]
+    for version in KUBERNETES:
+        kubernetes_validate.validate(configmap, version, strict=True)
+    assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
+    (text,) = configmap["data"].values()
+    dashboard = json.loads(text)
+    titles = [panel["title"] for panel in dashboard["panels"]]
+    for wanted in ("timeline", "p95", "Queue depth", "Errors by service"):
+        assert any(wanted in title for title in titles), (wanted, titles)
+    known = chattr_metric_names() | service_metric_names("vocalizr")
+    known |= service_metric_names("visualizr")
+    queried: set[str] = set()
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            queried |= queried_metrics(target["expr"])
+            assert 'namespace="$namespace"' in target["expr"], target["expr"]
+    assert queried and queried <= known, queried - known
+    assert {"chattr_turn_seconds_bucket", "chattr_turn_errors_total"} <= queried
+    assert {"vocalizr_queue_depth", "visualizr_queue_depth"} <= queried
+
+
+def promtool() -> str:
+    found = shutil.which("promtool")
+    assert found is not None, (
+        "promtool is missing: `make test` installs it (Debian's `prometheus` package, "
+        "`apt-get install -y prometheus`)"
+    )
+    return found
+
+
+def test_the_alerts_are_valid_rules_on_metrics_the_programs_export(
+    chart: helm.Chart, tmp_path: Path
+) -> None:
+    values: dict[str, Any] = {
+        "monitoring": {"rules": {"enabled": True, "labels": {"release": "prom"}}}
+    }
+    (rule,) = of_kind(render(chart, values), "PrometheusRule").values()
+    assert rule["metadata"]["labels"]["release"] == "prom"
+    alerts = {r["alert"]: r for group in rule["spec"]["groups"] for r in group["rules"]}
+    assert set(alerts) == {
+        "ChatacterFirstAudioSlow",
+        "ChatacterMediaErrors",
+        "ChatacterVocalizrQueueSaturated",
+        "ChatacterVisualizrQueueSaturated",
+    }
+    known = chattr_metric_names() | service_metric_names("vocalizr")
+    known |= service_metric_names("visualizr")
+    for name, alert in alerts.items():
+        assert queried_metrics(alert["expr"]) <= known, name
+        assert f'namespace="{NAMESPACE}"' in alert["expr"], name
+    assert 'stage="first_audio"' in alerts["ChatacterFirstAudioSlow"]["expr"]
+    # A pod's bound, from its values: 0.8 of vocalizr's 16 and visualizr's 8.
+    assert alerts["ChatacterVocalizrQueueSaturated"]["expr"].endswith(">= 12.8")
+    assert alerts["ChatacterVisualizrQueueSaturated"]["expr"].endswith(">= 6.4")
+
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(yaml.safe_dump(rule["spec"]))
+    checked = subprocess.run(
+        [promtool(), "check", "rules", str(rules)], capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "SUCCESS: 4 rules found" in checked.stdout
+    # and promtool does refuse a broken expression
+    rule["spec"]["groups"][0]["rules"][0]["expr"] = "histogram_quantile(0.95, sum by (le) ("
+    rules.write_text(yaml.safe_dump(rule["spec"]))
+    broken = subprocess.run([promtool(), "check", "rules", str(rules)], capture_output=True)
+    assert broken.returncode != 0

@@ -3,6 +3,7 @@ receiver the test runs, joined by W3C `traceparent`."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -178,10 +179,15 @@ def test_one_turn_is_one_trace_across_the_three_programs(
 
 
 def test_a_turn_with_vocalizr_down_shows_the_failed_span(
-    chattr: Chattr, llm: FakeLLMServer, receiver: Receiver
+    chattr: Chattr, llm: FakeLLMServer, receiver: Receiver, tmp_path: Path
 ) -> None:
     nobody = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    url = chattr(CHATTR_VOCALIZR_URL=nobody, CHATTR_VISUALIZR_URL=nobody, CHATTR_MEDIA_RETRIES="0")
+    url = chattr(
+        CHATTR_VOCALIZR_URL=nobody,
+        CHATTR_VISUALIZR_URL=nobody,
+        CHATTR_MEDIA_RETRIES="0",
+        CHATTR_LOG_FORMAT="json",
+    )
     llm.script(REPLY)
     result = chat(url, "vocalizr-down")
     assert result["text"] == REPLY
@@ -198,3 +204,15 @@ def test_a_turn_with_vocalizr_down_shows_the_failed_span(
     assert any("vocalizr" in s.status_message for s in speech)
     (root,) = [s for s in spans if s.name == "chat turn"]
     assert root.attributes["chattr.outcome"] == "done"  # the reply stands without its speech
+
+    # Its JSON-lines log: every line parses; the failure's line names the turn's trace and
+    # conversation, and none holds the reply's words.
+    log = tmp_path / f"chattr-{url.rsplit(':', 1)[1]}.log"
+    lines = [json.loads(text) for text in log.read_text().splitlines()]
+    assert {line["program"] for line in lines} == {"chattr"}
+    failures = [line for line in lines if line["message"].startswith("media: vocalizr:")]
+    assert failures, lines
+    for line in failures:
+        assert line["trace_id"] == root.trace_id
+        assert line["conversation_id"] == "vocalizr-down"
+    assert not any("Italy" in line["message"] for line in lines)
