@@ -22,7 +22,7 @@ from chattr.testing.threaded_server import ThreadedServer
 from chattr.turn.service import ChatService
 
 from ...conftest import CHARACTERS
-from ...security.support import Page
+from ...security.support import Page, download
 from ..fake_media import FakeVocalizr, wav
 
 pytestmark = pytest.mark.slow  # starts chattr's app
@@ -73,16 +73,6 @@ def speak(page: Page, recording: Path) -> dict[str, Any]:
     )
 
 
-def exported(page: Page) -> dict[str, Any]:
-    """The page's conversation as "Download my conversation" gives it."""
-    downloaded = page.event("chattr-download", "click", [None])
-    assert downloaded["success"], downloaded
-    file_data = downloaded["output"]["data"][0]
-    body = page.http.get(file_data.get("value", file_data)["url"])
-    assert body.status_code == 200
-    return body.json()  # type: ignore[no-any-return]
-
-
 def shown(outcome: dict[str, Any]) -> list[tuple[str, str]]:
     """The chat messages an event ended with, as (role, text)."""
     chat = outcome["output"]["data"][0]
@@ -112,7 +102,7 @@ def test_a_spoken_message_is_answered_through_the_same_gate_as_a_typed_one(
     typed = page.event("chattr-message", "submit", ["And now?", [], None, None, False, 0])
     assert typed["success"], typed
     # Memory keeps both turns alike, and "Download my conversation" finds them.
-    assert [t["user"] for t in exported(page)["turns"] if t["user"]] == [SAID, "And now?"]
+    assert [t["user"] for t in download(page)["turns"] if t["user"]] == [SAID, "And now?"]
     refused = speak(page, recording)
     assert not refused["success"]
     assert "Too many messages: at most 2 a minute" in refused["output"]["error"]
