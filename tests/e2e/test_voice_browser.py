@@ -135,8 +135,9 @@ def test_two_spoken_turns_in_live_mode_and_a_barge_in(
     page.screenshot(path=str(OUTPUT / "1-first-reply-playing.png"), full_page=True)
     assert seen_playing == 1, "the reply's clips should play, one at a time"
 
-    # The hesitation did not end the first turn: one message holds the whole sentence.
-    assert chat.get_by_text("Wisconsin", exact=False).count() >= 1
+    # That the hesitation did not end the first turn (one message holds the whole sentence) is
+    # checked in memory below: the chat is scrolled to the reply's players by now, and a count of
+    # its rendered text says more about Gradio's rendering than about the turn.
 
     # Barge-in: the person says words over the reply; once they are heard, playback stops.
     stop_by = started + timeline["second_start"] + 5.0
