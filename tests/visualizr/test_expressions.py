@@ -15,7 +15,7 @@ from chatacter_common.emotions import EMOTION_LABELS, SHAPES, expression_of
 from visualizr.engines import frame_portrait
 from visualizr.engines.warp import WarpEngine, WarpPortrait
 from visualizr.expressions import REST, ExpressionCue, expression_track
-from visualizr.geometry import FaceLocator
+from visualizr.geometry import FACE_OVAL, FaceLocator
 from visualizr.media import AUDIO_RATE, decode_audio
 from visualizr.portraits import portrait_from_bytes
 
@@ -28,44 +28,6 @@ FPS = 25
 MOUTH_CORNERS = (61, 291)
 INNER_BROWS = (107, 336)
 STILL = (1, 152, 234, 454, 10)
-FACE_OVAL = (
-    10,
-    338,
-    297,
-    332,
-    284,
-    251,
-    389,
-    356,
-    454,
-    323,
-    361,
-    288,
-    397,
-    365,
-    379,
-    378,
-    400,
-    377,
-    152,
-    148,
-    176,
-    149,
-    150,
-    136,
-    172,
-    58,
-    132,
-    93,
-    234,
-    127,
-    162,
-    21,
-    54,
-    103,
-    67,
-    109,
-)
 
 
 def cue(label: str, previous: str | None = None) -> ExpressionCue:
