@@ -167,7 +167,12 @@ def test_two_spoken_turns_in_live_mode_and_a_barge_in(
     assert len(turns) == 2, turns
     first, second = turns
     assert first.interrupted and not second.interrupted
-    assert "holidays" in first.user.lower() and "wisconsin" in first.user.lower()
+    # One message holds words from both sides of the hesitation. tiny.en hears the fake
+    # microphone a little differently from run to run ("holidays" came back "hoodlays" once),
+    # so each side is any of its words.
+    heard = first.user.lower()
+    assert any(w in heard for w in ("holidays", "celebrating", "loved ones", "festivities")), heard
+    assert any(w in heard for w in ("wisconsin", "muddling", "coat")), heard
     assert LONG_REPLY.startswith(first.assistant.rstrip("…").strip()) or first.assistant == "…"
     assert len(first.assistant) < len(LONG_REPLY)
     assert "this year" in second.user.lower() and second.assistant == SHORT_REPLY
