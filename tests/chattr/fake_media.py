@@ -8,10 +8,19 @@ import json
 import wave
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
+from langchain_core.language_models import BaseChatModel
 
+from chattr.characters.character_set import load_characters
 from chattr.media.clients import ClientOptions, VisualizrClient, VocalizrClient
+from chattr.media.fanout import FanoutOptions, MediaFanout
+from chattr.media.store import MediaStore
+from chattr.memory import open_memory
+from chattr.turn.service import ChatService
+
+from ..conftest import CHARACTERS
 
 # No waiting between retries: the tests are about what happens, not when.
 FAST = ClientOptions(retries=1, backoff_s=0.0, breaker_threshold=100)
@@ -135,3 +144,26 @@ class FakeVisualizr:
 
     def client(self, options: ClientOptions = FAST) -> VisualizrClient:
         return VisualizrClient(VISUALIZR, options, transport=httpx.MockTransport(self))
+
+
+def in_process_service(
+    tmp_path: Path, llm: BaseChatModel, vocalizr: FakeVocalizr | None = None
+) -> ChatService:
+    """The shipped characters, in-process memory, no knowledge, `llm`; with `vocalizr`, a media
+    fan-out (speech only) whose joined replies go to `tmp_path`."""
+    media = None
+    if vocalizr is not None:
+        media = MediaFanout(
+            vocalizr.client(),
+            None,
+            store=MediaStore.under(tmp_path),
+            public_url="http://chattr.test",
+            options=FanoutOptions(),
+        )
+    return ChatService(
+        characters=load_characters(CHARACTERS),
+        memory=open_memory(None, max_turns=10, ttl_s=3600),
+        retriever=None,
+        llm=llm,
+        media=media,
+    )

@@ -19,18 +19,14 @@ from starlette.requests import Request
 from chattr.access.gate import Gate
 from chattr.access.hf_signin import HfSignIn, SignInRequired
 from chattr.access.rate_limits import FairShare, InProcessRateLimiter, LimitReached
-from chattr.characters.character_set import load_characters
-from chattr.media.fanout import FanoutOptions, MediaFanout
-from chattr.media.store import MediaStore
-from chattr.memory import Turn, open_memory
+from chattr.memory import Turn
 from chattr.refusal import Refusal
 from chattr.reply import TurnState
 from chattr.turn.loop import TurnLoop
 from chattr.turn.personal_data import BadSession, PersonalData
-from chattr.turn.service import ChatService, TurnFailed, TurnRejected
+from chattr.turn.service import TurnFailed, TurnRejected
 
-from ...conftest import CHARACTERS
-from ..fake_media import FakeVocalizr
+from ..fake_media import FakeVocalizr, in_process_service
 
 REPLY = "I crossed the Alps in 1800. The snow was deep. We won at Marengo."
 SESSION = "session-1"
@@ -74,22 +70,7 @@ def make_loop(
     sign_in: HfSignIn | None = None,
     shown_as: type[Exception] | None = None,
 ) -> TurnLoop:
-    media = None
-    if vocalizr is not None:
-        media = MediaFanout(
-            vocalizr.client(),
-            None,
-            store=MediaStore.under(tmp_path),
-            public_url="http://chattr.test",
-            options=FanoutOptions(),
-        )
-    service = ChatService(
-        characters=load_characters(CHARACTERS),
-        memory=open_memory(None, max_turns=10, ttl_s=3600),
-        retriever=None,
-        llm=llm or model(),
-        media=media,
-    )
+    service = in_process_service(tmp_path, llm or model(), vocalizr)
     gate = Gate(
         turns=InProcessRateLimiter(turns_per_minute, 60.0) if turns_per_minute else None,
         imports=None,

@@ -12,10 +12,6 @@ import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
-from chattr.characters.character_set import load_characters
-from chattr.media.fanout import FanoutOptions, MediaFanout
-from chattr.media.store import MediaStore
-from chattr.memory import open_memory
 from chattr.run.assembly import create_app
 from chattr.settings import Settings
 from chattr.testing.threaded_server import ThreadedServer
@@ -23,7 +19,7 @@ from chattr.turn.service import ChatService
 
 from ...conftest import CHARACTERS
 from ...security.support import Page, download
-from ..fake_media import FakeVocalizr, wav
+from ..fake_media import FakeVocalizr, in_process_service, wav
 
 pytestmark = pytest.mark.slow  # starts chattr's app
 
@@ -47,19 +43,8 @@ def app(tmp_path: Path) -> Iterator[Running]:
         turns_per_minute=2,
     )
     vocalizr = FakeVocalizr(transcript=f"  {SAID} ")
-    media = MediaFanout(
-        vocalizr.client(),
-        None,
-        store=MediaStore.under(tmp_path),
-        public_url="http://chattr.test",
-        options=FanoutOptions(),
-    )
-    service = ChatService(
-        characters=load_characters(CHARACTERS),
-        memory=open_memory(None, max_turns=10, ttl_s=3600),
-        retriever=None,
-        llm=GenericFakeChatModel(messages=iter([AIMessage(content=REPLY)] * 10)),
-        media=media,
+    service = in_process_service(
+        tmp_path, GenericFakeChatModel(messages=iter([AIMessage(content=REPLY)] * 10)), vocalizr
     )
     with ThreadedServer(create_app(settings, service)) as server:
         yield Running(server, service, vocalizr)

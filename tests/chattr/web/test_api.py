@@ -13,19 +13,15 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
 from chattr.access.gate import Gate
-from chattr.characters.character_set import load_characters
-from chattr.media.fanout import FanoutOptions, MediaFanout
 from chattr.media.store import MediaStore
-from chattr.memory import open_memory
 from chattr.settings import Settings
 from chattr.turn.loop import TurnLoop
 from chattr.turn.personal_data import PersonalData
-from chattr.turn.service import ChatService
 from chattr.web.api import ChatApi
 from chattr.web.layout import build_blocks
 
 from ...conftest import CHARACTERS
-from ..fake_media import FakeVocalizr
+from ..fake_media import FakeVocalizr, in_process_service
 
 REPLY = "Ah, a visitor. Few ships reach this rock."
 
@@ -41,21 +37,8 @@ def settings(tmp_path: Path) -> Settings:
 
 def chat_api(tmp_path: Path, vocalizr: FakeVocalizr | None = None) -> ChatApi:
     config = settings(tmp_path)
-    media = None
-    if vocalizr is not None:
-        media = MediaFanout(
-            vocalizr.client(),
-            None,
-            store=MediaStore.under(tmp_path),
-            public_url="http://chattr.test",
-            options=FanoutOptions(),
-        )
-    service = ChatService(
-        characters=load_characters(CHARACTERS),
-        memory=open_memory(None, max_turns=10, ttl_s=3600),
-        retriever=None,
-        llm=GenericFakeChatModel(messages=iter([AIMessage(content=REPLY)] * 10)),
-        media=media,
+    service = in_process_service(
+        tmp_path, GenericFakeChatModel(messages=iter([AIMessage(content=REPLY)] * 10)), vocalizr
     )
     loop = TurnLoop(
         service,
