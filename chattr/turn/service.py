@@ -122,9 +122,9 @@ class ChatService:
                     self._llm = self._llm_factory()
         return self._llm
 
-    def warm_up(self, then: Callable[[], None] | None = None) -> None:
-        """Build the chat model now (in the background), so the first turn does not wait; then
-        run `then` (the knowledge's loading), so the two do not compete for the interpreter."""
+    def warm_up(self) -> None:
+        """Build the chat model now (in the background), so the first turn does not wait; the
+        knowledge loads beside it (`chattr.run.assembly`)."""
 
         def build() -> None:
             started = time.perf_counter()
@@ -134,9 +134,6 @@ class ChatService:
                     log.info("chat model ready in %.1f s", time.perf_counter() - started)
             except Exception:  # the turn that needs it says why; loading goes on
                 log.exception("could not build the chat model")
-            finally:
-                if then is not None:
-                    then()
 
         threading.Thread(target=build, name="chattr-llm", daemon=True).start()
         threading.Thread(target=self._prepare_emotions, name="chattr-emotions", daemon=True).start()
