@@ -18,6 +18,11 @@ import redis
 log = logging.getLogger(__name__)
 
 
+# Where a character id goes in the memory key, for a session's scene (chattr.scene): ids are
+# lowercase words, so no character's chat can share it. Its turns name their `speaker`.
+SCENE_KEY = "@scene"
+
+
 @dataclass(frozen=True)
 class Turn:
     """One exchange: what the person said and what the character answered."""
@@ -29,6 +34,8 @@ class Turn:
     interrupted: bool = False
     # The joined reply's audio and video URLs, for export.
     media: tuple[str, ...] = ()
+    # In a scene, the member who said `assistant` (a character id); empty in a one-character chat.
+    speaker: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "media", tuple(self.media))  # a list when read back from JSON

@@ -95,6 +95,13 @@ class Settings(BaseSettings):
     memory_hits: int = Field(default=3, description="Older turns recalled from long-term memory.")
 
     max_message_chars: int = Field(default=2000, description="Longest accepted user message.")
+    scene_max_replies: int = Field(
+        default=4,
+        ge=1,
+        le=16,
+        description="In a scene, the most members who answer one message (the `list` strategy "
+        "included).",
+    )
     max_upload_mb: int = Field(
         default=64,
         gt=0,

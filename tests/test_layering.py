@@ -164,7 +164,8 @@ def test_only_the_space_entry_imports_the_services_from_chattr() -> None:
 
 # chattr's layers by package, lowest first: a module may import its own layer's and lower layers'.
 # What a turn produces, and what chattr refuses ← what a turn uses (characters, media, access,
-# memory, the LLM) ← knowledge (which reads the characters) ← the turn ← voice ← the web edge
+# memory, the LLM) ← knowledge (which reads the characters) ← the turn ← scenes (turns of
+# several characters) ← voice ← the web edge
 # (which lays out the voice controls) ← running it. `chattr.settings` is read by every layer and
 # belongs to none.
 LAYERS = [
@@ -172,6 +173,7 @@ LAYERS = [
     ["chattr.characters", "chattr.media", "chattr.access", "chattr.memory", "chattr.llm"],
     ["chattr.knowledge"],
     ["chattr.turn"],
+    ["chattr.scene"],
     ["chattr.voice"],
     ["chattr.web"],
     ["chattr.run", "chattr.__main__"],

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from chatacter_common.character_folder import EXPRESSIONS_DIR
 from chattr.characters.character_set import (
     CHARACTER_FILE,
+    DEFAULT_TALKATIVENESS,
     KNOWLEDGE_DIR,
     CappedText,
     Character,
@@ -90,12 +91,15 @@ class Card:
     source: Path
     spec: str
     name: str
+    nickname: str = ""
     description: str = ""
     personality: str = ""
     scenario: str = ""
     first_mes: str = ""
     mes_example: str = ""
     alternate_greetings: tuple[str, ...] = ()
+    group_only_greetings: tuple[str, ...] = ()
+    talkativeness: float | None = None  # data.extensions.talkativeness, when it is a number
     system_prompt: str = ""
     post_history_instructions: str = ""
     creator_notes: str = ""
@@ -223,12 +227,15 @@ def _write_character_folder(card: Card, folder: Path) -> list[str]:
         scenario=card.scenario,
         greeting=card.first_mes if card.first_mes.strip() else DEFAULT_GREETING,
         alternate_greetings=[text for text in card.alternate_greetings if text.strip()],
+        nickname=card.nickname,
+        group_only_greetings=list(card.group_only_greetings),
         example_dialogue=card.mes_example,
         system_prompt=card.system_prompt,
         post_history_instructions=card.post_history_instructions,
         tags=list(card.tags),
         creator=card.creator,
         creator_notes=card.creator_notes,
+        talkativeness=DEFAULT_TALKATIVENESS if card.talkativeness is None else card.talkativeness,
     )
     (folder / CHARACTER_FILE).write_text(character.to_yaml(), encoding="utf-8")
     if card.image is not None:
@@ -521,12 +528,15 @@ class _CardDataModel(_Lenient):
     first_mes: CappedText = ""
     mes_example: CappedText = ""
     alternate_greetings: list[CappedText] = []
+    nickname: CappedText = ""
+    group_only_greetings: list[CappedText] = []
     system_prompt: CappedText = ""
     post_history_instructions: CappedText = ""
     creator_notes: CappedText = ""
     creator: CappedText = ""
     tags: list[str] = []
     character_book: _BookModel | None = None
+    extensions: Any = None  # whatever a tool put there; only talkativeness is read
 
     @model_validator(mode="after")
     def _bounded(self) -> _CardDataModel:
@@ -580,6 +590,11 @@ def _card_from_document(document: Any, path: Path, image: bytes | None) -> Card:
         first_mes=model.first_mes,
         mes_example=model.mes_example,
         alternate_greetings=tuple(model.alternate_greetings),
+        nickname=model.nickname.strip(),
+        group_only_greetings=tuple(text for text in model.group_only_greetings if text.strip()),
+        talkativeness=_talkativeness(
+            model.extensions.get("talkativeness") if isinstance(model.extensions, dict) else None
+        ),
         system_prompt=model.system_prompt,
         post_history_instructions=model.post_history_instructions,
         creator_notes=model.creator_notes,
@@ -590,6 +605,18 @@ def _card_from_document(document: Any, path: Path, image: bytes | None) -> Card:
         book=book,
         image=image,
     )
+
+
+def _talkativeness(value: Any) -> float | None:
+    """A card's talkativeness: SillyTavern writes it as a string ("0.5"), others as a number;
+    what is not a number from 0 to 1 is left out (the default then holds)."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if 0.0 <= number <= 1.0 else None
 
 
 def _lorebook(model: _BookModel, path: Path, prefix: str) -> Lorebook:

@@ -52,6 +52,7 @@ from chatacter_common.character_folder import (
 
 __all__ = [
     "CHARACTER_FILE",
+    "DEFAULT_TALKATIVENESS",
     "ID_PATTERN",
     "KNOWLEDGE_DIR",
     "KNOWLEDGE_SUFFIXES",
@@ -82,6 +83,8 @@ ID_PATTERN = CHARACTER_ID  # the name chattr's modules know it by
 # The text fields reach the prompt on every turn: 200,000 characters a field (~50k tokens),
 # 400,000 for all of them together, is already more than most models' context.
 MAX_FIELD_CHARS = 200_000
+# SillyTavern's talkativeness when a card gives none.
+DEFAULT_TALKATIVENESS = 0.5
 MAX_TEXT_CHARS = 400_000
 
 # SillyTavern's macros: {{char}} / {{user}} in any case (spaces inside the braces tolerated), and
@@ -129,12 +132,20 @@ class Character(BaseModel):
 
     id: str = Field(pattern=ID_PATTERN.pattern, exclude=True)  # the folder's name
     name: CappedText = Field(min_length=1)
+    # Another name the character answers to in a scene ("Boney"); a card's V3 `nickname`.
+    nickname: CappedText = ""
     description: CappedText = Field(min_length=1)  # one line, for the gallery
     background: CappedText = ""  # who the character is, in prose (a card's "description")
     personality: CappedText = ""
     scenario: CappedText = ""
     greeting: CappedText = Field(min_length=1)
     alternate_greetings: list[CappedText] = []
+    # Greetings for scenes only (a card's V3 `group_only_greetings`); a scene opens with the
+    # first, else with `greeting`.
+    group_only_greetings: list[CappedText] = []
+    # How likely the character speaks up in a scene when not named (SillyTavern's
+    # talkativeness): 0 only when named, 1 always.
+    talkativeness: float = Field(default=DEFAULT_TALKATIVENESS, ge=0.0, le=1.0)
     example_dialogue: CappedText = ""
     system_prompt: CappedText = ""
     post_history_instructions: CappedText = ""
@@ -207,6 +218,11 @@ class Character(BaseModel):
     def greetings(self) -> list[str]:
         """The greetings a conversation can open with: the main one (0), then the alternates."""
         return [self.greeting, *(text for text in self.alternate_greetings if text.strip())]
+
+    def scene_greeting(self) -> str:
+        """The line the character opens a scene with: its first scene-only greeting, else the
+        main one."""
+        return next((text for text in self.group_only_greetings if text.strip()), self.greeting)
 
     def render(self, text: str, user: str = "User") -> str:
         """Resolve the {{char}} and {{user}} macros (and legacy <BOT>/<USER>) in card text."""

@@ -11,7 +11,7 @@ import contextlib
 import dataclasses
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from opentelemetry.trace import INVALID_SPAN, Span, use_span
 
@@ -28,25 +28,35 @@ from chattr.turn.service import ChatService
 log = logging.getLogger(__name__)
 
 
-class AdmittedTurn:
+class Finishing(Protocol):
+    """A turn's state, or a scene message's: the last one is done."""
+
+    @property
+    def done(self) -> bool: ...
+
+
+StateT = TypeVar("StateT", bound=Finishing)
+
+
+class AdmittedTurn(Generic[StateT]):
     """A turn that passed the gate: iterate it for its states, the last one done (unless the
-    caller stops early, which stops the turn and its media)."""
+    caller stops early, which stops the turn and its media). A scene message is one too."""
 
     def __init__(
         self,
-        states: AsyncGenerator[TurnState, None],
+        states: AsyncGenerator[StateT, None],
         span: Span = INVALID_SPAN,
         conversation_id: str = "",
     ) -> None:
         self._states = states
         self.span = span  # the turn's trace
         self.conversation_id = conversation_id  # on the log lines the turn writes
-        self.state: TurnState | None = None  # the latest
+        self.state: StateT | None = None  # the latest
 
-    def __aiter__(self) -> AdmittedTurn:
+    def __aiter__(self) -> AdmittedTurn[StateT]:
         return self
 
-    async def __anext__(self) -> TurnState:
+    async def __anext__(self) -> StateT:
         # No generator of its own: breaking out of the loop leaves nothing suspended here.
         # The turn's span is current for this step only: the next may run in another context.
         with (
@@ -107,7 +117,7 @@ class TurnLoop:
         *,
         media: bool,
         greeting: int | None = None,
-    ) -> AsyncIterator[AdmittedTurn]:
+    ) -> AsyncIterator[AdmittedTurn[TurnState]]:
         """Check the request, admit it (it holds its turn slot until the block ends), and give
         the turn to iterate. Leaving the block early stops the turn and its media; however it
         ends, the media it made are noted so `forget` finds them."""

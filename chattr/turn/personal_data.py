@@ -27,7 +27,7 @@ import redis
 from chattr.knowledge.retrieval import RetrievalUnavailable
 from chattr.knowledge.store import RememberedTurn
 from chattr.media.store import MediaStore
-from chattr.memory import MemoryUnavailable, Turn
+from chattr.memory import SCENE_KEY, MemoryUnavailable, Turn
 from chattr.refusal import Refusal
 from chattr.reply import TurnState
 from chattr.turn.service import ChatService
@@ -199,11 +199,13 @@ def readable_export(data: Mapping[str, Any]) -> str:
         f"Exported {data['exported_at']}; {len(data['turns'])} turns, oldest first.",
     ]
     for turn in data["turns"]:
-        lines += ["", f"## {turn['at_utc']} — {turn['character_name']}", ""]
+        heading = f"## {turn['at_utc']} — {turn['character_name']}".rstrip(" —")
+        lines += ["", heading, ""]
         if turn["user"]:
             lines += [f"**You:** {turn['user']}", ""]
-        note = " *(interrupted: the part you heard)*" if turn["interrupted"] else ""
-        lines.append(f"**{turn['character_name']}:** {turn['assistant']}{note}")
+        if turn["assistant"]:  # a scene's message nobody answered has none
+            note = " *(interrupted: the part you heard)*" if turn["interrupted"] else ""
+            lines.append(f"**{turn['character_name']}:** {turn['assistant']}{note}")
         for url in turn["media"]:
             lines += ["", f"- <{url}>"]
     for line in data.get("not_exported") or []:
@@ -268,13 +270,15 @@ class PersonalData:
                 remembered.character_id,
                 Turn(remembered.user, remembered.assistant, remembered.at, media=remembered.media),
             )
-        for cid in sorted(characters):
+        for cid in [*sorted(characters), SCENE_KEY]:
             try:
                 recent = self.service.memory.recent(session_id, cid)
             except MemoryUnavailable as exc:
                 raise BadSession(f"The conversation cannot be read now: {exc}") from exc
             for turn in recent:
-                turns[(cid, turn.at)] = ExportedTurn(cid, turn)
+                # A scene's line is its speaker's (none: a message nobody answered).
+                speaker = turn.speaker if cid == SCENE_KEY else cid
+                turns[(speaker, turn.at)] = ExportedTurn(speaker, turn)
         ordered = sorted(turns.values(), key=lambda t: t.turn.at)
         return {
             "session_id": session_id,
@@ -347,14 +351,14 @@ class PersonalData:
         memory = self.service.memory
         turns: set[tuple[str, float]] = set()  # a turn in both memories counts once
         turn_media: list[str] = []  # what export links to: its files go too
-        for cid in sorted(self.service.characters.characters):
+        for cid in [*sorted(self.service.characters.characters), SCENE_KEY]:
             try:
                 recent = memory.recent(session_id, cid)
                 memory.clear(session_id, cid)
             except MemoryUnavailable as exc:
                 report.not_deleted.append(f"short-term memory: {exc}")
                 break
-            turns.update((cid, turn.at) for turn in recent)
+            turns.update((turn.speaker if cid == SCENE_KEY else cid, turn.at) for turn in recent)
             turn_media.extend(url for turn in recent for url in turn.media)
         retriever = self.service.retriever
         if retriever is not None:

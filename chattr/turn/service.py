@@ -253,7 +253,7 @@ class ChatService:
         media_done = job is None
         speech = SpeechFilter(character.voice.speak)
         try:
-            async for _ in self._stream_reply(llm, messages, state, job, started, speech):
+            async for _ in self.stream_reply(llm, messages, state, job, started, speech):
                 if job is not None:
                     state.show_media(job.media)
                 yield state
@@ -274,7 +274,7 @@ class ChatService:
         state.done = True
         yield state
 
-    async def _stream_reply(
+    async def stream_reply(
         self,
         llm: BaseChatModel,
         messages: list[BaseMessage],

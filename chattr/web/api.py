@@ -1,5 +1,6 @@
-"""The named API endpoints scripts call with gradio_client: `chat`, `characters`, `export`,
-`undo`, `forget`. Turns go through the app's turn loop (`chattr.turn.loop`), as the page's do.
+"""The named API endpoints scripts call with gradio_client: `chat`, `scene`, `characters`,
+`export`, `undo`, `forget`. Turns go through the app's turn loop (`chattr.turn.loop`), as the
+page's do; scene messages too (`chattr.scene.loop`).
 
 Gradio reads an endpoint's parameters, their defaults and its result from the function's
 signature and docstring, so each endpoint is a method of `ChatApi` (bound to one app's loop)
@@ -18,6 +19,8 @@ from gradio.data_classes import FileData
 # gradio leaves `api` out of its __all__, so strict typing refuses `gr.api`: from where it lives.
 from gradio.events import api as gradio_api
 
+from chattr.scene.loop import SceneLoop
+from chattr.scene.runner import SceneRunner
 from chattr.settings import Settings
 from chattr.turn.loop import TurnLoop
 from chattr.turn.personal_data import check_session_id
@@ -33,9 +36,12 @@ class ChatApi:
     """The public API of one app, over its turn loop (the service, the fair-use gate, the
     person's data)."""
 
-    def __init__(self, loop: TurnLoop, settings: Settings) -> None:
+    def __init__(self, loop: TurnLoop, settings: Settings, scenes: SceneLoop | None = None) -> None:
         self.loop = loop
         self.settings = settings
+        self.scenes = scenes or SceneLoop(
+            loop, SceneRunner(loop.service, max_replies=settings.scene_max_replies)
+        )
 
     async def chat(
         self,
@@ -80,6 +86,54 @@ class ChatApi:
             async for state in turn:
                 result = state.to_api()
                 yield result if transcript is None else {**result, "transcript": transcript}
+
+    async def scene(
+        self,
+        message: str = "",
+        characters: list[str] | None = None,
+        session_id: str = "",
+        media: bool = True,
+        strategy: str = "natural",
+        speaker: str = "",
+        muted: list[str] | None = None,
+        join_lorebooks: bool = False,
+        request: gr.Request | None = None,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """One message in a scene: several characters, each answering in its own voice and face.
+        Streams partial results; the last one is complete.
+
+        Args:
+            message: what the person says to the scene (empty: the members go on talking).
+            characters: the members' ids, two or more, in the scene's order.
+            session_id: the scene's id; empty starts a new scene (it opens with the members'
+                greetings, in `greetings`).
+            media: make speech and video of each reply (when the services are available).
+            strategy: who answers: `natural` (those named, then each by its talkativeness),
+                `list` (every member in order), `pooled` (one who has not spoken since the
+                person last did), `manual` (only `speaker`).
+            speaker: a member's id: that member alone answers (any strategy).
+            muted: members who answer only when they are the `speaker`.
+            join_lorebooks: each reply reads every member's World Info, not only its speaker's.
+        Returns:
+            {session_id, characters, greetings: [{character, text}], replies: [{character,
+            text, message, audio_url, video_url, segments, errors}], errors}
+        """
+        if session_id in ("", None):
+            session_id = new_session_id()
+        with self.loop.refusals_shown():
+            checked = self.scenes.runner.validate(
+                message,
+                characters,
+                session_id,
+                strategy=strategy,
+                speaker=speaker,
+                muted=muted,
+                join_lorebooks=join_lorebooks,
+                media=media,
+            )
+        async with self.scenes.scene(request, checked) as turn:
+            async for state in turn:
+                yield state.to_api()
 
     def characters(self) -> list[dict[str, Any]]:
         """The characters: [{id, name, description, greeting, greetings}]."""
@@ -138,6 +192,7 @@ class ChatApi:
     def register(self) -> None:
         """Add the endpoints to the Blocks being built."""
         gradio_api(self.chat, api_name="chat", concurrency_limit=None)
+        gradio_api(self.scene, api_name="scene", concurrency_limit=None)
         gradio_api(self.characters, api_name="characters")
         gradio_api(self.export, api_name="export")
         gradio_api(self.undo, api_name="undo")

@@ -7,6 +7,8 @@ from __future__ import annotations
 import gradio as gr
 
 from chattr.access.gate import Gate
+from chattr.scene.loop import SceneLoop
+from chattr.scene.runner import SceneRunner
 from chattr.settings import Settings
 from chattr.turn.loop import TurnLoop
 from chattr.turn.personal_data import PersonalData, open_media_index
@@ -59,7 +61,8 @@ def build_blocks(
         public_url=settings.fixed_public_url,
         shown_as=gr.Error,
     )
-    api = ChatApi(loop, settings)
+    scenes = SceneLoop(loop, SceneRunner(service, max_replies=settings.scene_max_replies))
+    api = ChatApi(loop, settings, scenes=scenes)
     page = ChatPage(api, status=status)
     voice = VoiceControls(
         loop,
