@@ -390,3 +390,33 @@ def test_broken_card_import_writes_nothing(tmp_path: Path, kind: str) -> None:
     with pytest.raises(CardError):
         import_card(write_broken(tmp_path, kind), characters_dir)
     assert list(characters_dir.iterdir()) == []
+
+
+# --- what scenes read -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("talkativeness", "expected"),
+    [("0.3", 0.3), (0.9, 0.9), (0, 0.0), ("loud", 0.5), (1.5, 0.5), (True, 0.5), (None, 0.5)],
+)
+def test_scene_fields_of_a_card_are_imported(
+    tmp_path: Path, talkativeness: Any, expected: float
+) -> None:
+    # SillyTavern writes talkativeness as a string in extensions; what is no number from 0 to 1
+    # leaves the default.
+    document = v3(extensions={"talkativeness": talkativeness, "fav": False})
+    document["data"].update(group_only_greetings=["", "{{char}} joins the table."])
+    character = import_card(write_json(tmp_path / "mira.json", document), tmp_path / "characters")
+    assert character.talkativeness == expected
+    assert character.nickname == "Mira"
+    assert character.group_only_greetings == ["{{char}} joins the table."]
+    assert character.render(character.scene_greeting()) == "Captain Mira Vance joins the table."
+    # Scene-only greetings never open a one-character chat.
+    assert character.greetings() == [character.greeting, *character.alternate_greetings]
+
+
+def test_a_card_whose_extensions_are_not_an_object_still_imports(tmp_path: Path) -> None:
+    character = import_card(
+        write_json(tmp_path / "mira.json", v2(extensions=["odd"])), tmp_path / "characters"
+    )
+    assert character.talkativeness == 0.5 and character.scene_greeting() == character.greeting
