@@ -8,10 +8,8 @@ VENV := .venv
 UV_VERSION := 0.13.9
 UV := $(shell command -v uv 2>/dev/null || echo .uv/bin/uv)
 # Smart Turn v3.2 (BSD-2-Clause, Daily), the model that hears whether a spoken turn is complete,
-# ships inside the pipecat-ai wheel; set-up takes only the .onnx (and its licence) out of it:
-# pipecat's own dependencies (numba, openai, aiohttp, ...) are not needed to run it.
-SMART_TURN_WHEEL := pipecat-ai==1.14.0
-SMART_TURN_DIR := $(VENV)/share/chattr/smart-turn
+# ships inside the pipecat-ai wheel; set-up takes only the .onnx (and its licence) out of it
+# (chattr/voice/turn_model_setup.py): pipecat's own dependencies are not needed to run it.
 
 .PHONY: setup run test test-fast lint typecheck check bench bench-smoke lock browser-deps redis-deps promtool-deps uv-installed
 
@@ -23,13 +21,7 @@ setup: uv-installed
 	$(UV) venv --allow-existing --python $(PY) $(VENV) -q
 	$(UV) pip sync --python $(VENV) -q requirements.lock
 	$(UV) pip install --python $(VENV) -q --no-deps -e .
-	@test -f $(SMART_TURN_DIR)/smart-turn-v3.2-cpu.onnx || { \
-		tmp=$$(mktemp -d) && \
-		$(UV) pip install -q --no-deps --python $(VENV) --target $$tmp $(SMART_TURN_WHEEL) && \
-		mkdir -p $(SMART_TURN_DIR) && \
-		cp $$tmp/pipecat/audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx $(SMART_TURN_DIR)/ && \
-		cp $$tmp/pipecat_ai-*.dist-info/licenses/LICENSE $(SMART_TURN_DIR)/LICENSE && \
-		rm -rf $$tmp; }
+	$(VENV)/bin/python -m chattr.voice.turn_model_setup --uv $(UV)
 
 run: setup
 	$(VENV)/bin/chattr

@@ -52,6 +52,9 @@ else
 fi
 echo "image: $(podman image inspect chatacter:latest --format '{{.Size}}' |
     python3 -c 'import sys; print(f"{int(sys.stdin.read()) / 1e9:.2f} GB")')"
+# Live voice's turn model is in the image (the build copies it out of the pipecat-ai wheel).
+podman run --rm chatacter:latest python -c \
+    'from chattr.voice.turn_end import load_turn_model; load_turn_model(); print("turn model: loads")'
 
 # --- up ---
 down() {
