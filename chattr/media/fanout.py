@@ -250,8 +250,10 @@ class MediaJob:
                 break
             self._changed.clear()
             waiter = asyncio.create_task(self._changed.wait())
-            await asyncio.wait([waiter, *pending], return_when=asyncio.FIRST_COMPLETED)
-            waiter.cancel()
+            try:
+                await asyncio.wait([waiter, *pending], return_when=asyncio.FIRST_COMPLETED)
+            finally:  # also when the reply is stopped while it waits: no waiter left behind
+                waiter.cancel()
             yield
         if self.fanout.options.join and self.media.segments:
             with span("join"):

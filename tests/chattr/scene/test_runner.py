@@ -226,3 +226,30 @@ def test_the_next_member_starts_while_the_last_ones_speech_is_made(tmp_path: Pat
 
     final = asyncio.run(asyncio.wait_for(run(), 30))
     assert all(r.audio_url for r in final.replies)
+
+
+def test_a_scene_message_stopped_early_stops_every_reply_and_saves_none(tmp_path: Path) -> None:
+    vocalizr = FakeVocalizr()
+    held = asyncio.Event()  # never set: every clip is still being made when the caller leaves
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/speech":
+            await held.wait()
+        return vocalizr(request)
+
+    scene = runner(tmp_path, vocalizr=vocalizr, through=slow)
+
+    async def run() -> list[str]:
+        checked = scene.validate("Napoleon, then Albert.", BOTH, SESSION)
+        states = scene.run(checked)
+        async for state in states:
+            if len(state.replies) == 2 and state.replies[1].text:
+                break
+        await states.aclose()
+        await asyncio.sleep(0)  # one step: a task cancelled but not yet finished shows here
+        mine = asyncio.current_task()
+        return [repr(t) for t in asyncio.all_tasks() if t is not mine and not t.done()]
+
+    left = asyncio.run(run())
+    assert left == []  # no reply, clip or join still running
+    assert [t.user for t in scene.transcript(SESSION)] == ["", ""]  # the greetings only
