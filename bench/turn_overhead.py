@@ -8,13 +8,15 @@ here); the query embedding is real. Targets: p50 <= 8 ms at 100k chunks, and p50
 1.2 x p50(1k).
 
 Tracing's cost: the same turns at the smallest size (where a fixed cost weighs most) in two
-processes, one with tracing off (no tracer provider: OpenTelemetry's no-op API, as chattr runs
-without `OTEL_EXPORTER_OTLP_ENDPOINT`) and one with tracing on as chattr configures it (the
-batch processor exporting over OTLP/HTTP to a receiver on loopback), their runs interleaved so
-the machine's load hits both alike. A traced turn makes the spans chattr makes: the root,
-`memory` and `retrieval` inside the timed overhead, then `llm`, a `speech` and a `video` per
-sentence, `join` and `memory write` after it (exported too). The off process also runs the
-turns without a tracing call at all. Target: tracing on adds <= 2% to the overhead's p50.
+processes, one with tracing off (as chattr runs without `OTEL_EXPORTER_OTLP_ENDPOINT`: no tracer
+provider) and one with tracing on as chattr configures it (the batch processor exporting over
+OTLP/HTTP to a receiver on loopback); their runs take turns, so the machine's load hits both
+alike. A traced turn makes chattr's spans through chattr's helpers: the root, `memory` and
+`retrieval` inside the timed overhead, then `llm`, a `speech` and a `video` per sentence,
+`join` and `memory write` after it (exported too). In each process these turns alternate with
+turns that make no tracing call at all: a baseline without a second process's difference.
+Target: tracing on adds <= 2% to the overhead's p50; tracing off, nothing measurable. On a
+busy machine the two processes' difference is noisy: `--tracing-aa` (neither traces) shows it.
 
     .venv/bin/python bench/turn_overhead.py [--sizes 1000 10000 100000] [--turns 300]
     .venv/bin/python bench/turn_overhead.py --only-tracing [--tracing-runs 20 --tracing-turns 50]
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import io
 import json
 import os
@@ -34,8 +37,8 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext, redirect_stdout
+from collections.abc import Sequence
+from contextlib import nullcontext, redirect_stdout
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -49,7 +52,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
-from opentelemetry.trace import Span, use_span
+from opentelemetry.trace import INVALID_SPAN, Span
 
 from chatacter_common.telemetry import configure_tracing, flush_traces, inject, span
 from chattr.knowledge.embeddings import Embedder, load_default_embedder
@@ -201,17 +204,6 @@ class Timings:
         self.parts.setdefault(part, []).append(seconds * 1000)
 
 
-@contextmanager
-def _traced_step(root: Span, name: str) -> Iterator[None]:
-    with use_span(root), span(name):
-        yield
-
-
-def step(root: Span | None, name: str) -> AbstractContextManager[object]:
-    """`name`'s span under the turn's root, made current as chattr does; no root, no call."""
-    return nullcontext() if root is None else _traced_step(root, name)
-
-
 def one_turn(
     store: PointStore,
     embedder: Embedder,
@@ -221,21 +213,22 @@ def one_turn(
     *,
     traced: bool = False,
 ) -> None:
-    """One turn's overhead, timed. `traced`: inside the spans chattr makes around these steps
-    (the turn's root, `memory`, `retrieval`), then, untimed, the rest of a turn's spans; with
-    no tracer provider installed (tracing off) those calls reach OpenTelemetry's no-op API."""
+    """One turn's overhead, timed. `traced`: inside the spans chattr makes for these steps (the
+    turn's root, current for the step, `memory`, `retrieval`), through chattr's own helpers,
+    then, untimed, the rest of a turn's spans; without them, not a single tracing call."""
     c0, t0 = time.thread_time(), time.perf_counter()
-    root = tracing.start_turn(message, "char0", "bench-session") if traced else None
-    with step(root, "memory"):
-        history = recent.read()
-    t1 = time.perf_counter()
-    with step(root, "retrieval"):
-        vector = embedder.embed_query(message)
-        t2 = time.perf_counter()
-        knowledge = store.search_knowledge("char0", vector, limit=4)
-        memories = store.recall_turns("char0", "bench-session", vector, limit=3)
-    t3 = time.perf_counter()
-    prompt = build_prompt(history, knowledge, memories, message)
+    root = tracing.start_turn(message, "char0", "bench-session") if traced else INVALID_SPAN
+    with tracing.in_turn(root) if traced else nullcontext():
+        with span("memory") if traced else nullcontext():
+            history = recent.read()
+        t1 = time.perf_counter()
+        with span("retrieval") if traced else nullcontext():
+            vector = embedder.embed_query(message)
+            t2 = time.perf_counter()
+            knowledge = store.search_knowledge("char0", vector, limit=4)
+            memories = store.recall_turns("char0", "bench-session", vector, limit=3)
+        t3 = time.perf_counter()
+        prompt = build_prompt(history, knowledge, memories, message)
     t4, c4 = time.perf_counter(), time.thread_time()
     assert len(knowledge) == 4 and len(memories) == 3 and prompt
     timings.total.append((t4 - t0) * 1000)
@@ -244,7 +237,7 @@ def one_turn(
     timings.add("embed", t2 - t1)
     timings.add("search", t3 - t2)
     timings.add("prompt", t4 - t3)
-    if root is not None:
+    if traced:
         rest_of_turn(root, message, t4 - t0)
 
 
@@ -252,7 +245,7 @@ def rest_of_turn(root: Span, message: str, prepare_s: float) -> None:
     """The spans a turn makes in chattr after its overhead, empty here: `llm`, a `speech` and a
     `video` per sentence (each request's `traceparent` made), `join`, `memory write`, and the
     root's end with its timings; exported like the others, so the batches are a turn's size."""
-    with use_span(root):
+    with tracing.in_turn(root):
         llm = LlmSpan.start()
         for _ in range(TRACED_CHUNKS):
             llm.chunk()
@@ -334,13 +327,24 @@ class SpanSink:
 
 @dataclass
 class Run:
-    """One run of turns in a worker: each turn's overhead (wall time, and its thread's CPU
-    time: what a busy machine's other processes inflate least), and the process's CPU time for
-    the whole run, all its threads, the export of its spans (flushed at its end) included."""
+    """One run of a variant's turns in a worker: each turn's overhead (wall time, and its
+    thread's CPU time, which a busy machine's other processes inflate less), and the process's
+    CPU time a turn, all threads, the rest of the turn's spans and their export included."""
 
     ms: list[float]
     cpu_ms: list[float]
     process_cpu_ms_per_turn: float
+
+
+@dataclass
+class WorkerRun:
+    """What a worker's run answers: each variant's run, and the process's full garbage
+    collections meanwhile (spans waiting in the batch live long enough to reach the oldest
+    generation, and a full collection walks every object the process holds)."""
+
+    runs: dict[str, Run]
+    full_collections: int
+    full_collections_ms: float
 
 
 class TracingWorker:
@@ -370,11 +374,14 @@ class TracingWorker:
         """Wait until its store is built and warm; whether it traces."""
         return bool(self._answer()["tracing"])
 
-    def run(self, traced: bool, turns: int) -> Run:
+    def run(self, variants: Sequence[str], turns: int) -> WorkerRun:
+        """`turns` turns of each variant (`traced`, `bare`), interleaved turn by turn."""
         assert self.process.stdin is not None
-        self.process.stdin.write(f"{'traced' if traced else 'bare'} {turns}\n")
+        self.process.stdin.write(f"{turns} {' '.join(variants)}\n")
         self.process.stdin.flush()
-        return Run(**self._answer())
+        answer = self._answer()
+        runs = {name: Run(**run) for name, run in answer.pop("runs").items()}
+        return WorkerRun(runs=runs, **answer)
 
     def close(self) -> None:
         if self.process.stdin is not None:
@@ -382,13 +389,31 @@ class TracingWorker:
         self.process.wait(60)
 
 
+class FullCollections:
+    """Counts the garbage collector's full collections and the time they take."""
+
+    def __init__(self) -> None:
+        self.count, self.seconds, self._started = 0, 0.0, 0.0
+        gc.callbacks.append(self._note)
+
+    def _note(self, phase: str, info: dict[str, int]) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.count += 1
+            self.seconds += time.perf_counter() - self._started
+
+
 def tracing_worker(size: int, warmups: int) -> int:
     """The worker's side: tracing as chattr configures it (on when the environment names an
     OTLP endpoint), a store of `size` chunks, then runs of turns as the lines on stdin ask
-    (`traced 50`, `bare 50`), each answered with a JSON line."""
+    (`50 traced bare`: 50 turns of each, interleaved), each answered with a JSON line."""
     traces = configure_tracing("chattr")
     embedder = load_default_embedder()
     recent = RecentTurns()
+    collections = FullCollections()
     with tempfile.TemporaryDirectory(prefix="chattr-bench-tracing-") as tmp:
         store = EdgeKnowledgeStore(Path(tmp) / "edge", embedder)
         try:
@@ -401,17 +426,35 @@ def tracing_worker(size: int, warmups: int) -> int:
                 flush_traces()  # the batch processor's queue holds 2,048 spans
             print(json.dumps({"tracing": traces}), flush=True)
             for line in sys.stdin:
-                variant, count = line.split()
-                turns, timings = int(count), Timings()
-                started = time.process_time()
+                count, *variants = line.split()
+                turns = int(count)
+                timings = {name: Timings() for name in variants}
+                process_cpu = dict.fromkeys(variants, 0.0)
+                collected = collections.count, collections.seconds
                 for i in range(turns):
                     message = MESSAGES[i % len(MESSAGES)]
-                    one_turn(store, embedder, recent, message, timings, traced=variant == "traced")
-                flush_traces()  # the run's export counts in its CPU time
-                answer = Run(
-                    ms=timings.total,
-                    cpu_ms=timings.cpu,
-                    process_cpu_ms_per_turn=(time.process_time() - started) * 1000 / turns,
+                    # Each variant first every other turn: none always follows the same other.
+                    for name in variants if i % 2 == 0 else reversed(variants):
+                        started = time.process_time()
+                        traced = name == "traced"
+                        one_turn(store, embedder, recent, message, timings[name], traced=traced)
+                        process_cpu[name] += time.process_time() - started
+                started = time.process_time()
+                flush_traces()  # the run's export counts in the traced turns' CPU time
+                if "traced" in process_cpu:
+                    process_cpu["traced"] += time.process_time() - started
+                runs = {
+                    name: Run(
+                        ms=timings[name].total,
+                        cpu_ms=timings[name].cpu,
+                        process_cpu_ms_per_turn=process_cpu[name] * 1000 / turns,
+                    )
+                    for name in variants
+                }
+                answer = WorkerRun(
+                    runs=runs,
+                    full_collections=collections.count - collected[0],
+                    full_collections_ms=(collections.seconds - collected[1]) * 1000,
                 )
                 print(json.dumps(dataclasses.asdict(answer)), flush=True)
         finally:
@@ -446,43 +489,47 @@ class Variant:
 
 
 def compare(a: Variant, b: Variant, part: str) -> tuple[float, str]:
-    """p50(a) / p50(b) over all turns, and the spread of that ratio round by round."""
+    """p50(a) / p50(b) over all turns, and how that ratio spread round by round."""
     rounds = [
         percentile(getattr(x, part), 50) / percentile(getattr(y, part), 50)
         for x, y in zip(a.runs, b.runs, strict=True)
     ]
-    return a.p50(part) / b.p50(part), (
-        f"by round {percentile(rounds, 25):.3f} to {percentile(rounds, 75):.3f} (middle half), "
-        f"{min(rounds):.3f} to {max(rounds):.3f} (all)"
-    )
+    middle = f"{percentile(rounds, 25):.3f}-{percentile(rounds, 75):.3f}"
+    return a.p50(part) / b.p50(part), f"({middle}, {min(rounds):.3f}-{max(rounds):.3f})"
 
 
 def tracing_cost(size: int, runs: int, turns: int, warmups: int, *, aa: bool) -> None:
-    """The same turns with tracing off and on (and without a tracing call at all), in two
-    processes, interleaved run by run; prints the medians, the ratios and the verdict."""
+    """The same turns with tracing off and on, in two processes whose runs take turns; in
+    each, the turns interleaved with turns that make no tracing call at all. Prints the medians,
+    the ratios and the verdict."""
     print(
         f"\ntracing's cost: the same turns at {size:,} chunks, {runs} runs x {turns} turns per "
-        "variant, interleaved run by run; starting the two workers ...",
+        "variant, the two processes' runs in turn; starting them ...",
         flush=True,
     )
     sink = SpanSink()
     off = TracingWorker(size, warmups, endpoint=None)
     on = TracingWorker(size, warmups, endpoint=None if aa else sink.url)
+    workers = {"on": on, "off": off}
     variants = {
-        "on": Variant("tracing on" + (" (A/A: it is off)" if aa else ", OTLP to a receiver")),
-        "off": Variant("tracing off: no tracer provider"),
-        "bare": Variant("no tracing call at all"),
+        ("on", "traced"): Variant("tracing on" + (" (A/A: off)" if aa else ", OTLP export")),
+        ("on", "bare"): Variant("  no tracing call, same process"),
+        ("off", "traced"): Variant("tracing off: no tracer provider"),
+        ("off", "bare"): Variant("  no tracing call, same process"),
     }
-    workers = {"on": (on, True), "off": (off, True), "bare": (off, False)}
+    collections = {"on": [0, 0.0], "off": [0, 0.0]}
     try:
         if off.ready() or on.ready() == aa:
             raise RuntimeError("a tracing worker's tracing is not what was asked")
         before = load()
         for r in range(runs):
-            # ABC then CBA: no variant always runs first, or right after the same other.
-            for name in list(workers) if r % 2 == 0 else reversed(workers):
-                worker, with_spans = workers[name]
-                variants[name].runs.append(worker.run(with_spans, turns))
+            # One process's run, then the other's, each alike: each run follows the other's.
+            for process in ("on", "off") if r % 2 == 0 else ("off", "on"):
+                answer = workers[process].run(["traced", "bare"], turns)
+                for name, run in answer.runs.items():
+                    variants[process, name].runs.append(run)
+                collections[process][0] += answer.full_collections
+                collections[process][1] += answer.full_collections_ms
         after = load()
     finally:
         off.close()
@@ -491,31 +538,33 @@ def tracing_cost(size: int, runs: int, turns: int, warmups: int, *, aa: bool) ->
     sink.close()
 
     print(f"  before: {before}\n  after:  {after}")
-    print(
-        f"  {'(ms)':<34} {'turn p50':>8} {'p95':>7} {'its CPU p50':>12} "
-        f"{'process CPU a turn, export in':>30}"
-    )
+    print(f"  {'ms':<34} {'turn p50':>8} {'p95':>7} {'its CPU p50':>12}  process CPU a turn")
     for variant in variants.values():
         print(
             f"  {variant.label:<34} {variant.p50():8.2f} {variant.p50(q=95):7.2f} "
-            f"{variant.p50('cpu_ms'):12.2f} {variant.process_cpu():30.2f}"
+            f"{variant.p50('cpu_ms'):12.2f}  {variant.process_cpu():8.2f}"
         )
-    traced, untraced, bare = variants["on"], variants["off"], variants["bare"]
-    ratio, rounds = compare(traced, untraced, "ms")
+    traced, untraced = variants["on", "traced"], variants["off", "traced"]
+    print("  ratios of p50s (by round: middle half, all)    turn                       its CPU")
+    for label, a, b in (
+        ("tracing on / off", traced, untraced),
+        ("tracing on / no call, one process", traced, variants["on", "bare"]),
+        ("tracing off / no call, one process", untraced, variants["off", "bare"]),
+    ):
+        turn, turn_rounds = compare(a, b, "ms")
+        cpu, cpu_rounds = compare(a, b, "cpu_ms")
+        print(f"  {label:<34} {turn:7.3f} {turn_rounds:<24} {cpu:7.3f} {cpu_rounds}")
+    ratio = traced.p50() / untraced.p50()
     verdict = "met" if ratio <= TARGET_TRACING_RATIO else "MISSED"
-    print(
-        f"tracing on / off, turn p50: {ratio:.3f} (target <= {TARGET_TRACING_RATIO}: "
-        f"{verdict}); {rounds}"
-    )
-    print("tracing on / off, its CPU p50: {:.3f}; {}".format(*compare(traced, untraced, "cpu_ms")))
+    print(f"tracing on / off, turn p50: {ratio:.3f} (target <= {TARGET_TRACING_RATIO}: {verdict})")
     extra = traced.process_cpu() - untraced.process_cpu()
     print(
-        f"tracing on, the process's CPU a turn, the export of its {spans_per_turn()} spans "
-        f"included: {extra * 1000:+.0f} us ({extra / untraced.p50():+.1%} of the turn p50)"
+        f"tracing on, the process's CPU a turn with the export of its {spans_per_turn()} spans: "
+        f"{extra * 1000:+.0f} us ({extra / untraced.p50():+.1%} of the turn p50)"
     )
-    print("tracing off / no calls, turn p50: {:.3f}; {}".format(*compare(untraced, bare, "ms")))
     print(
-        "tracing off / no calls, its CPU p50: {:.3f}; {}".format(*compare(untraced, bare, "cpu_ms"))
+        "full garbage collections: "
+        + ", ".join(f"tracing {k} {n} ({ms:.0f} ms in all)" for k, (n, ms) in collections.items())
     )
     expected = 0 if aa else (runs * turns + warmups) * spans_per_turn()
     lost = "none lost" if received == expected else "LOST SOME"
