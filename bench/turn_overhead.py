@@ -554,9 +554,18 @@ def tracing_cost(size: int, runs: int, turns: int, warmups: int, *, aa: bool) ->
         turn, turn_rounds = compare(a, b, "ms")
         cpu, cpu_rounds = compare(a, b, "cpu_ms")
         print(f"  {label:<34} {turn:7.3f} {turn_rounds:<24} {cpu:7.3f} {cpu_rounds}")
-    ratio = traced.p50() / untraced.p50()
-    verdict = "met" if ratio <= TARGET_TRACING_RATIO else "MISSED"
-    print(f"tracing on / off, turn p50: {ratio:.3f} (target <= {TARGET_TRACING_RATIO}: {verdict})")
+    # The target, twice: across the processes (all of tracing's cost, the export's and the
+    # garbage collections' included, but two processes' difference too: noisy on a busy machine),
+    # and within the tracing process (the turn's own spans only: steady under load).
+    for label, ratio in (
+        ("tracing on / off, turn p50", traced.p50() / untraced.p50()),
+        (
+            "tracing on / no call in one process, its CPU p50",
+            traced.p50("cpu_ms") / variants["on", "bare"].p50("cpu_ms"),
+        ),
+    ):
+        verdict = "met" if ratio <= TARGET_TRACING_RATIO else "MISSED"
+        print(f"{label}: {ratio:.3f} (target <= {TARGET_TRACING_RATIO}: {verdict})")
     extra = traced.process_cpu() - untraced.process_cpu()
     print(
         f"tracing on, the process's CPU a turn with the export of its {spans_per_turn()} spans: "
