@@ -3,7 +3,8 @@
 Tracing is on when `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is
 set and `OTEL_SDK_DISABLED` is not true: spans go in batches over OTLP/HTTP (protobuf) to that
 address, named after `OTEL_SERVICE_NAME` or else the program. Unset, no tracer provider is
-installed: the API's spans record nothing and no request carries a `traceparent`.
+installed and the helpers here return before calling into OpenTelemetry: a turn pays for no span,
+not even a no-op one, and no request carries a `traceparent`.
 
 A span's context crosses HTTP as W3C `traceparent`: `inject` on the way out (chattr's media
 clients); on the way in, FastAPI's own instrumentation makes each request a server span, a
@@ -16,7 +17,7 @@ import logging
 import os
 import threading
 from collections.abc import Mapping, MutableMapping
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,7 +99,16 @@ def inject(headers: MutableMapping[str, str]) -> None:
         propagate.inject(headers)
 
 
+_tracer = tracer("chatacter")
+_no_span = nullcontext(trace.INVALID_SPAN)
+
+
 def span(name: str, **attributes: str | int | float | bool) -> AbstractContextManager[trace.Span]:
     """A child span of whatever is current, made current for the block (in a generator, the
-    block must not hold a `yield`: the next step may run in another context)."""
-    return tracer("chatacter").start_as_current_span(name, attributes=attributes)
+    block must not hold a `yield`: the next step may run in another context); the block's
+    exception is recorded on it, its status an error."""
+    if _provider is None:
+        return _no_span  # tracing off: not even the API's no-op span and context switch
+    # What `start_as_current_span` does, without asking the provider for the tracer on each
+    # call (a lookup under a lock, with a warnings filter) or nesting two more generators.
+    return trace.use_span(_tracer.start_span(name, attributes=attributes), end_on_exit=True)

@@ -21,7 +21,8 @@ FIGURES = {
     "emotions.py": r"chosen: sure \d+/\d+, right \d+/\d+(?s:.*)one sentence: p50 [\d.]+ ms",
     "scale.py": r"2 replicas / 1: [\d.]+x turns per minute(?s:.*)lost turns: 0 \(none lost\)",
     "startup.py": r"\d+\.\d s",
-    "turn_overhead.py": r"ratio p50\([\d,]+\) / p50\([\d,]+\): [\d.]+",
+    "turn_overhead.py": r"ratio p50\([\d,]+\) / p50\([\d,]+\): [\d.]+(?s:.*)"
+    r"tracing on / off, turn p50: [\d.]+(?s:.*)spans received: [\d,]+ of [\d,]+ \(none lost\)",
     "visualizr.py": r"warp \(cpu, 1 thread\) +256px +[\d.]+ fps(?s:.*)musetalk .* [\d.]+ fps",
     "vocalizr.py": r"throughput, 8 concurrent: [\d.]+ req/s(?s:.*)== xtts(?s:.*)throughput",
     "voice_turn.py": r"first_video +\d+ ",

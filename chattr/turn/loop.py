@@ -13,7 +13,7 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from typing import Any, Generic, Protocol, TypeVar
 
-from opentelemetry.trace import INVALID_SPAN, Span, use_span
+from opentelemetry.trace import INVALID_SPAN, Span
 
 from chatacter_common import logs
 from chattr.access.gate import Gate
@@ -59,10 +59,7 @@ class AdmittedTurn(Generic[StateT]):
     async def __anext__(self) -> StateT:
         # No generator of its own: breaking out of the loop leaves nothing suspended here.
         # The turn's span is current for this step only: the next may run in another context.
-        with (
-            use_span(self.span, record_exception=False, set_status_on_exception=False),
-            logs.conversation(self.conversation_id),
-        ):
+        with tracing.in_turn(self.span), logs.conversation(self.conversation_id):
             self.state = await anext(self._states)
         return self.state
 

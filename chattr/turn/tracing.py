@@ -2,18 +2,20 @@
 
 The root span is made current around each step of the turn (`TurnLoop` iterates it), so spans
 made anywhere inside a step, media tasks started there included, are its children. Nothing a
-person wrote or was answered goes into a span unless `CHATTR_TRACE_TEXT` says so.
+person wrote or was answered goes into a span unless `CHATTR_TRACE_TEXT` says so. When tracing is
+off, none of this calls into OpenTelemetry.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
-from opentelemetry.trace import INVALID_SPAN, Span, Status, StatusCode
+from opentelemetry.trace import INVALID_SPAN, Span, Status, StatusCode, use_span
 
-from chatacter_common.telemetry import options, tracer
+from chatacter_common.telemetry import options, tracer, tracing_on
 from chattr.refusal import Refusal
 from chattr.reply import TurnState
 
@@ -32,7 +34,10 @@ def turn_outcome(state: TurnState | None, failure: BaseException | None) -> str:
 
 
 def start_turn(message: str, character: str, session_id: str) -> Span:
-    """The turn's root span (not made current: `step` does that for each step)."""
+    """The turn's root span (not made current: `in_turn` does that for each step); when not
+    tracing, the invalid span, which records nothing."""
+    if not tracing_on():
+        return INVALID_SPAN
     span = _tracer.start_span(
         "chat turn",
         attributes={"chattr.conversation.id": session_id, "chattr.character": character},
@@ -40,6 +45,14 @@ def start_turn(message: str, character: str, session_id: str) -> Span:
     if options.text and span.is_recording():
         span.set_attribute("chattr.message", message)
     return span
+
+
+def in_turn(span: Span) -> AbstractContextManager[object]:
+    """The turn's root made current for one step of the turn, so the step's spans are its
+    children (nothing when not tracing); an exception passing through is `end_turn`'s to record."""
+    if not tracing_on():
+        return nullcontext()
+    return use_span(span, record_exception=False, set_status_on_exception=False)
 
 
 def end_turn(span: Span, state: TurnState | None, failure: BaseException | None) -> None:
@@ -71,7 +84,7 @@ class LlmSpan:
 
     @classmethod
     def start(cls) -> LlmSpan:
-        return cls(span=_tracer.start_span("llm"))
+        return cls(span=_tracer.start_span("llm")) if tracing_on() else cls()
 
     def chunk(self) -> None:
         """A piece of text came; the first one marks the time to first token."""
