@@ -19,6 +19,8 @@ SHARED = "stack.py"  # the set-up the benches import, not a bench
 FIGURES = {
     "fanout.py": r"first_video +\d+ +\d+ +[\d.]+(?s:.*)no lost turns",
     "emotions.py": r"chosen: sure \d+/\d+, right \d+/\d+(?s:.*)one sentence: p50 [\d.]+ ms",
+    "scene.py": r"scene, reply 3 \(curie\): first audio [\d.]+ x the chat's(?s:.*)"
+    r"reply 3 \(curie\)'s first text -?\d+ ms before reply 2",
     "scale.py": r"2 replicas / 1: [\d.]+x turns per minute(?s:.*)lost turns: 0 \(none lost\)",
     "startup.py": r"\d+\.\d s",
     "turn_overhead.py": r"ratio p50\([\d,]+\) / p50\([\d,]+\): [\d.]+(?s:.*)"

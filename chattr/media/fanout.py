@@ -7,6 +7,12 @@ service is bounded across all turns, so a burst of conversations queues here ins
 overloading the services, and the queue serves first sentences first (`slots.py`). Segments keep
 the order of their sentences whatever order they finish in. A failing service becomes an error on
 the turn, never a lost reply.
+
+A job can yield to another (`MediaJob.yield_to`): it starts no new call while the other's first
+sentence waits for its speech. A scene's next speaker uses it, so its first audio does not queue
+behind the previous speaker's remaining speech and videos in the services' own queues or share a
+CPU with them; and one speech slot is kept for first sentences, so it does not wait in chattr's
+slots for two of them either. A call already made still finishes first.
 """
 
 from __future__ import annotations
@@ -82,7 +88,10 @@ class MediaFanout:
     def _slots(self) -> tuple[PrioritySlots, PrioritySlots]:
         # Made on first use, inside the serving event loop.
         if self._speech_slots is None or self._video_slots is None:
-            self._speech_slots = PrioritySlots(self.options.speech_concurrency)
+            # One speech slot is kept for first sentences (when there are two or more): a reply's
+            # first audio never waits for two of another's later sentences.
+            speech = self.options.speech_concurrency
+            self._speech_slots = PrioritySlots(speech, reserved=1 if speech > 1 else 0)
             self._video_slots = PrioritySlots(self.options.video_concurrency)
         return self._speech_slots, self._video_slots
 
@@ -143,8 +152,23 @@ class MediaJob:
         self._video: ReplyVideo | None = None
         if fanout.options.join and fanout.visualizr is not None:
             self._video = ReplyVideo(fanout.store)
+        # Clear from when the first sentence comes until its speech is made, failed or dropped:
+        # the jobs that yield to this one wait while it is. Only then: a slow LLM's wait for its
+        # first sentence must not stop the others' media.
+        self._first_speech_settled = asyncio.Event()
+        self._first_speech_settled.set()
+        self._yielding_to: list[MediaJob] = []
         if fanout.vocalizr is None:
             self._note("vocalizr", "speech is off: no speech service is configured")
+
+    def yield_to(self, other: MediaJob) -> None:
+        """Start no new speech or video call while `other`'s first sentence waits for its
+        speech; calls already made go on. A scene's next speaker goes first this way."""
+        self._yielding_to.append(other)
+
+    async def _wait_for_others(self) -> None:
+        for other in self._yielding_to:
+            await other._first_speech_settled.wait()
 
     def add(self, sentence: str, emotion: str = NEUTRAL, previous: str | None = None) -> None:
         """A complete sentence, with its emotion and the previous sentence's (None for the
@@ -155,6 +179,8 @@ class MediaJob:
         if self.fanout.vocalizr is not None:
             # Earlier sentences first, across all turns; among equals, the older turn first.
             priority = (len(self.media.segments) - 1, self.started)
+            if priority[0] == 0:
+                self._first_speech_settled.clear()
             self._tasks.append(asyncio.create_task(self._produce(segment, priority, previous)))
 
     async def _produce(
@@ -172,7 +198,8 @@ class MediaJob:
             with span("speech", **{"chattr.sentence.index": priority[0]}) as traced:
                 if tracing_options.text and traced.is_recording():
                     traced.set_attribute("chattr.sentence", segment.text)
-                async with speech_slots.slot(priority):
+                await self._wait_for_others()
+                async with speech_slots.slot(priority, urgent=priority[0] == 0):
                     speech = await vocalizr.synthesize(
                         segment.text, self.voice, self.language, segment.emotion
                     )
@@ -183,10 +210,14 @@ class MediaJob:
         except Exception as exc:
             self._fail(vocalizr.name, exc)
             return
-        self._speech_urls[priority[0]] = speech.url
-        segment.audio_url = audio_url
-        segment.audio_duration_s = speech.duration_s
-        self._mark("first_audio_s")
+        else:
+            self._speech_urls[priority[0]] = speech.url
+            segment.audio_url = audio_url
+            segment.audio_duration_s = speech.duration_s
+            self._mark("first_audio_s")
+        finally:
+            if priority[0] == 0:  # made, failed or cancelled: nobody waits on it any longer
+                self._first_speech_settled.set()
         if visualizr is None:
             return
         try:
@@ -194,6 +225,7 @@ class MediaJob:
                 self._still_starting("visualizr", "video")
                 return
             with span("video", **{"chattr.sentence.index": priority[0]}):
+                await self._wait_for_others()
                 async with video_slots.slot(priority):
                     video = await visualizr.render(
                         internal_audio_url,
@@ -287,6 +319,7 @@ class MediaJob:
         self._mark("joined_s")
 
     async def cancel(self) -> None:
+        self._first_speech_settled.set()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

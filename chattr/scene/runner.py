@@ -24,6 +24,7 @@ from chattr.characters import world_info as world_info_rules
 from chattr.characters.character_set import Character, CharacterNotFound
 from chattr.characters.lorebook import LorebookError
 from chattr.knowledge.retrieval import Context, RetrievalUnavailable
+from chattr.media.fanout import MediaJob
 from chattr.memory import SCENE_KEY, MemoryUnavailable, Turn
 from chattr.reply import TurnState
 from chattr.scene.prompt import build_scene_messages
@@ -73,6 +74,7 @@ class _Reply:
     text_done: asyncio.Event = field(default_factory=asyncio.Event)
     llm_failed: bool = False
     task: asyncio.Task[None] | None = None
+    job: MediaJob | None = None  # its media, while they are made
 
 
 class SceneRunner:
@@ -234,7 +236,14 @@ class SceneRunner:
                 replies.append(reply)
                 reply.task = asyncio.create_task(
                     self._reply(
-                        reply, by_id[speaker_id], request, list(transcript), llm, changed, base_url
+                        reply,
+                        by_id[speaker_id],
+                        request,
+                        list(transcript),
+                        llm,
+                        changed,
+                        base_url,
+                        earlier=replies[:-1],
                     )
                 )
             while any(r.task is not None and not r.task.done() for r in replies):
@@ -263,8 +272,11 @@ class SceneRunner:
         llm: Any,
         changed: asyncio.Event,
         base_url: str | None,
+        *,
+        earlier: Sequence[_Reply] = (),
     ) -> None:
-        """One member's reply: its knowledge, its World Info, its words, its media."""
+        """One member's reply: its knowledge, its World Info, its words, its media. The
+        `earlier` replies' media make way for its first audio."""
         service = self.service
         state = reply.state
         started = time.perf_counter()
@@ -290,6 +302,13 @@ class SceneRunner:
                 job = service.media.start(
                     speaker.id, voice, speaker.voice.language, base_url=base_url
                 )
+                reply.job = job
+                # The earlier speakers' remaining speech and videos would otherwise hold this
+                # reply's first sentence up (in the services' queues, on a CPU they share); they
+                # go on once it has its speech.
+                for before in earlier:
+                    if before.job is not None:
+                        before.job.yield_to(job)
                 state.media = True
                 media_done = False
             speech = SpeechFilter(speaker.voice.speak)

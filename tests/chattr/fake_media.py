@@ -142,8 +142,12 @@ class FakeVisualizr:
             )
         return httpx.Response(404, json={"error": "not_found", "detail": request.url.path})
 
-    def client(self, options: ClientOptions = FAST) -> VisualizrClient:
-        return VisualizrClient(VISUALIZR, options, transport=httpx.MockTransport(self))
+    def client(
+        self, options: ClientOptions = FAST, *, through: Transport | None = None
+    ) -> VisualizrClient:
+        """A client of this visualizr; `through`: what answers in its place."""
+        transport = httpx.MockTransport(through or self)  # type: ignore[arg-type]
+        return VisualizrClient(VISUALIZR, options, transport=transport)
 
 
 def in_process_service(

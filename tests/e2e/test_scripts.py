@@ -1,8 +1,9 @@
-"""Scripts as users write them: the example script, and 16 clients at once."""
+"""Scripts as users write them: the example scripts, and 16 clients at once."""
 
 from __future__ import annotations
 
 import concurrent.futures
+import re
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+import httpx
 import pytest
 from gradio_client import Client
 
@@ -67,6 +69,77 @@ def test_unknown_character_in_the_script_says_which_exist(start_app: StartApp) -
             "--url",
             app.url,
             "--character",
+            "napolean",
+            "--text-only",
+            "Hi",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode != 0
+    assert "no character 'napolean'; known:" in run.stderr and "napoleon" in run.stderr
+
+
+def test_the_scene_script_streams_each_reply_under_its_speaker_with_its_media(
+    start_app: StartApp, llm: FakeLLMServer, media_stack: LocalStack
+) -> None:
+    assert media_stack.vocalizr and media_stack.visualizr
+    app = start_app(media_stack.vocalizr.url, media_stack.visualizr.url)
+    llm.script("Austerlitz was my finest day.", "Light keeps its speed, and so do I.")
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "examples" / "scene.py"),
+            "--url",
+            app.url,
+            "--characters",
+            "napoleon",
+            "einstein",
+            "--strategy",
+            "list",
+            "Tell me something true.",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = run.stdout
+    # The scene opens with both greetings, then the message, then each reply under its speaker.
+    order = [
+        "Napoleon Bonaparte: Ah, a visitor.",
+        "Albert Einstein: ",
+        "you: Tell me something true.",
+        "Napoleon Bonaparte: Austerlitz was my finest day.",
+        "Albert Einstein: Light keeps its speed, and so do I.",
+    ]
+    found = [out.find(line) for line in order]
+    assert -1 not in found and found == sorted(found), out
+    media = re.findall(r"^  (Napoleon Bonaparte|Albert Einstein): (audio|video) (\S+)$", out, re.M)
+    assert [(name, kind) for name, kind, _ in media] == [
+        ("Napoleon Bonaparte", "audio"),
+        ("Napoleon Bonaparte", "video"),
+        ("Albert Einstein", "audio"),
+        ("Albert Einstein", "video"),
+    ], out
+    for _, kind, url in media:  # each URL serves its file: a WAV, an MP4
+        response = httpx.get(url, timeout=30)
+        assert response.status_code == 200, url
+        head = response.content[:12]
+        assert head.startswith(b"RIFF") if kind == "audio" else head[4:8] == b"ftyp", url
+
+
+def test_unknown_member_in_the_scene_script_says_which_exist(start_app: StartApp) -> None:
+    app = start_app()
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "examples" / "scene.py"),
+            "--url",
+            app.url,
+            "--characters",
+            "napoleon",
             "napolean",
             "--text-only",
             "Hi",

@@ -139,6 +139,66 @@ async def test_segments_keep_the_order_of_their_sentences_whatever_order_they_fi
     await service.aclose()
 
 
+async def test_a_job_that_yields_starts_no_call_while_the_others_first_sentence_waits(
+    tmp_path: Path,
+) -> None:
+    """A scene's next speaker goes first: the previous reply's next speech and its next video
+    wait until the next reply's first sentence has its speech; the call already made goes on."""
+    vocalizr, visualizr = FakeVocalizr(), FakeVisualizr()
+    calls: list[str] = []  # what the services were asked, in order
+    asked = {"Earlier one.": asyncio.Event(), "Later one.": asyncio.Event()}
+    release = {"Earlier one.": asyncio.Event(), "Later one.": asyncio.Event()}
+
+    async def speech(request: httpx.Request) -> httpx.Response:
+        text = json.loads(request.content)["text"]
+        calls.append(f"speech {text}")
+        if text in asked:
+            asked[text].set()
+            await release[text].wait()
+            calls.append(f"answered {text}")
+        return vocalizr(request)
+
+    def video(request: httpx.Request) -> httpx.Response:
+        made = json.loads(request.content)["audio_url"].rsplit("/", 1)[1]
+        calls.append(f"video {made}")
+        return visualizr(request)
+
+    service = MediaFanout(
+        vocalizr.client(through=speech),
+        visualizr.client(through=video),
+        store=MediaStore(tmp_path / "media"),
+        public_url="http://chattr.test",
+        # Room for every call at once: only yielding holds one back.
+        options=FanoutOptions(speech_concurrency=4, video_concurrency=4, join=False),
+    )
+    earlier = service.start("napoleon", "napoleon", "en")
+    earlier.add("Earlier one.")
+    await asked["Earlier one."].wait()
+    later = service.start("einstein", "einstein", "en")
+    earlier.yield_to(later)
+    later.add("Later one.")
+    await asked["Later one."].wait()
+    earlier.add("Earlier two.")  # a new speech call: held
+    release["Earlier one."].set()  # the call already made goes on; its video is held
+    earlier_updates = earlier.updates()
+    while earlier.media.segments[0].audio_url is None:
+        await anext(earlier_updates)
+    release["Later one."].set()
+    async for _ in later.updates():
+        pass
+    async for _ in earlier_updates:
+        pass
+    await service.aclose()
+
+    assert not issues(earlier.media) and not issues(later.media)
+    assert all(s.audio_url and s.video_url for s in earlier.media.segments + later.media.segments)
+    first_audio = calls.index("answered Later one.")
+    earlier_video = calls.index(f"video {earlier.media.segments[0].audio_url.rsplit('/', 1)[1]}")
+    assert calls.index("speech Earlier one.") < first_audio  # made before: it went on
+    assert calls.index("speech Earlier two.") > first_audio, calls
+    assert earlier_video > first_audio, calls
+
+
 NONSENSE: dict[str, tuple[Callable[[httpx.Request], httpx.Response], str]] = {
     "200 without the fields": (
         lambda r: httpx.Response(200, json={"duration_s": 1.0}),

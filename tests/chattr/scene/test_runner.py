@@ -17,7 +17,7 @@ from chattr.scene.runner import SceneRunner
 from chattr.scene.state import SceneState
 from chattr.turn.service import TurnFailed, TurnRejected
 
-from ..fake_media import FakeVocalizr, Transport, in_process_service
+from ..fake_media import FakeVisualizr, FakeVocalizr, Transport, in_process_service
 from .cued_model import CuedModel
 
 SESSION = "scene-1"
@@ -253,3 +253,59 @@ def test_a_scene_message_stopped_early_stops_every_reply_and_saves_none(tmp_path
     left = asyncio.run(run())
     assert left == []  # no reply, clip or join still running
     assert [t.user for t in scene.transcript(SESSION)] == ["", ""]  # the greetings only
+
+
+def test_the_last_members_media_make_way_for_the_next_members_first_audio(
+    tmp_path: Path,
+) -> None:
+    """Napoleon's first video waits while Einstein's first sentence waits for its speech: the
+    next speaker's first audio does not queue behind the last one's media."""
+    vocalizr, visualizr = FakeVocalizr(), FakeVisualizr()
+    calls: list[str] = []
+    einstein_asked, einstein_released = asyncio.Event(), asyncio.Event()
+
+    async def speech(request: httpx.Request) -> httpx.Response:
+        voice = voice_of(request)
+        if voice == "napoleon" and "napoleon speech" not in calls:  # his first sentence
+            calls.append("napoleon speech")
+            await einstein_asked.wait()
+        elif voice == "einstein" and not einstein_asked.is_set():
+            calls.append("einstein speech")
+            einstein_asked.set()
+            await einstein_released.wait()
+            calls.append("einstein answered")
+        return vocalizr(request)
+
+    def video(request: httpx.Request) -> httpx.Response:
+        asked = json.loads(request.content)
+        calls.append(f"{asked['portrait']} video {asked['audio_url'].rsplit('/', 1)[1]}")
+        return visualizr(request)
+
+    service = in_process_service(tmp_path, CuedModel())
+    service.media = MediaFanout(
+        vocalizr.client(through=speech),
+        visualizr.client(through=video),
+        store=MediaStore.under(tmp_path),
+        public_url="http://chattr.test",
+        options=FanoutOptions(join=False),
+    )
+    scene = SceneRunner(service, max_replies=4)
+
+    async def run() -> SceneState:
+        checked = scene.validate("Napoleon, then Albert.", BOTH, SESSION)
+        last = None
+        async for state in scene.run(checked):
+            # Einstein's first sentence is answered only once Napoleon's first audio is out:
+            # a video of it not held back would have been asked for by then.
+            first = state.replies[0].segments[:1] if state.replies else []
+            if first and first[0].audio_url and einstein_asked.is_set():
+                einstein_released.set()
+            last = state
+        assert last is not None
+        return last
+
+    final = asyncio.run(asyncio.wait_for(run(), 30))
+    napoleon, einstein = final.replies
+    assert napoleon.segments[0].audio_url and einstein.segments[0].audio_url
+    first_video = f"napoleon video {napoleon.segments[0].audio_url.rsplit('/', 1)[1]}"
+    assert calls.index("einstein answered") < calls.index(first_video), calls
