@@ -21,6 +21,8 @@ FIGURES = {
     "emotions.py": r"chosen: sure \d+/\d+, right \d+/\d+(?s:.*)one sentence: p50 [\d.]+ ms",
     "scale.py": r"2 replicas / 1: [\d.]+x turns per minute(?s:.*)lost turns: 0 \(none lost\)",
     "startup.py": r"\d+\.\d s",
+    "stt.py": r"WER over \d+ words: faster-whisper [\d.]+%, moonshine [\d.]+%(?s:.*)"
+    r"latency moonshine / faster-whisper: median ratio [\d.]+",
     "turn_overhead.py": r"ratio p50\([\d,]+\) / p50\([\d,]+\): [\d.]+",
     "visualizr.py": r"warp \(cpu, 1 thread\) +256px +[\d.]+ fps(?s:.*)musetalk .* [\d.]+ fps",
     "vocalizr.py": r"throughput, 8 concurrent: [\d.]+ req/s(?s:.*)== xtts(?s:.*)throughput",
