@@ -75,7 +75,7 @@ class Settings(ServiceSettings):
     )
     xtts_fp16: bool = Field(default=True, description="xtts: fp16 autocast when running on CUDA.")
     stt_engine: str = Field(
-        default="faster-whisper",
+        default="moonshine",
         description="Speech-to-text engine for `POST /v1/audio/transcriptions`: `moonshine` "
         "(Moonshine tiny-en on ONNX Runtime, English; without the model `make setup` copies, "
         "faster-whisper tiny.en), `faster-whisper` or `none` (off).",

@@ -11,6 +11,7 @@ import pytest
 from tests.vocalizr.support import SPEECH
 from vocalizr.errors import EngineNotReady
 from vocalizr.jobs import JobQueue
+from vocalizr.moonshine import MoonshineEngine
 from vocalizr.settings import Settings
 from vocalizr.transcription import (
     STT_ENGINES,
@@ -30,7 +31,8 @@ def test_the_bundled_model_is_a_ctranslate2_whisper_folder() -> None:
 
 def test_registry_names_the_engines() -> None:
     assert list(STT_ENGINES) == ["faster-whisper", "moonshine", "none"]
-    assert isinstance(create_transcriber(Settings()), FasterWhisperEngine)
+    # The default: Moonshine, whose model `make setup` copies (test_moonshine.py checks that).
+    assert isinstance(create_transcriber(Settings()), MoonshineEngine)
     whisper = create_transcriber(Settings(stt_engine="faster-whisper"))
     assert isinstance(whisper, FasterWhisperEngine)
     assert create_transcriber(Settings(stt_engine="none")) is None
