@@ -128,9 +128,10 @@ class MoonshineEngine(SpeechToText):
         if self.threads:
             options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
-        # Transcription comes in bursts beside synthesis in one process: workers that spin
-        # between the decoder's small steps would take the cores the voice needs (on a busy
-        # 2-core machine two spinning threads were slower than one that sleeps).
+        # Transcription comes in bursts beside synthesis and other programs: workers that spin
+        # between the decoder's many small steps take cores others need, and lose them back
+        # (8 s of speech on 2 busy cores, load 13: 1.9 s with two spinning threads, 1.0 s with
+        # two that sleep).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = ["CPUExecutionProvider"]
         self._encoder = ort.InferenceSession(
