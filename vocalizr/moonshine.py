@@ -27,7 +27,7 @@ import numpy.typing as npt
 
 from vocalizr.errors import EngineNotReady
 from vocalizr.settings import Settings
-from vocalizr.transcription import WHISPER_RATE, Segment, SpeechToText, Transcript
+from vocalizr.speech_to_text import WHISPER_RATE, Segment, SpeechToText, Transcript
 
 log = logging.getLogger(__name__)
 

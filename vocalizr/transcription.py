@@ -13,8 +13,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -28,11 +26,21 @@ from vocalizr.audio import SILENCE_RMS, Clip
 from vocalizr.errors import AudioTooLong, EngineNotReady, UnsupportedLanguage, VocalizrError
 from vocalizr.jobs import JobQueue
 from vocalizr.settings import Settings
+from vocalizr.speech_to_text import WHISPER_RATE, Segment, SpeechToText, Transcript
+
+__all__ = [
+    "WHISPER_RATE",
+    "FasterWhisperEngine",
+    "NoSpeech",
+    "Segment",
+    "SpeechToText",
+    "Transcript",
+    "TranscriptionFailed",
+    "TranscriptionService",
+    "create_transcriber",
+]
 
 log = logging.getLogger(__name__)
-
-# Whisper listens at 16 kHz; every clip is resampled to it before transcription.
-WHISPER_RATE = 16_000
 
 
 class NoSpeech(VocalizrError):
@@ -45,59 +53,6 @@ class NoSpeech(VocalizrError):
 class TranscriptionFailed(VocalizrError):
     status = 422
     code = "transcription_failed"
-
-
-@dataclass(frozen=True)
-class Segment:
-    start_s: float
-    end_s: float
-    text: str
-    avg_logprob: float = 0.0
-    no_speech_prob: float = 0.0
-
-
-@dataclass(frozen=True)
-class Transcript:
-    """What was said: the whole text, its language code, and timed segments."""
-
-    text: str
-    language: str
-    duration_s: float
-    segments: tuple[Segment, ...]
-    transcription_s: float = 0.0
-
-
-class SpeechToText(ABC):
-    """16 kHz mono float32 samples → a transcript. `load` once; `transcribe` per request."""
-
-    name: str
-    model_name: str = ""
-    device: str = "cpu"
-
-    @abstractmethod
-    def load(self) -> None:
-        """Load the model; slow, called once."""
-
-    @abstractmethod
-    def languages(self) -> tuple[str, ...]:
-        """Language codes the loaded model understands."""
-
-    def other_languages_hint(self) -> str:
-        """What to set for languages an English-only model lacks."""
-        return "set VOCALIZR_STT_MODEL to a multilingual one (e.g. `base`)"
-
-    @abstractmethod
-    def transcribe(
-        self,
-        samples: npt.NDArray[np.float32],
-        language: str | None,
-        prompt: str | None,
-        temperature: float,
-        *,
-        timestamps: bool = True,
-    ) -> Transcript:
-        """Transcribe the samples; `language` None lets the model detect it. Without
-        `timestamps` the text comes sooner, as one segment spanning the recording."""
 
 
 def bundled_model_dir() -> Path:
