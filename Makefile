@@ -10,6 +10,13 @@ UV := $(shell command -v uv 2>/dev/null || echo .uv/bin/uv)
 # Smart Turn v3.2 (BSD-2-Clause, Daily), the model that hears whether a spoken turn is complete,
 # ships inside the pipecat-ai wheel; set-up takes only the .onnx (and its licence) out of it
 # (chattr/voice/turn_model_setup.py): pipecat's own dependencies are not needed to run it.
+# Moonshine tiny-en (MIT, Moonshine AI), vocalizr's `moonshine` speech-to-text engine: 0.1.0 is
+# the last moonshine-voice wheel that carries the weights (later ones download them). Set-up takes
+# only the two ONNX Runtime graphs, the tokenizer and the licence; the project's ONNX Runtime
+# runs them (the wheel's native library and its dependencies are not needed). Its one wheel is
+# for x86-64 Linux; only data files are taken, so any machine may unpack that one.
+MOONSHINE_WHEEL := moonshine-voice==0.1.0
+MOONSHINE_DIR := $(VENV)/share/vocalizr/moonshine-tiny-en
 
 .PHONY: setup run test test-fast lint typecheck check bench bench-smoke lock browser-deps redis-deps promtool-deps uv-installed
 
@@ -22,6 +29,14 @@ setup: uv-installed
 	$(UV) pip sync --python $(VENV) -q requirements.lock
 	$(UV) pip install --python $(VENV) -q --no-deps -e .
 	$(VENV)/bin/python -m chattr.voice.turn_model_setup --uv $(UV)
+	@test -f $(MOONSHINE_DIR)/decoder_model_merged.ort || { \
+		tmp=$$(mktemp -d) && \
+		$(UV) pip install -q --no-deps --python $(VENV) --python-platform x86_64-manylinux_2_34 \
+			--target $$tmp $(MOONSHINE_WHEEL) && \
+		mkdir -p $(MOONSHINE_DIR) && \
+		cp $$tmp/moonshine_voice/assets/tiny-en/{encoder_model.ort,decoder_model_merged.ort,tokenizer.bin} $(MOONSHINE_DIR)/ && \
+		cp $$tmp/moonshine_voice-*.dist-info/licenses/LICENSE $(MOONSHINE_DIR)/LICENSE && \
+		rm -rf $$tmp; }
 
 run: setup
 	$(VENV)/bin/chattr

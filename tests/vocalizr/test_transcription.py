@@ -1,4 +1,5 @@
-"""The speech-to-text engine registry and service, without HTTP: real faster-whisper."""
+"""The speech-to-text engine registry and service, without HTTP: real faster-whisper (Moonshine's
+own tests are in test_moonshine.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from tests.vocalizr.support import SPEECH
 from vocalizr.errors import EngineNotReady
 from vocalizr.jobs import JobQueue
+from vocalizr.moonshine import MoonshineEngine
 from vocalizr.settings import Settings
 from vocalizr.transcription import (
     STT_ENGINES,
@@ -19,6 +21,8 @@ from vocalizr.transcription import (
     create_transcriber,
 )
 
+WHISPER = Settings(stt_engine="faster-whisper")
+
 
 def test_the_bundled_model_is_a_ctranslate2_whisper_folder() -> None:
     folder = bundled_model_dir()
@@ -26,15 +30,18 @@ def test_the_bundled_model_is_a_ctranslate2_whisper_folder() -> None:
 
 
 def test_registry_names_the_engines() -> None:
-    assert "faster-whisper" in STT_ENGINES
-    assert isinstance(create_transcriber(Settings()), FasterWhisperEngine)
+    assert list(STT_ENGINES) == ["faster-whisper", "moonshine", "none"]
+    # The default: Moonshine, whose model `make setup` copies (test_moonshine.py checks that).
+    assert isinstance(create_transcriber(Settings()), MoonshineEngine)
+    whisper = create_transcriber(Settings(stt_engine="faster-whisper"))
+    assert isinstance(whisper, FasterWhisperEngine)
     assert create_transcriber(Settings(stt_engine="none")) is None
-    with pytest.raises(ValueError, match="known: faster-whisper, none"):
+    with pytest.raises(ValueError, match="known: faster-whisper, moonshine, none"):
         create_transcriber(Settings(stt_engine="whisper-cpp"))
 
 
 def test_loads_once_and_transcribes_in_the_characters_language() -> None:
-    service = TranscriptionService(create_transcriber(Settings()), JobQueue(4, 1), 60.0)
+    service = TranscriptionService(create_transcriber(WHISPER), JobQueue(4, 1), 60.0)
     engine = service.ensure_loaded()
     assert service.ensure_loaded() is engine and service.ready
     assert engine.languages() == ("en",)  # tiny.en
@@ -48,7 +55,7 @@ def test_loads_once_and_transcribes_in_the_characters_language() -> None:
 def test_a_model_that_does_not_load_is_a_clear_503(tmp_path: Path) -> None:
     missing = tmp_path / "empty-model"
     missing.mkdir()  # a folder, so nothing tries a download
-    settings = Settings(stt_model=str(missing))
+    settings = WHISPER.model_copy(update={"stt_model": str(missing)})
     service = TranscriptionService(create_transcriber(settings), JobQueue(4, 1), 60.0)
     with pytest.raises(EngineNotReady) as caught:
         anyio.run(service.transcribe, SPEECH.read_bytes())
