@@ -287,16 +287,18 @@ class VoiceControls:
                 reply = live.begin_reply(text)
                 live.session_id, live.character_id = session_id, cid
             async for state in turn:
+                if live is not None and live.interrupt_requested:
+                    break  # leaving the turn stops it and its media
                 reply_message["content"] = state.text or "…"
-                self.sync_media(history, media, self.media_messages(state))
+                if live is None or not live.stop_asked:
+                    # Once the page is asked to stop, a clip added would play after the stop.
+                    self.sync_media(history, media, self.media_messages(state))
                 if reply is not None:
                     reply.update(
                         [s.text for s in state.segments],
                         [(s.audio_url, s.video_url) for s in state.segments],
                     )
                 yield history
-                if live is not None and live.interrupt_requested:
-                    break  # leaving the turn stops it and its media
         if live is not None and reply is not None and live.finish(reply, remembered=turn.done):
             # The person spoke over it while it was still being made: keep only what was heard.
             self.keep_heard(session_id, cid, reply)
@@ -394,7 +396,7 @@ class VoiceControls:
         if check is not None and check.done():
             live.word_check = None
             if not check.cancelled() and check.exception() is None:
-                interrupt = live.interrupts(str(check.result()))
+                interrupt = live.words_checked(str(check.result()))
         so_far = None if interrupt else live.words_to_check()
         if so_far is not None and cid in self.service.characters.characters:
             language = self.service.characters.get(cid).voice.language
