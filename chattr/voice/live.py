@@ -176,6 +176,8 @@ class LiveConversation:
         self.word_check: Any = None  # the transcription checking them (a task, say)
         self._checking: LiveReply | None = None  # the reply that speech was heard over
         self._stopping: LiveReply | None = None  # the reply the page was last asked to stop
+        self._turn_told = False  # the page was told an utterance is ready and has not taken it
+        self._turn_running = False  # a live turn is being taken: transcribed, answered
         self.overheard = ""  # the words of the speech that interrupted the reply
 
     # --- speech over the character's reply ---
@@ -300,6 +302,33 @@ class LiveConversation:
     def next_utterance(self) -> Utterance | None:
         with self._lock:
             return self.pending.popleft() if self.pending else None
+
+    # --- the page's live turns, one at a time ---
+
+    def turn_to_tell(self) -> bool:
+        """Whether to tell the page now that an utterance is ready (True once per turn): one
+        waits, and no live turn runs or is about to. The page hands its turn handler the chat as
+        it is when told; told while another turn runs, the handler would start only after it,
+        from a chat that lacks the end of that turn, and show that older chat again."""
+        with self._lock:
+            if not self.pending or self._turn_running or self._turn_told:
+                return False
+            self._turn_told = True
+            return True
+
+    def start_turn(self) -> Utterance | None:
+        """The page's turn handler starts: the utterance it takes, or None. `end_turn` after."""
+        with self._lock:
+            self._turn_told = False
+            if not self.pending:
+                return None
+            self._turn_running = True
+            return self.pending.popleft()
+
+    def end_turn(self) -> None:
+        """The turn handler is done: an utterance that waited can be told (`turn_to_tell`)."""
+        with self._lock:
+            self._turn_running = False
 
     def begin_reply(self, user: str) -> LiveReply:
         """A new turn starts: the previous reply can no longer be interrupted."""

@@ -242,3 +242,27 @@ def test_a_guess_the_person_talked_past_is_given_back_to_cancel() -> None:
     assert live.take_guess(later) == (None, "early")  # same utterance, an earlier pause
     assert live.keep_guess(later, "later") is None
     assert live.keep_guess(early, "again") == "later"  # replaced: cancel the old one
+
+
+def test_an_utterance_is_told_to_the_page_only_once_no_live_turn_runs() -> None:
+    """The page starts each turn with the chat as it is when told: an utterance that ends while a
+    turn runs waits, and is told as that turn ends, not queued behind it with an older chat."""
+    from chattr.voice.utterances import Utterance
+
+    live = LiveConversation()
+    assert not live.turn_to_tell()  # nothing said yet
+    first = Utterance(np.zeros(10, np.float32), started_s=1.0, ended_s=2.0)
+    second = Utterance(np.zeros(10, np.float32), started_s=5.0, ended_s=6.0)
+    live.pending.append(first)
+    assert live.turn_to_tell()
+    assert not live.turn_to_tell()  # told once
+    assert live.start_turn() is first
+    live.pending.append(second)  # said while the first turn runs
+    assert not live.turn_to_tell()
+    live.end_turn()
+    assert live.turn_to_tell()
+    assert live.start_turn() is second
+    live.end_turn()
+    assert live.start_turn() is None  # a turn handler with nothing to take
+    live.end_turn()
+    assert not live.turn_to_tell()

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+import numpy as np
+import soundfile as sf
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 from starlette.requests import Request
@@ -16,7 +18,7 @@ from chattr.access.gate import Gate
 from chattr.access.rate_limits import FairShare
 from chattr.turn.loop import TurnLoop
 from chattr.turn.personal_data import PersonalData
-from chattr.voice.controls import VoiceControls
+from chattr.voice.controls import INTERRUPTED, VoiceControls
 from chattr.voice.live import LiveConversation, PlayedClip
 from chattr.web.handlers import media_messages, sync_media
 
@@ -77,3 +79,41 @@ async def test_once_the_page_is_asked_to_stop_a_reply_its_turn_shows_no_more_cli
     first = next(iter(reply.clip_urls[0]))
     stopped = live.barge_in([PlayedClip(first, 1.0, 2.0, ended=False)], playing=True)
     assert stopped is reply and reply.heard == "I crossed the"
+
+
+async def test_a_turn_said_over_a_reply_shows_that_reply_marked_as_interrupted(
+    tmp_path: Path, assets: Path
+) -> None:
+    """The page sends the chat when it is told an utterance is ready; the reply that utterance
+    stopped may be marked in the page's chat only after that, by the barge-in's answer. The turn
+    shows it marked all the same."""
+    said = "But for many this year has been hard."
+    voice = voice_controls(tmp_path, FakeVocalizr(transcript=said), "A hard year, yes.")
+    live = LiveConversation()
+    first = live.begin_reply("The Alps?")
+    first.update(["I crossed the Alps in 1800."], [{"http://h/v1.mp4"}])
+    live.finish(first, remembered=True)  # its turn is over; its clip still plays
+    recording, rate = sf.read(assets / "speech_en_16k.wav", dtype="float32", always_2d=True)
+    words = recording.mean(axis=1)[int(5.9 * rate) :]  # "But for many this year has been ..."
+    audio = np.concatenate([words, np.zeros(3 * rate, np.float32)]).astype(np.float32)
+    for offset in range(0, audio.size, rate // 10):  # the person speaks over the clip
+        started, _ = live.hear(rate, audio[offset : offset + rate // 10])
+        if started:
+            assert live.speech_over_reply(playing=True)
+    utterance = live.start_turn()
+    assert utterance is not None and live.over_reply(utterance)
+    # The page was told, and sent its chat; then a check of the words stopped the reply.
+    sent = [
+        {"role": "user", "content": "The Alps?"},
+        {"role": "assistant", "content": "I crossed the Alps in 1800."},
+    ]
+    live.asking_to_stop()
+    assert live.barge_in([PlayedClip("http://h/v1.mp4", 0.5, 2.0, ended=False)], playing=True)
+    shown = [
+        chat
+        async for chat, _, _ in voice.spoken_turn(
+            live, utterance, sent, "napoleon", SESSION, False, request()
+        )
+    ]
+    assert shown[-1][1]["content"] == "I crossed the Alps in 1800." + INTERRUPTED
+    assert shown[-1][2] == {"role": "user", "content": said}
