@@ -172,10 +172,11 @@ def test_two_spoken_turns_in_live_mode_and_a_barge_in(
     # One message holds words from both sides of the hesitation. tiny.en hears the fake
     # microphone a little differently from run to run ("holidays" came back "hoodlays" once,
     # "muddling through Wisconsin's coat" "mudling through with aunts' cold"; and where the
-    # server falls behind the stream, Gradio drops chunks of it), so each part is any of its words.
+    # server falls behind the stream, Gradio drops chunks of it), so each part is any of its
+    # words, by their stems.
     heard = first.user.lower()
-    assert any(w in heard for w in ("holidays", "celebrating", "loved ones", "festivities")), heard
-    assert any(w in heard for w in ("through", "wisconsin", "muddling", "coat")), heard
+    assert any(w in heard for w in ("holiday", "celebrat", "loved", "festiv")), heard
+    assert any(w in heard for w in ("muddl", "through", "wisconsin", "coat", "cold")), heard
     assert LONG_REPLY.startswith(first.assistant.rstrip("…").strip()) or first.assistant == "…"
     assert len(first.assistant) < len(LONG_REPLY)
     said = second.user.lower()
