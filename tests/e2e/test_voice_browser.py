@@ -46,12 +46,15 @@ def microphone_recording(assets: Path, target: Path) -> None:
     def silence(seconds: float) -> npt.NDArray[np.float32]:
         return np.zeros(int(seconds * rate), dtype=np.float32)
 
+    def part(start_s: float, end_s: float) -> npt.NDArray[np.float32]:
+        return np.asarray(speech[int(start_s * rate) : int(end_s * rate)], dtype=np.float32)
+
     # "The holidays are a time of celebrating with loved ones, enjoying the festivities and
-    # ... muddling through Wisconsin's coat."
-    hesitation = int(4.68 * rate)
-    first = np.concatenate(
-        [speech[:hesitation], silence(0.9), speech[hesitation : int(5.86 * rate)]]
-    )
+    # ... muddling through Wisconsin's coat." The speaker's own 0.3 s breath after "loved ones,"
+    # (2.69-2.94 s) is cut: it follows a finished clause, so the turn model may rightly end the
+    # turn there when the microphone's chunks come through degraded; the hesitation is the pause
+    # this turn is about.
+    first = np.concatenate([part(0, 2.69), part(2.94, 4.68), silence(0.9), part(4.68, 5.86)])
     second = speech[int(5.9 * rate) :]  # "But for many this year has been ..."
 
     # The pause leaves the reply time to arrive and play for a while even on a busy machine.
