@@ -257,7 +257,7 @@ class VoiceControls:
         utterance_signal.change(
             self.live_turn,
             [chatbot, character, session, media_on],
-            [chatbot, interrupt_signal, live_status],
+            [chatbot, interrupt_signal, live_status, utterance_signal],
             trigger_mode="multiple",
             **private,
         )
@@ -287,16 +287,18 @@ class VoiceControls:
                 reply = live.begin_reply(text)
                 live.session_id, live.character_id = session_id, cid
             async for state in turn:
+                if live is not None and live.interrupt_requested:
+                    break  # leaving the turn stops it and its media
                 reply_message["content"] = state.text or "…"
-                self.sync_media(history, media, self.media_messages(state))
+                if live is None or not live.stop_asked:
+                    # Once the page is asked to stop, a clip added would play after the stop.
+                    self.sync_media(history, media, self.media_messages(state))
                 if reply is not None:
                     reply.update(
                         [s.text for s in state.segments],
                         [(s.audio_url, s.video_url) for s in state.segments],
                     )
                 yield history
-                if live is not None and live.interrupt_requested:
-                    break  # leaving the turn stops it and its media
         if live is not None and reply is not None and live.finish(reply, remembered=turn.done):
             # The person spoke over it while it was still being made: keep only what was heard.
             self.keep_heard(session_id, cid, reply)
@@ -367,14 +369,16 @@ class VoiceControls:
         self, chunk: Any, cid: str, session_id: str, request: gr.Request
     ) -> tuple[Any, Any, Any]:
         """One chunk of the live microphone: signals the page when speech starts (is a clip
-        playing?), when an utterance is ready (a turn) and when words interrupt the reply."""
+        playing?), when an utterance is ready (a turn, once no other runs) and when words
+        interrupt the reply."""
         live = self.registry.get(request)
         live.session_id, live.character_id = session_id, cid
         if chunk is None:
             return gr.skip(), gr.skip(), gr.skip()
         sample_rate, samples = chunk
         # The turn model may run on this chunk: off the event loop.
-        started, ready = await anyio.to_thread.run_sync(live.hear, int(sample_rate), samples)
+        started, _ = await anyio.to_thread.run_sync(live.hear, int(sample_rate), samples)
+        ready = live.turn_to_tell()
         self.guess_ahead(live, cid)
         interrupt = self.check_words(live, cid)
         if interrupt:
@@ -394,7 +398,7 @@ class VoiceControls:
         if check is not None and check.done():
             live.word_check = None
             if not check.cancelled() and check.exception() is None:
-                interrupt = live.interrupts(str(check.result()))
+                interrupt = live.words_checked(str(check.result()))
         so_far = None if interrupt else live.words_to_check()
         if so_far is not None and cid in self.service.characters.characters:
             language = self.service.characters.get(cid).voice.language
@@ -423,8 +427,9 @@ class VoiceControls:
 
     def flush(self, request: gr.Request) -> Any:
         live = self.registry.get(request)
-        if not live.flush():
-            return gr.skip()
+        live.flush()
+        if not live.turn_to_tell():
+            return gr.skip()  # nothing was being said, or the turn running tells it as it ends
         live.signals += 1
         return str(live.signals)
 
@@ -450,28 +455,56 @@ class VoiceControls:
         session_id: str,
         with_media: bool,
         request: gr.Request,
-    ) -> AsyncIterator[tuple[Any, Any, Any]]:
+    ) -> AsyncIterator[tuple[Any, Any, Any, Any]]:
+        """The next utterance's turn. Turns run one at a time, each started by the page with the
+        chat as it is then: an utterance that ended while this one ran is told as it ends."""
         live = self.registry.get(request)
-        utterance = live.next_utterance()
-        if utterance is None:
-            yield gr.skip(), gr.skip(), gr.skip()
-            return
+        utterance = live.start_turn()
+        try:
+            if utterance is not None:
+                async for update in self.spoken_turn(
+                    live, utterance, history, cid, session_id, with_media, request
+                ):
+                    yield *update, gr.skip()
+        finally:
+            live.end_turn()
+        if live.turn_to_tell():
+            live.signals += 1
+            yield gr.skip(), gr.skip(), gr.skip(), str(live.signals)
+        else:
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
+
+    async def spoken_turn(
+        self,
+        live: LiveConversation,
+        utterance: Utterance,
+        history: list[Message],
+        cid: str,
+        session_id: str,
+        with_media: bool,
+        request: gr.Request,
+    ) -> AsyncIterator[tuple[Any, Any, Any]]:
+        """One utterance's turn: (the chat, the interrupt signal, the live status) as it goes."""
         with self.loop.refusals_shown():
             text = await self.utterance_transcript(live, utterance, cid)
         if not text:
             yield gr.skip(), gr.skip(), gr.skip()
             return
         reply = live.reply
-        if live.over_reply(utterance) and reply is not None and not reply.interrupted:
-            if not live.interrupts(text):
-                # A backchannel, a cough or the reply's echo: the character goes on.
-                yield gr.skip(), gr.skip(), f"(heard “{text.strip()}” and kept talking)"
-                return
-            # Words enough, ended before a check caught them: stop the reply before answering.
-            live.asking_to_stop()
-            live.signals += 1
-            yield gr.skip(), str(live.signals), gr.skip()
-            await anyio.to_thread.run_sync(live.wait_stopped, STOP_WAIT_S)
+        if live.over_reply(utterance) and reply is not None:
+            if not reply.interrupted:
+                if not live.interrupts(text):
+                    # A backchannel, a cough or the reply's echo: the character goes on.
+                    yield gr.skip(), gr.skip(), f"(heard “{text.strip()}” and kept talking)"
+                    return
+                # Words enough, ended before a check caught them: stop the reply first.
+                live.asking_to_stop()
+                live.signals += 1
+                yield gr.skip(), str(live.signals), gr.skip()
+                await anyio.to_thread.run_sync(live.wait_stopped, STOP_WAIT_S)
+            if reply.interrupted:
+                # The page may have sent this chat before `barge_in` marked that reply in it.
+                history = mark_interrupted(list(history or []))
         async for updated in self.answer(
             text, list(history or []), cid, session_id, with_media, live, request
         ):

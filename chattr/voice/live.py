@@ -30,6 +30,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+# A clip played this far was heard whole (the end of a clip may report a little short).
+HEARD_SHARE = 0.98
+
+
 @dataclass(frozen=True)
 class PlayedClip:
     """What the page reports of one clip of the reply when it was stopped."""
@@ -59,16 +63,11 @@ class LiveReply:
     def heard_text(self, played: Sequence[PlayedClip]) -> str:
         """The part of the reply the person heard: whole sentences played, and the words of the
         one cut off, in proportion to how far its clip had played."""
-        progress: dict[int, float] = {}
-        for clip in played:
-            for index, urls in enumerate(self.clip_urls):
-                if any(_same_file(clip.src, url) for url in urls):
-                    share = 1.0 if clip.ended else _share(clip.position_s, clip.duration_s)
-                    progress[index] = max(progress.get(index, 0.0), share)
+        progress = self._progress(played)
         heard: list[str] = []
         for index, sentence in enumerate(self.sentences):
             share = progress.get(index, 0.0)
-            if share >= 0.98:
+            if share >= HEARD_SHARE:
                 heard.append(sentence)
                 continue
             words = sentence.split()
@@ -77,6 +76,28 @@ class LiveReply:
                 heard.append(" ".join(words[:cut]))
             break
         return " ".join(heard).strip()
+
+    def all_heard(self, played: Sequence[PlayedClip]) -> bool:
+        """Whether nothing of the reply is left to hear: every sentence's clip played to its
+        end. A sentence without one is still to come while the reply is being made, and has
+        nothing to hear once it is made (its media failed)."""
+        progress = self._progress(played)
+        return all(
+            progress.get(index, 0.0) >= HEARD_SHARE
+            if index < len(self.clip_urls) and self.clip_urls[index]
+            else self.finished
+            for index in range(len(self.sentences))
+        )
+
+    def _progress(self, played: Sequence[PlayedClip]) -> dict[int, float]:
+        """How much of each sentence's clip played (0..1), by sentence index."""
+        progress: dict[int, float] = {}
+        for clip in played:
+            for index, urls in enumerate(self.clip_urls):
+                if any(_same_file(clip.src, url) for url in urls):
+                    share = 1.0 if clip.ended else _share(clip.position_s, clip.duration_s)
+                    progress[index] = max(progress.get(index, 0.0), share)
+        return progress
 
 
 # Silence after which the words so far are transcribed ahead, while the turn model (or, without
@@ -153,6 +174,10 @@ class LiveConversation:
         self._overlap: float | None = None  # start of the speech heard over the reply
         self._checked_s = 0.0  # how long that speech was when its words were last checked
         self.word_check: Any = None  # the transcription checking them (a task, say)
+        self._checking: LiveReply | None = None  # the reply that speech was heard over
+        self._stopping: LiveReply | None = None  # the reply the page was last asked to stop
+        self._turn_told = False  # the page was told an utterance is ready and has not taken it
+        self._turn_running = False  # a live turn is being taken: transcribed, answered
         self.overheard = ""  # the words of the speech that interrupted the reply
 
     # --- speech over the character's reply ---
@@ -180,9 +205,12 @@ class LiveConversation:
 
     def words_to_check(self) -> Utterance | None:
         """The speech over the reply so far, when it has grown by `WORD_CHECK_S` since its words
-        were last checked and no check is running; None otherwise."""
+        were last checked and no check is running; None otherwise, and once the page has been
+        asked to stop the reply. Its transcript goes to `words_checked`."""
         reply = self.reply
-        if reply is None or reply.interrupted or self.word_check is not None:
+        if reply is None or reply.interrupted or reply is self._stopping:
+            return None
+        if self.word_check is not None:
             return None
         so_far = self.detector.so_far()
         if so_far is None or self._overlap != so_far.started_s:
@@ -191,7 +219,16 @@ class LiveConversation:
         if length - self._checked_s < WORD_CHECK_S:
             return None
         self._checked_s = length
+        self._checking = reply
         return so_far
+
+    def words_checked(self, transcript: str) -> bool:
+        """The transcript of the speech `words_to_check` gave: whether it interrupts the reply it
+        was heard over. Never another one: a check that comes back after the next turn began
+        (the speech it heard was that turn's message) interrupts nothing."""
+        with self._lock:
+            over, self._checking = self._checking, None
+        return over is not None and over is self.reply and self.interrupts(transcript)
 
     def interrupts(self, transcript: str) -> bool:
         """Whether speech over the reply, transcribed, takes the turn: at least `barge_in_words`
@@ -266,6 +303,33 @@ class LiveConversation:
         with self._lock:
             return self.pending.popleft() if self.pending else None
 
+    # --- the page's live turns, one at a time ---
+
+    def turn_to_tell(self) -> bool:
+        """Whether to tell the page now that an utterance is ready (True once per turn): one
+        waits, and no live turn runs or is about to. The page hands its turn handler the chat as
+        it is when told; told while another turn runs, the handler would start only after it,
+        from a chat that lacks the end of that turn, and show that older chat again."""
+        with self._lock:
+            if not self.pending or self._turn_running or self._turn_told:
+                return False
+            self._turn_told = True
+            return True
+
+    def start_turn(self) -> Utterance | None:
+        """The page's turn handler starts: the utterance it takes, or None. `end_turn` after."""
+        with self._lock:
+            self._turn_told = False
+            if not self.pending:
+                return None
+            self._turn_running = True
+            return self.pending.popleft()
+
+    def end_turn(self) -> None:
+        """The turn handler is done: an utterance that waited can be told (`turn_to_tell`)."""
+        with self._lock:
+            self._turn_running = False
+
     def begin_reply(self, user: str) -> LiveReply:
         """A new turn starts: the previous reply can no longer be interrupted."""
         self._interrupt.clear()
@@ -278,17 +342,21 @@ class LiveConversation:
         return self._interrupt.is_set()
 
     def barge_in(self, played: Sequence[PlayedClip], *, playing: bool) -> LiveReply | None:
-        """The person started to speak: if the character is still speaking (a clip plays, or the
-        reply is still being made), stop it and note what was heard. Returns the interrupted
-        reply, or None when there was nothing to interrupt."""
+        """The page's answer to `asking_to_stop`: if the character is still speaking the reply it
+        was asked to stop (a clip plays, or some of it is still to be heard), note what was
+        heard and stop the turn. Returns the interrupted reply, or None when there was nothing
+        to interrupt: it was interrupted already, no clip played and all of it had been heard,
+        or a later reply has begun since (a late answer stops only what it was for)."""
         try:
             with self._lock:
                 reply = self.reply
-                if reply is None or reply.interrupted or not (playing or not reply.finished):
+                if reply is None or reply is not self._stopping or reply.interrupted:
+                    return None
+                if not playing and reply.all_heard(played):
+                    # The character had said all of it: nothing is cut off.
+                    self._stopping = None
                     return None
                 heard = reply.heard_text(played)
-                if not playing and heard == " ".join(reply.sentences).strip():
-                    return None  # all of it was heard already: nothing is cut off
                 reply.interrupted = True
                 reply.heard = heard
                 self._interrupt.set()
@@ -297,8 +365,18 @@ class LiveConversation:
             self._stop_answered.set()
 
     def asking_to_stop(self) -> None:
-        """The page is about to be asked to stop playback (`wait_stopped` waits for its answer)."""
+        """The page is about to be asked to stop playback of the current reply (`wait_stopped`
+        waits for its answer, `barge_in`). From here no more of that reply's clips are shown."""
+        with self._lock:
+            self._stopping = self.reply
         self._stop_answered.clear()
+
+    @property
+    def stop_asked(self) -> bool:
+        """The page has been asked to stop the current reply: its turn adds no more clips (one
+        shown now would start playing after the page stopped the others)."""
+        reply = self.reply
+        return reply is not None and reply is self._stopping
 
     def wait_stopped(self, timeout_s: float) -> bool:
         """Block until the page answered the request to stop (True), or `timeout_s` passed."""

@@ -151,15 +151,19 @@ class FakeVisualizr:
 
 
 def in_process_service(
-    tmp_path: Path, llm: BaseChatModel, vocalizr: FakeVocalizr | None = None
+    tmp_path: Path,
+    llm: BaseChatModel,
+    vocalizr: FakeVocalizr | None = None,
+    visualizr: FakeVisualizr | None = None,
 ) -> ChatService:
     """The shipped characters, in-process memory, no knowledge, `llm`; with `vocalizr`, a media
-    fan-out (speech only) whose joined replies go to `tmp_path`."""
+    fan-out (speech only, or speech and video with `visualizr`) whose joined replies go to
+    `tmp_path`."""
     media = None
     if vocalizr is not None:
         media = MediaFanout(
             vocalizr.client(),
-            None,
+            visualizr.client() if visualizr is not None else None,
             store=MediaStore.under(tmp_path),
             public_url="http://chattr.test",
             options=FanoutOptions(),

@@ -88,8 +88,9 @@ def over_reply(
         live.hear(RATE, audio[offset : offset + CHUNK])
         so_far = live.words_to_check()
         checked = so_far is not None and interrupted_at is None
-        if checked and so_far is not None and live.interrupts(transcribe(so_far.samples)):
+        if checked and so_far is not None and live.words_checked(transcribe(so_far.samples)):
             interrupted_at = live.detector.stream_s
+            live.asking_to_stop()
             live.barge_in([], playing=True)
         while (utterance := live.next_utterance()) is not None:
             text = transcribe(utterance.samples)

@@ -106,21 +106,70 @@ def test_what_was_heard_is_the_played_part_only() -> None:
     )
 
 
+def test_all_of_a_reply_is_heard_once_each_clip_it_has_played_to_its_end() -> None:
+    both = [
+        PlayedClip("http://h/v1.mp4", 2.0, 2.0, ended=True),
+        PlayedClip("http://h/v2.mp4", 3.0, 3.0, ended=True),
+    ]
+    being_made = reply()  # the last sentence has no clip yet: it is still to come
+    assert not being_made.all_heard(both)
+    made = reply()
+    made.finished = True  # the last sentence's media failed: there is nothing of it to hear
+    assert made.all_heard(both)
+    assert not made.all_heard(both[:1])
+    assert not made.all_heard([both[0], PlayedClip("http://h/v2.mp4", 1.0, 3.0, ended=False)])
+
+
 def test_barge_in_stops_a_reply_once_and_only_while_it_speaks() -> None:
     live = LiveConversation()
+    live.asking_to_stop()
     assert live.barge_in([], playing=True) is None  # nothing to interrupt yet
     current = live.begin_reply("Tell me about Waterloo.")
     current.update(reply().sentences, [{"http://h/v1.mp4"}, {"http://h/v2.mp4"}, set()])
+    assert not live.stop_asked
+    live.asking_to_stop()
+    assert live.stop_asked  # the turn shows no more clips
     stopped = live.barge_in([PlayedClip("http://h/v1.mp4", 1.0, 2.0, False)], playing=True)
     assert stopped is current and live.interrupt_requested
     assert current.heard == "It rained"
     assert live.barge_in([], playing=True) is None  # once
     assert live.finish(current, remembered=False)  # the turn learns it was interrupted
-    # A reply that finished and was heard to the end is not interrupted by the next utterance.
+    # A reply that finished and was heard to the end is not interrupted by the next utterance,
+    # and goes on as it was.
     done = live.begin_reply("And then?")
     done.update(["Elba."], [{"http://h/v9.mp4"}])
     assert not live.finish(done, remembered=True)
+    live.asking_to_stop()
     assert live.barge_in([PlayedClip("http://h/v9.mp4", 1.0, 1.0, True)], playing=False) is None
+    assert not live.stop_asked
+
+
+def test_an_answer_or_a_word_check_that_comes_late_stops_only_the_reply_it_was_for(
+    assets: Path,
+) -> None:
+    """The words over one reply are the next turn's message: once that turn has begun, neither
+    a check of them nor the page's answer to a stop asked for the first reply stops the next."""
+    voice, rate = speech(assets)
+    live = LiveConversation()
+    first = live.begin_reply("Tell me about Waterloo.")
+    first.update(reply().sentences, [{"http://h/v1.mp4"}, {"http://h/v2.mp4"}, set()])
+    checking = None
+    for chunk in as_browser_chunks(voice, rate):  # the person speaks over the reply
+        started, _ = live.hear(48_000, chunk)
+        if started:
+            assert live.speech_over_reply(playing=True)
+        if (checking := live.words_to_check()) is not None:
+            break  # a check of the words starts; its answer will come back late
+    assert checking is not None
+    live.asking_to_stop()  # an earlier check found words (and then the utterance ended)
+    live.asking_to_stop()  # the turn handler asks once more for the same reply
+    assert live.barge_in([PlayedClip("http://h/v1.mp4", 2.0, 2.0, True)], playing=True) is first
+    assert live.finish(first, remembered=True)
+    second = live.begin_reply("But for many this year has been hard.")
+    second.update(["A hard year, yes."], [{"http://h/v3.mp4"}])
+    assert not live.words_checked("But for many this year has been hard.")
+    assert live.barge_in([], playing=False) is None  # the second answer, late
+    assert not second.interrupted and not live.interrupt_requested and not live.stop_asked
 
 
 def test_the_page_report_is_read_defensively() -> None:
@@ -193,3 +242,27 @@ def test_a_guess_the_person_talked_past_is_given_back_to_cancel() -> None:
     assert live.take_guess(later) == (None, "early")  # same utterance, an earlier pause
     assert live.keep_guess(later, "later") is None
     assert live.keep_guess(early, "again") == "later"  # replaced: cancel the old one
+
+
+def test_an_utterance_is_told_to_the_page_only_once_no_live_turn_runs() -> None:
+    """The page starts each turn with the chat as it is when told: an utterance that ends while a
+    turn runs waits, and is told as that turn ends, not queued behind it with an older chat."""
+    from chattr.voice.utterances import Utterance
+
+    live = LiveConversation()
+    assert not live.turn_to_tell()  # nothing said yet
+    first = Utterance(np.zeros(10, np.float32), started_s=1.0, ended_s=2.0)
+    second = Utterance(np.zeros(10, np.float32), started_s=5.0, ended_s=6.0)
+    live.pending.append(first)
+    assert live.turn_to_tell()
+    assert not live.turn_to_tell()  # told once
+    assert live.start_turn() is first
+    live.pending.append(second)  # said while the first turn runs
+    assert not live.turn_to_tell()
+    live.end_turn()
+    assert live.turn_to_tell()
+    assert live.start_turn() is second
+    live.end_turn()
+    assert live.start_turn() is None  # a turn handler with nothing to take
+    live.end_turn()
+    assert not live.turn_to_tell()
