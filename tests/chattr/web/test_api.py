@@ -114,7 +114,7 @@ def test_the_page_exposes_the_named_endpoints_with_their_parameters(tmp_path: Pa
     api = chat_api(tmp_path)
     blocks = build_blocks(api.loop.service, api.settings)
     endpoints = blocks.get_api_info()["named_endpoints"]
-    assert sorted(endpoints) == ["/characters", "/chat", "/export", "/forget", "/undo"]
+    assert sorted(endpoints) == ["/characters", "/chat", "/export", "/forget", "/scene", "/undo"]
     assert [p["parameter_name"] for p in endpoints["/chat"]["parameters"]] == [
         "message",
         "character",
