@@ -223,7 +223,7 @@ def build_blocks(
             [upload, session],
             [picker, gallery, upload_note],
             api_visibility="private",
-        ).then(scene_page.member_choices, scene, members, api_visibility="private")
+        ).then(scene_page.member_choices, None, members, api_visibility="private")
         # A character picked by the person (not by a page load) leaves the scene shown.
         gallery.select(page.select_from_gallery, None, picker, api_visibility="private").then(
             scene_page.leave,

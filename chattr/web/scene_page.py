@@ -344,11 +344,9 @@ class ScenePage:
     def speaker_choices(self, members: Sequence[str]) -> Any:
         return gr.update(choices=[(self._name(m), m) for m in members], value=None)
 
-    def member_choices(self, stored: Any = None) -> Any:
-        """The scene-members picker: every character (an import adds one), the scene's picked."""
-        scene = self.active(stored)
-        value = list(scene.members) if scene is not None else []
-        return gr.update(choices=self.page.picker_choices(), value=value)
+    def member_choices(self) -> Any:
+        """The scene-members picker's choices: every character (an import adds one)."""
+        return gr.update(choices=self.page.picker_choices())
 
     # --- starting, changing and leaving a scene ---
 

@@ -261,7 +261,13 @@ def test_a_reload_restores_the_scene_and_leaving_it_shows_the_chat(start: Start)
     assert re.findall(r'data-member="([a-z]+)"', output(resumed, 9)) == BOTH
     assert resumed["output"]["data"][13]["visible"] is True  # the scene's controls
 
-    # Leaving: the one-to-one chat comes back as it was; the scene's id stays for "Forget me".
+    # Picking one character leaves the scene for the chat with that one; so does "Leave scene"
+    # (the chat comes back as it was); the scene's id stays for "Forget me".
+    picked = reloaded.event("chattr-character", "input", ["einstein", None, None])
+    einstein = app.service.characters.get("einstein")
+    assert texts(output(picked, 1)) == [einstein.greeting]
+    assert scene_state(reloaded)["members"] == []
+    reloaded.stored = dict(page.stored)  # back in the scene, as the first page still is
     left = reloaded.event("chattr-scene-leave", "click", [None, None, None])
     curie = app.service.characters.get("curie")
     assert texts(output(left, 1)) == [curie.greeting]
