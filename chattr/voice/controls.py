@@ -73,16 +73,13 @@ class SceneVoice(Protocol):
         ...
 
     def keep_heard(
-        self,
-        history: list[Message],
-        session_id: str,
-        said: str,
-        heard: Sequence[tuple[str, str]],
-        *,
-        replaces: int,
-    ) -> list[Message]:
-        """Memory keeps what was heard of each member's reply (`SceneLoop.keep_heard`); the chat
-        comes back with the reply cut off marked as interrupted."""
+        self, session_id: str, said: str, heard: Sequence[tuple[str, str]], *, replaces: int
+    ) -> None:
+        """Memory keeps what was heard of each member's reply (`SceneLoop.keep_heard`)."""
+        ...
+
+    def mark_cut(self, history: list[Message], speaker: str) -> list[Message]:
+        """The chat with `speaker`'s reply to the last message marked as interrupted (once)."""
         ...
 
 
@@ -162,6 +159,9 @@ PLAYING_JS = "(signal) => (window.chattrLive && window.chattrLive.playing()) ? '
 INTERRUPTED = " ⏹ (interrupted)"
 # How long a turn heard over a reply waits for the page to stop that reply before it starts.
 STOP_WAIT_S = 2.0
+# How long a scene message heard over the last one waits for that one to stop and keep what was
+# heard of it (its transcript is what the next message reads).
+SETTLE_WAIT_S = 5.0
 
 CSS = ".chattr-signal { display: none !important; }"
 
@@ -403,9 +403,19 @@ class VoiceControls:
         reply: LiveReply | None = None
         state: SceneState | None = None
         shown = history
+        earlier = live.reply if live is not None else None
+        if earlier is not None and earlier.interrupted and earlier.scene_session:
+            if not earlier.finished:
+                # The message talked over keeps what was heard of it before this one reads the
+                # scene.
+                await anyio.to_thread.run_sync(earlier.over.wait, SETTLE_WAIT_S)
+            # This chat was the page's when the person stopped talking, maybe before the message
+            # talked over was marked: marked here, so that this message's chat keeps the mark.
+            history = self.mark_cut_in_scene(history, earlier)
 
         def stop() -> bool:
-            return live is not None and live.interrupt_requested
+            # This reply's own mark: the next reply's start clears the conversation's.
+            return reply is not None and reply.interrupted
 
         assert self.scenes is not None
         said = self.scenes.say(
@@ -439,14 +449,20 @@ class VoiceControls:
         )
 
     def keep_heard_in_scene(self, history: list[Message], reply: LiveReply) -> list[Message]:
+        """A scene message talked over: memory keeps what was heard of it; the chat marks it."""
         assert self.scenes is not None
-        return self.scenes.keep_heard(
-            history,
+        self.scenes.keep_heard(
             reply.scene_session,
             reply.user,
             reply.heard_by_speaker,
             replaces=reply.scene_lines if reply.remembered else 0,
         )
+        return self.mark_cut_in_scene(history, reply)
+
+    def mark_cut_in_scene(self, history: list[Message], reply: LiveReply) -> list[Message]:
+        if self.scenes is None or not reply.heard_by_speaker:
+            return history
+        return self.scenes.mark_cut(history, reply.heard_by_speaker[-1][0])
 
     # --- push to talk ---
 

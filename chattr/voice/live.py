@@ -57,6 +57,7 @@ class LiveReply:
     interrupted: bool = False
     heard: str = ""  # what the person heard of it, once interrupted
     heard_by_speaker: list[tuple[str, str]] = field(default_factory=list)  # a scene: parts
+    over: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
 
     def update(
         self,
@@ -347,6 +348,7 @@ class LiveConversation:
         with self._lock:
             reply.finished = True
             reply.remembered = remembered
+            reply.over.set()
             return reply.interrupted
 
 

@@ -583,15 +583,9 @@ class ScenePage:
             yield [m for m in shown if not _pending(m)], state
 
     def keep_heard(
-        self,
-        history: list[Message],
-        session_id: str,
-        said: str,
-        heard: Sequence[tuple[str, str]],
-        *,
-        replaces: int,
-    ) -> list[Message]:
+        self, session_id: str, said: str, heard: Sequence[tuple[str, str]], *, replaces: int
+    ) -> None:
         self.scenes.keep_heard(session_id, said, heard, replaces=replaces)
-        if not heard:
-            return history
-        return mark_interrupted(history, marker=f"chattr-by-{heard[-1][0]}")
+
+    def mark_cut(self, history: list[Message], speaker: str) -> list[Message]:
+        return mark_interrupted(history, marker=f'chattr-by-{speaker}"')

@@ -213,10 +213,11 @@ def microphone_recording(assets: Path, target: Path) -> dict[str, float]:
     def silence(seconds: float) -> Any:
         return np.zeros(int(seconds * rate), dtype=np.float32)
 
-    first = speech[: int(5.86 * rate)]  # "The holidays are a time of celebrating ... coat."
+    # "The holidays are a time of celebrating with loved ones," (a pause follows it there).
+    first = speech[: int(2.66 * rate)]
     second = speech[int(5.9 * rate) :]  # "But for many this year has been ..."
     # The pause leaves the first clips time to be made and to play for a while.
-    lead, pause, tail = 1.0, 24.0, 4.0
+    lead, pause, tail = 1.0, 22.0, 4.0
     sf.write(
         target,
         np.concatenate([silence(lead), first, silence(pause), second, silence(tail)]),
@@ -343,4 +344,6 @@ def test_live_voice_in_a_scene_answers_in_turn_and_a_barge_in_stops_the_clips(
         ("napoleon", NAPOLEON_AFTER),
         ("einstein", EINSTEIN_AFTER),
     ]
-    assert "this year" in answers[0].user.lower()
+    # tiny.en hears the fake microphone a little differently from run to run ("this year" came
+    # back "this season" once).
+    assert "for many" in answers[0].user.lower(), answers[0].user
