@@ -101,10 +101,12 @@ PAGE_JS = """
   if (window.chattrLive) return;
   const clips = () => Array.from(
     document.querySelectorAll('#chattr-chat audio, #chattr-chat video'));
-  // The clips in the order spoken, with a mark where a reply's next clip is still being made:
-  // in a scene, a later member's clips wait for it.
+  // The clips in the order spoken, with a mark where a reply's next clip is still being made
+  // (in a scene, a later member's clips wait for it) and the person's messages (a mark left
+  // behind by a message they talked over holds back nothing said after it).
   const queue = () => Array.from(document.querySelectorAll(
-    '#chattr-chat audio, #chattr-chat video, #chattr-chat .chattr-pending'));
+    '#chattr-chat [data-testid="user"], #chattr-chat audio, #chattr-chat video, ' +
+    '#chattr-chat .chattr-pending'));
   // A scene always plays its clips one after another (its stage is on the page).
   const inScene = () => document.querySelector('#chattr-scene-stage') !== null;
   const isWhole = (el) => {
@@ -117,9 +119,12 @@ PAGE_JS = """
     retire() { clips().forEach((el) => { el.dataset.chattrDone = '1'; }); },
     playNext() {
       if (!(live.on || inScene()) || live.playing()) return;
+      let waiting = false;
       for (const next of queue()) {
-        if (next.classList.contains('chattr-pending')) return;
+        if (next.matches('[data-testid="user"]')) { waiting = false; continue; }
+        if (next.classList.contains('chattr-pending')) { waiting = true; continue; }
         if (next.dataset.chattrDone || isWhole(next)) continue;
+        if (waiting) return;
         next.dataset.chattrDone = '1';
         next.addEventListener('ended', () => live.playNext(), {once: true});
         next.play().catch(() => live.playNext());

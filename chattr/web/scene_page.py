@@ -89,6 +89,11 @@ STAGE_JS = """
     const slot = slotOf(id);
     if (!slot) return;
     stage.current = {clip, slot, id};
+    // On the clip itself: a clip the chat re-renders away pauses outside the document, where
+    // the document's listeners below never hear it.
+    for (const name of ['pause', 'ended']) {
+      clip.addEventListener(name, () => stage.stop(clip), {once: true});
+    }
     slot.classList.add('speaking');
     const face = slot.querySelector('video');
     if (clip.tagName === 'VIDEO' && face) {
@@ -147,8 +152,11 @@ def _note(lines: Sequence[str], *, pending: bool = False) -> str:
 
 
 def _pending(message: Message) -> bool:
+    """A note that more clips are coming (the page sends messages back as lists of parts)."""
     content = message.get("content")
-    return isinstance(content, str) and content.startswith(PENDING)
+    parts = content if isinstance(content, list) else [content]
+    texts = (p.get("text") if isinstance(p, dict) else p for p in parts)
+    return any(isinstance(t, str) and t.startswith(PENDING) for t in texts)
 
 
 class ScenePage:
@@ -569,11 +577,15 @@ class ScenePage:
                 speaker=speaker,
                 media=bool(media),
             )
-        base = list(history or [])
+        # What the chat held when the message was sent is over: nothing in it is still coming
+        # (a message talked over may not have had its last word on the page yet).
+        base = [m for m in history or [] if not _pending(m)]
         shown = base
         state: SceneState | None = None
         async with self.scenes.scene(request, checked) as turn:
             async for state in turn:
+                if stop():  # no clip more once the person has talked over them
+                    break
                 shown = self.shown(base, checked.message, state)
                 yield shown, state
                 if stop():
