@@ -332,6 +332,7 @@ class SceneRunner:
         finally:
             if job is not None and not media_done:
                 await job.cancel()
+            state.done = True  # this reply's text and media are all it will have
             reply.text_done.set()
             changed.set()
 

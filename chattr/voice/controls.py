@@ -5,7 +5,9 @@ message. Live mode: the microphone streams here in 100 ms chunks; voice activity
 model end each turn (`chattr.voice.utterances`), which becomes the next turn; the reply's clips
 play one after another as they are made; saying a few words over them stops them (barge-in,
 `chattr.voice.live`). Every turn, typed or spoken, runs through the app's turn loop
-(`chattr.turn.loop`).
+(`chattr.turn.loop`); in a scene, a spoken message runs through the scene's (`chattr.scene.loop`,
+by way of the page's scene handlers), its members' clips play one after another, and talking over
+them stops them as it stops one character's.
 
 Signals between the stream and the page go through hidden text boxes whose value changes
 ("speech started", "an utterance is ready", "words interrupt the reply"): a change runs a
@@ -16,14 +18,17 @@ JavaScript that pauses every clip and reports what had been played.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from typing import Any, Protocol
 
 import anyio
 import gradio as gr
 
 from chattr.reply import TurnState
+from chattr.scene.loop import lines_remembered
+from chattr.scene.state import SceneState
 from chattr.turn.loop import TurnLoop
 from chattr.turn.service import TurnRejected
 from chattr.voice.live import (
@@ -42,6 +47,53 @@ SyncMedia = Callable[[list[Message], list[Message], list[str]], None]
 
 MAX_RECORDING_BYTES = 20_000_000
 
+
+class SceneVoice(Protocol):
+    """A message said in a scene: how it runs and shows on the page (`chattr.web.scene_page`,
+    a layer above this one), and what memory keeps of replies the person talked over."""
+
+    def scene_session(self, stored: Any) -> str | None:
+        """The scene's conversation id when the page shows a scene (`stored`: the page's scene
+        as the browser keeps it), else None."""
+        ...
+
+    def say(
+        self,
+        stored: Any,
+        history: list[Message],
+        message: str,
+        *,
+        media: bool,
+        strategy: Any,
+        request: Any,
+        stop: Callable[[], bool],
+    ) -> AsyncGenerator[tuple[list[Message], SceneState], None]:
+        """Run `message` in the scene: the chat and the scene's state after every change; once
+        `stop()` says so, the replies stop and the last chat shows them stopped."""
+        ...
+
+    def keep_heard(
+        self, session_id: str, said: str, heard: Sequence[tuple[str, str]], *, replaces: int
+    ) -> None:
+        """Memory keeps what was heard of each member's reply (`SceneLoop.keep_heard`)."""
+        ...
+
+    def mark_cut(self, history: list[Message], speaker: str) -> list[Message]:
+        """The chat with `speaker`'s reply to the last message marked as interrupted (once)."""
+        ...
+
+
+def spoken_sentences(state: SceneState) -> tuple[list[str], list[list[str | None]], list[str]]:
+    """A scene message's sentences in the order spoken, every member's one after another: their
+    texts, their clips' URLs, their speakers (for `LiveReply.update`)."""
+    segments = [(reply.character, s) for reply in state.replies for s in reply.segments]
+    return (
+        [s.text for _, s in segments],
+        [[s.audio_url, s.video_url] for _, s in segments],
+        [speaker for speaker, _ in segments],
+    )
+
+
 # Defines window.chattrLive once per page: sequential playback in live mode, and `stop`, which
 # pauses every clip of the conversation and reports how far each had played.
 PAGE_JS = """
@@ -49,6 +101,14 @@ PAGE_JS = """
   if (window.chattrLive) return;
   const clips = () => Array.from(
     document.querySelectorAll('#chattr-chat audio, #chattr-chat video'));
+  // The clips in the order spoken, with a mark where a reply's next clip is still being made
+  // (in a scene, a later member's clips wait for it) and the person's messages (a mark left
+  // behind by a message they talked over holds back nothing said after it).
+  const queue = () => Array.from(document.querySelectorAll(
+    '#chattr-chat [data-testid="user"], #chattr-chat audio, #chattr-chat video, ' +
+    '#chattr-chat .chattr-pending'));
+  // A scene always plays its clips one after another (its stage is on the page).
+  const inScene = () => document.querySelector('#chattr-scene-stage') !== null;
   const isWhole = (el) => {
     const caption = el.closest('figure')?.querySelector('figcaption')?.textContent || '';
     return caption.startsWith('The whole reply');
@@ -58,12 +118,18 @@ PAGE_JS = """
     playing() { return clips().some((el) => !el.paused && !el.ended); },
     retire() { clips().forEach((el) => { el.dataset.chattrDone = '1'; }); },
     playNext() {
-      if (!live.on || live.playing()) return;
-      const next = clips().find((el) => !el.dataset.chattrDone && !isWhole(el));
-      if (!next) return;
-      next.dataset.chattrDone = '1';
-      next.addEventListener('ended', () => live.playNext(), {once: true});
-      next.play().catch(() => live.playNext());
+      if (!(live.on || inScene()) || live.playing()) return;
+      let waiting = false;
+      for (const next of queue()) {
+        if (next.matches('[data-testid="user"]')) { waiting = false; continue; }
+        if (next.classList.contains('chattr-pending')) { waiting = true; continue; }
+        if (next.dataset.chattrDone || isWhole(next)) continue;
+        if (waiting) return;
+        next.dataset.chattrDone = '1';
+        next.addEventListener('ended', () => live.playNext(), {once: true});
+        next.play().catch(() => live.playNext());
+        return;
+      }
     },
     stop() {
       const playing = live.playing();
@@ -98,6 +164,9 @@ PLAYING_JS = "(signal) => (window.chattrLive && window.chattrLive.playing()) ? '
 INTERRUPTED = " ⏹ (interrupted)"
 # How long a turn heard over a reply waits for the page to stop that reply before it starts.
 STOP_WAIT_S = 2.0
+# How long a scene message heard over the last one waits for that one to stop and keep what was
+# heard of it (its transcript is what the next message reads).
+SETTLE_WAIT_S = 5.0
 
 CSS = ".chattr-signal { display: none !important; }"
 
@@ -138,9 +207,10 @@ def parse_stop_report(report: str) -> tuple[list[PlayedClip], bool]:
     return parse_played(parsed.get("clips")), bool(parsed.get("playing"))
 
 
-def mark_interrupted(history: list[Message]) -> list[Message]:
-    """The chat with its last reply's text marked as interrupted (once). The page sends messages
-    back as lists of parts; the reply's clips are messages of their own (HTML figures)."""
+def mark_interrupted(history: list[Message], marker: str | None = None) -> list[Message]:
+    """The chat with its last reply's text marked as interrupted (once); with `marker`, the last
+    reply whose text holds it (in a scene, a member's). The page sends messages back as lists of
+    parts; the reply's clips are messages of their own (HTML figures)."""
     for message in reversed(history):
         if message.get("role") == "user":
             break
@@ -152,6 +222,8 @@ def mark_interrupted(history: list[Message]) -> list[Message]:
             part = parts[index]
             text = part.get("text") if isinstance(part, dict) else part
             if not isinstance(text, str) or text.lstrip().startswith("<figure"):
+                continue
+            if marker is not None and marker not in text:
                 continue
             if not text.endswith(INTERRUPTED):
                 marked = text + INTERRUPTED
@@ -167,7 +239,8 @@ class VoiceControls:
     controls to the page being built and wires them to these handlers.
 
     `media_messages` and `sync_media` show a turn's media in the chat as the page does
-    (`chattr.web.handlers`, a layer above this one).
+    (`chattr.web.handlers`, a layer above this one); `scenes` runs a message said while the page
+    shows a scene.
     """
 
     def __init__(
@@ -178,11 +251,13 @@ class VoiceControls:
         sync_media: SyncMedia,
         registry: LiveRegistry | None = None,
         listening: Listening | None = None,
+        scenes: SceneVoice | None = None,
     ) -> None:
         self.loop = loop
         self.service = loop.service
         self.media_messages = media_messages
         self.sync_media = sync_media
+        self.scenes = scenes
         self.listening = listening or Listening()
         self.registry = registry or LiveRegistry(self.listening.conversation)
         self._warming: set[asyncio.Task[None]] = (
@@ -196,8 +271,12 @@ class VoiceControls:
         character: gr.State | gr.BrowserState,
         session: gr.State | gr.BrowserState,
         media_on: gr.Checkbox,
+        scene: gr.State | gr.BrowserState | None = None,
+        strategy: gr.Component | None = None,
     ) -> None:
-        """Add the microphone button and the live mode to the page being built."""
+        """Add the microphone button and the live mode to the page being built; with `scene`
+        (the page's scene, as `scenes` reads it) and `strategy` (who answers in it), a message
+        said while the page shows a scene is the scene's."""
         with gr.Row():
             recorder = gr.Audio(
                 sources=["microphone"],
@@ -225,10 +304,11 @@ class VoiceControls:
         interrupt_signal = gr.Textbox(elem_classes=["chattr-signal"], elem_id="chattr-interrupt")
 
         private: dict[str, Any] = {"api_visibility": "private"}
+        in_scene: list[Any] = [c for c in (scene, strategy) if c is not None]
         recorder.start_recording(self.start_recording, None, None, queue=False, **private)
         recorder.stop_recording(
             self.speak_message,
-            [recorder, chatbot, character, session, media_on],
+            [recorder, chatbot, character, session, media_on, *in_scene],
             [chatbot, recorder],
             **private,
         )
@@ -256,7 +336,7 @@ class VoiceControls:
         )
         utterance_signal.change(
             self.live_turn,
-            [chatbot, character, session, media_on],
+            [chatbot, character, session, media_on, *in_scene],
             [chatbot, interrupt_signal, live_status, utterance_signal],
             trigger_mode="multiple",
             **private,
@@ -273,9 +353,18 @@ class VoiceControls:
         with_media: bool,
         live: LiveConversation | None,
         request: gr.Request,
+        scene: Any = None,
+        strategy: Any = None,
     ) -> AsyncIterator[list[Message]]:
-        """One turn for a spoken message; in live mode it stops when the person barges in, and
-        memory keeps only what they heard of it."""
+        """One turn for a spoken message (in the scene, when the page shows one); in live mode
+        it stops when the person barges in, and memory keeps only what they heard of it."""
+        scene_session = self.scenes.scene_session(scene) if self.scenes is not None else None
+        if scene_session is not None:
+            async for shown in self.answer_in_scene(
+                text, history, scene, scene_session, with_media, strategy, live, request
+            ):
+                yield shown
+            return
         reply_message: Message = {"role": "assistant", "content": ""}
         reply: LiveReply | None = None
         async with self.loop.turn(request, text, cid, session_id, media=with_media) as turn:
@@ -305,10 +394,82 @@ class VoiceControls:
             reply_message["content"] += INTERRUPTED
             yield history
 
+    async def answer_in_scene(
+        self,
+        text: str,
+        history: list[Message],
+        scene: Any,
+        scene_session: str,
+        with_media: bool,
+        strategy: Any,
+        live: LiveConversation | None,
+        request: gr.Request,
+    ) -> AsyncIterator[list[Message]]:
+        """A spoken message in the scene: every member who answers, one after another; in live
+        mode talking over them stops them all, and memory keeps what was heard of each."""
+        reply: LiveReply | None = None
+        state: SceneState | None = None
+        shown = history
+        earlier = live.reply if live is not None else None
+        if earlier is not None and earlier.interrupted and earlier.scene_session:
+            if not earlier.finished:
+                # The message talked over keeps what was heard of it before this one reads the
+                # scene.
+                await anyio.to_thread.run_sync(earlier.over.wait, SETTLE_WAIT_S)
+            # This chat was the page's when the person stopped talking, maybe before the message
+            # talked over was marked: marked here, so that this message's chat keeps the mark.
+            history = self.mark_cut_in_scene(history, earlier)
+
+        def stop() -> bool:
+            # This reply's own mark: the next reply's start clears the conversation's.
+            return reply is not None and reply.interrupted
+
+        assert self.scenes is not None
+        said = self.scenes.say(
+            scene,
+            history,
+            text,
+            media=with_media,
+            strategy=strategy,
+            request=request,
+            stop=stop,
+        )
+        async with contextlib.aclosing(said):
+            async for shown, state in said:
+                if live is not None and reply is None:  # admitted: this reply can be talked over
+                    reply = live.begin_reply(text)
+                    reply.scene_session = scene_session
+                if reply is not None:
+                    reply.update(*spoken_sentences(state))
+                yield shown
+        if live is None or reply is None or state is None:
+            return
+        if state.done:
+            reply.scene_lines = lines_remembered(state)
+        if live.finish(reply, remembered=state.done):
+            # The person spoke over it while it was still being made: keep only what was heard.
+            yield self.keep_heard_in_scene(shown, reply)
+
     def keep_heard(self, session_id: str, cid: str, reply: LiveReply) -> None:
         self.loop.keep_heard(
             session_id, cid, reply.user, reply.heard, replaces_reply=reply.remembered
         )
+
+    def keep_heard_in_scene(self, history: list[Message], reply: LiveReply) -> list[Message]:
+        """A scene message talked over: memory keeps what was heard of it; the chat marks it."""
+        assert self.scenes is not None
+        self.scenes.keep_heard(
+            reply.scene_session,
+            reply.user,
+            reply.heard_by_speaker,
+            replaces=reply.scene_lines if reply.remembered else 0,
+        )
+        return self.mark_cut_in_scene(history, reply)
+
+    def mark_cut_in_scene(self, history: list[Message], reply: LiveReply) -> list[Message]:
+        if self.scenes is None or not reply.heard_by_speaker:
+            return history
+        return self.scenes.mark_cut(history, reply.heard_by_speaker[-1][0])
 
     # --- push to talk ---
 
@@ -319,15 +480,26 @@ class VoiceControls:
         cid: str,
         session_id: str,
         with_media: bool,
-        request: gr.Request,
+        scene: Any = None,
+        strategy: Any = None,
+        request: gr.Request | None = None,
     ) -> AsyncIterator[tuple[Any, ...]]:
         if not path:
             yield gr.skip(), gr.skip()
             return
+        assert request is not None  # Gradio's to fill in
         with self.loop.refusals_shown():
             text = await self.recording_transcript(path, cid)
         async for updated in self.answer(
-            text, list(history or []), cid, session_id, with_media, None, request
+            text,
+            list(history or []),
+            cid,
+            session_id,
+            with_media,
+            None,
+            request,
+            scene,
+            strategy,
         ):
             yield updated, None
 
@@ -445,6 +617,8 @@ class VoiceControls:
             return gr.skip(), status  # the running turn marks its own reply
         # The turn had ended already (its clips were still playing): fix its memory and its
         # message here.
+        if stopped.scene_session:
+            return self.keep_heard_in_scene(list(history or []), stopped), status
         self.keep_heard(live.session_id, live.character_id, stopped)
         return mark_interrupted(list(history or [])), status
 
@@ -454,16 +628,20 @@ class VoiceControls:
         cid: str,
         session_id: str,
         with_media: bool,
-        request: gr.Request,
+        scene: Any = None,
+        strategy: Any = None,
+        request: gr.Request | None = None,
     ) -> AsyncIterator[tuple[Any, Any, Any, Any]]:
         """The next utterance's turn. Turns run one at a time, each started by the page with the
-        chat as it is then: an utterance that ended while this one ran is told as it ends."""
+        chat as it is then: an utterance that ended while this one ran is told as it ends.
+        `scene`, `strategy`: the page's scene, when one is open."""
+        assert request is not None  # Gradio's to fill in
         live = self.registry.get(request)
         utterance = live.start_turn()
         try:
             if utterance is not None:
                 async for update in self.spoken_turn(
-                    live, utterance, history, cid, session_id, with_media, request
+                    live, utterance, history, cid, session_id, with_media, request, scene, strategy
                 ):
                     yield *update, gr.skip()
         finally:
@@ -483,6 +661,8 @@ class VoiceControls:
         session_id: str,
         with_media: bool,
         request: gr.Request,
+        scene: Any = None,
+        strategy: Any = None,
     ) -> AsyncIterator[tuple[Any, Any, Any]]:
         """One utterance's turn: (the chat, the interrupt signal, the live status) as it goes."""
         with self.loop.refusals_shown():
@@ -506,7 +686,15 @@ class VoiceControls:
                 # The page may have sent this chat before `barge_in` marked that reply in it.
                 history = mark_interrupted(list(history or []))
         async for updated in self.answer(
-            text, list(history or []), cid, session_id, with_media, live, request
+            text,
+            list(history or []),
+            cid,
+            session_id,
+            with_media,
+            live,
+            request,
+            scene,
+            strategy,
         ):
             yield updated, gr.skip(), gr.skip()
 

@@ -46,36 +46,72 @@ class PlayedClip:
 
 @dataclass
 class LiveReply:
-    """The reply being made and played: its sentences and their clips' URLs, in order."""
+    """The reply being made and played: its sentences and their clips' URLs, in order. In a scene
+    it is every member's reply to the message, one after another, each sentence with its
+    speaker."""
 
     user: str
     sentences: list[str] = field(default_factory=list)
     clip_urls: list[set[str]] = field(default_factory=list)  # per sentence: its audio/video URLs
+    speakers: list[str] = field(default_factory=list)  # in a scene: per sentence, who says it
+    scene_session: str = ""  # in a scene: the scene's conversation id
+    scene_lines: int = 0  # in a scene: the lines its message left in memory, once remembered
     finished: bool = False  # the turn is over (text, media and memory)
     remembered: bool = False  # the whole reply went into memory already
     interrupted: bool = False
     heard: str = ""  # what the person heard of it, once interrupted
+    heard_by_speaker: list[tuple[str, str]] = field(default_factory=list)  # a scene: parts
+    over: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
 
-    def update(self, sentences: Sequence[str], urls: Sequence[Iterable[str | None]]) -> None:
+    def update(
+        self,
+        sentences: Sequence[str],
+        urls: Sequence[Iterable[str | None]],
+        speakers: Sequence[str] = (),
+    ) -> None:
         self.sentences = list(sentences)
         self.clip_urls = [{url for url in group if url} for group in urls]
+        self.speakers = list(speakers)
 
-    def heard_text(self, played: Sequence[PlayedClip]) -> str:
-        """The part of the reply the person heard: whole sentences played, and the words of the
-        one cut off, in proportion to how far its clip had played."""
+    def heard_sentences(self, played: Sequence[PlayedClip]) -> list[tuple[int, str]]:
+        """The sentences the person heard, in order, as (index, words heard): whole sentences
+        played, then the words of the one cut off, in proportion to how far its clip had
+        played."""
         progress = self._progress(played)
-        heard: list[str] = []
+        heard: list[tuple[int, str]] = []
         for index, sentence in enumerate(self.sentences):
             share = progress.get(index, 0.0)
             if share >= HEARD_SHARE:
-                heard.append(sentence)
+                heard.append((index, sentence))
                 continue
             words = sentence.split()
             cut = int(len(words) * share)
             if cut:
-                heard.append(" ".join(words[:cut]))
+                heard.append((index, " ".join(words[:cut])))
             break
-        return " ".join(heard).strip()
+        return heard
+
+    def heard_text(self, played: Sequence[PlayedClip]) -> str:
+        """The part of the reply the person heard (see `heard_sentences`)."""
+        return " ".join(words for _, words in self.heard_sentences(played)).strip()
+
+    def heard_parts(self, played: Sequence[PlayedClip]) -> list[tuple[str, str]]:
+        """In a scene: what the person heard of each member's reply, (speaker, words), in the
+        order spoken; the last is the one cut off (its words may be none), after it nothing."""
+        parts: list[tuple[str, str]] = []
+        heard = self.heard_sentences(played)
+        for index, words in heard:
+            speaker = self.speakers[index] if index < len(self.speakers) else ""
+            if parts and parts[-1][0] == speaker:
+                parts[-1] = (speaker, f"{parts[-1][1]} {words}")
+            else:
+                parts.append((speaker, words))
+        cut = len(heard)
+        if heard and heard[-1][1] != self.sentences[heard[-1][0]]:
+            cut = heard[-1][0]  # the last heard sentence was itself cut off
+        if cut < len(self.speakers) and (not parts or parts[-1][0] != self.speakers[cut]):
+            parts.append((self.speakers[cut], ""))  # cut off before a word of it was heard
+        return parts
 
     def all_heard(self, played: Sequence[PlayedClip]) -> bool:
         """Whether nothing of the reply is left to hear: every sentence's clip played to its
@@ -359,6 +395,8 @@ class LiveConversation:
                 heard = reply.heard_text(played)
                 reply.interrupted = True
                 reply.heard = heard
+                if reply.scene_session:
+                    reply.heard_by_speaker = reply.heard_parts(played)
                 self._interrupt.set()
                 return reply
         finally:
@@ -388,6 +426,7 @@ class LiveConversation:
         with self._lock:
             reply.finished = True
             reply.remembered = remembered
+            reply.over.set()
             return reply.interrupted
 
 

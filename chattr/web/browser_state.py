@@ -1,5 +1,6 @@
-"""What the page keeps in the browser: its conversation id and the character chosen, so a page
-reloaded (onto this replica or another) shows the conversation and continues it.
+"""What the page keeps in the browser: its conversation id and the character chosen, and the scene
+it shows (its own id, its members), so a page reloaded (onto this replica or another) shows the
+conversation and continues it.
 
 Gradio's `BrowserState` keeps a value in the browser's localStorage, encrypted with a secret that
 the page's config carries. Each replica would make its own secret and could not read what another
@@ -13,10 +14,13 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Any
 
 import redis
 
+from chattr.scene.speakers import Strategy
 from chattr.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -56,3 +60,50 @@ def browser_secret(settings: Settings) -> str:
 def stored_session(value: Any) -> str | None:
     """The conversation id a browser kept, if it is one the page made."""
     return value if isinstance(value, str) and PAGE_SESSION_ID.fullmatch(value) else None
+
+
+SCENE_STORAGE_KEY = "chattr-scene"
+STRATEGIES = tuple(s.value for s in Strategy)
+
+
+@dataclass(frozen=True)
+class PageScene:
+    """The scene the page shows, as the browser keeps it: its own conversation id (never a
+    one-to-one chat's), its members in the scene's order and who answers. Fewer than two members:
+    the page is not in a scene (the id stays, so "Forget me" still reaches it)."""
+
+    session_id: str
+    members: tuple[str, ...] = ()
+    strategy: str = "natural"
+
+    @property
+    def active(self) -> bool:
+        return len(self.members) >= 2
+
+    def stored(self) -> dict[str, Any]:
+        """What the browser keeps (gr.BrowserState)."""
+        return {
+            "session_id": self.session_id,
+            "members": list(self.members),
+            "strategy": self.strategy,
+        }
+
+
+def stored_scene(value: Any, known: Collection[str]) -> PageScene | None:
+    """The scene a browser kept, if the page made it: its id one the page makes, its members
+    characters that are still `known` (a character gone since is left out), each once."""
+    if not isinstance(value, dict):
+        return None
+    session_id = stored_session(value.get("session_id"))
+    if session_id is None:
+        return None
+    members = value.get("members")
+    kept: list[str] = []
+    if isinstance(members, list):
+        kept = [m for m in members if isinstance(m, str) and m in known]
+    strategy = value.get("strategy")
+    return PageScene(
+        session_id,
+        tuple(dict.fromkeys(kept)),
+        strategy if strategy in STRATEGIES else "natural",
+    )

@@ -1,6 +1,7 @@
 """The Gradio page's layout: its components, in order, wired to the page's handlers
-(`chattr.web.handlers`) and the voice controls' (`chattr.voice.controls`), plus the named API
-endpoints (`chattr.web.api`), as one Blocks; all of them run turns through one turn loop."""
+(`chattr.web.handlers`), the scene's (`chattr.web.scene_page`) and the voice controls'
+(`chattr.voice.controls`), plus the named API endpoints (`chattr.web.api`), as one Blocks; all of
+them run turns through one turn loop (a scene's messages through its scene loop, beside it)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,15 @@ from chattr.voice.controls import PAGE_JS as VOICE_JS
 from chattr.voice.controls import VoiceControls
 from chattr.voice.live import Listening
 from chattr.web.api import ChatApi
-from chattr.web.browser_state import CHARACTER_KEY, SESSION_KEY, browser_secret
+from chattr.web.browser_state import (
+    CHARACTER_KEY,
+    SCENE_STORAGE_KEY,
+    SESSION_KEY,
+    browser_secret,
+)
 from chattr.web.handlers import ChatPage, StatusSource, greeting_choices, media_messages, sync_media
+from chattr.web.scene_page import CSS as SCENE_CSS
+from chattr.web.scene_page import STAGE_JS, STRATEGY_CHOICES, ScenePage
 
 CSS = """
 #chattr-gallery { min-height: 140px; }
@@ -64,11 +72,13 @@ def build_blocks(
     scenes = SceneLoop(loop, SceneRunner(service, max_replies=settings.scene_max_replies))
     api = ChatApi(loop, settings, scenes=scenes)
     page = ChatPage(api, status=status)
+    scene_page = ScenePage(page, scenes)
     voice = VoiceControls(
         loop,
         media_messages=media_messages,
         sync_media=sync_media,
         listening=Listening.from_settings(settings),
+        scenes=scene_page,
     )
     characters = service.characters
     ids = page.ids()
@@ -81,6 +91,8 @@ def build_blocks(
     with demo:
         session = gr.BrowserState("", storage_key=SESSION_KEY, secret=secret)
         character = gr.BrowserState(first, storage_key=CHARACTER_KEY, secret=secret)
+        # The scene the page shows: its own conversation id, its members, who answers.
+        scene = gr.BrowserState({}, storage_key=SCENE_STORAGE_KEY, secret=secret)
         gr.Markdown("# Chatacter\nPick a character and talk to them: text, voice and video.")
         if loop.gate.sign_in is not None:  # CHATTR_HF_SIGNIN: Gradio's OAuth routes come with it
             gr.LoginButton(elem_id="chattr-login")
@@ -105,13 +117,41 @@ def build_blocks(
                     label="Character",
                     elem_id="chattr-character",
                 )
-                greeting = gr.Dropdown(
-                    choices=greeting_choices(characters.get(first) if first else None),
-                    value=0,
-                    label="Greeting (choosing one starts a new conversation)",
-                    elem_id="chattr-greeting",
-                )
+                with gr.Column(elem_id="chattr-greeting-box") as greeting_box:
+                    greeting = gr.Dropdown(
+                        choices=greeting_choices(characters.get(first) if first else None),
+                        value=0,
+                        label="Greeting (choosing one starts a new conversation)",
+                        elem_id="chattr-greeting",
+                    )
                 card = gr.Markdown(page.character_card(first), elem_id="chattr-card")
+                # A scene: several characters in one conversation, each in its own voice.
+                members = gr.Dropdown(
+                    choices=page.picker_choices(),
+                    value=[],
+                    multiselect=True,
+                    label="Scene members (two or more)",
+                    elem_id="chattr-scene-members",
+                )
+                start_scene = gr.Button("Start scene", size="sm", elem_id="chattr-scene-start")
+                with gr.Column(visible=False, elem_id="chattr-scene-controls") as scene_controls:
+                    strategy = gr.Radio(
+                        choices=STRATEGY_CHOICES,
+                        value="natural",
+                        label="Who answers",
+                        elem_id="chattr-scene-strategy",
+                    )
+                    with gr.Row():
+                        speaker = gr.Dropdown(
+                            choices=[],
+                            label="Let … speak",
+                            elem_id="chattr-scene-speaker",
+                            scale=2,
+                        )
+                        let_speak = gr.Button(
+                            "Speak", size="sm", elem_id="chattr-scene-speak", scale=1
+                        )
+                    leave_scene = gr.Button("Leave scene", size="sm", elem_id="chattr-scene-leave")
                 upload = gr.File(
                     label="Import a character: a card (.json, .png, .charx) or a folder (.zip)",
                     file_types=[".json", ".png", ".zip", ".charx"],
@@ -155,11 +195,17 @@ def build_blocks(
                         interactive=service.media is not None,
                         elem_id="chattr-media",
                     )
-                    regenerate = gr.Button("Regenerate", size="sm")
-                    undo = gr.Button("Undo last turn", size="sm")
+                    with gr.Row(elem_id="chattr-chat-only") as chat_only:
+                        regenerate = gr.Button("Regenerate", size="sm")
+                        undo = gr.Button("Undo last turn", size="sm")
                     new_chat = gr.Button("New conversation", size="sm")
                 voice.lay_out(
-                    chatbot=chatbot, character=character, session=session, media_on=media_on
+                    chatbot=chatbot,
+                    character=character,
+                    session=session,
+                    media_on=media_on,
+                    scene=scene,
+                    strategy=strategy,
                 )
                 with gr.Row():
                     download = gr.Button(
@@ -170,26 +216,69 @@ def build_blocks(
                     )
                 my_data = gr.File(label="Your conversation", visible=False, elem_id="chattr-export")
 
+        # What shows which conversation: the one-to-one chat's controls or the scene's.
+        mode = [greeting_box, chat_only, scene_controls]
         upload.upload(
             page.import_character,
             [upload, session],
             [picker, gallery, upload_note],
             api_visibility="private",
+        ).then(scene_page.member_choices, None, members, api_visibility="private")
+        # A character picked by the person (not by a page load) leaves the scene shown.
+        gallery.select(page.select_from_gallery, None, picker, api_visibility="private").then(
+            scene_page.leave,
+            [picker, session, scene],
+            [scene, chatbot, stage, *mode],
+            api_visibility="private",
         )
-        gallery.select(page.select_from_gallery, None, picker, api_visibility="private")
         picker.change(
-            page.choose,
-            [picker, session],
+            scene_page.choose,
+            [picker, session, scene],
             [character, chatbot, card, greeting],
             api_visibility="private",
         )
         # The picker also changes when a page load resumes a character or an import adds one.
-        picker.change(page.stage, picker, stage, api_visibility="private")
+        picker.change(scene_page.stage_for, [picker, scene], stage, api_visibility="private")
+        picker.input(
+            scene_page.leave,
+            [picker, session, scene],
+            [scene, chatbot, stage, *mode],
+            api_visibility="private",
+        )
+
+        # Scenes: start one, change its members, who answers, let one speak, leave it.
+        start_scene.click(
+            scene_page.start,
+            [members, scene, strategy],
+            [scene, chatbot, stage, speaker, *mode],
+            api_visibility="private",
+        )
+        members.input(
+            scene_page.change_members,
+            [members, scene],
+            [scene, members, stage, speaker, chatbot],
+            api_visibility="private",
+        )
+        strategy.input(scene_page.set_strategy, [strategy, scene], scene, api_visibility="private")
+        let_speak.click(
+            scene_page.let_speak,
+            [speaker, chatbot, media_on, scene, strategy],
+            chatbot,
+            api_visibility="private",
+            concurrency_limit=None,
+        )
+        leave_scene.click(
+            scene_page.leave,
+            [character, session, scene],
+            [scene, chatbot, stage, *mode],
+            api_visibility="private",
+        )
 
         # Turns take their slot in the gate (fairly shared), not in Gradio's first-come queue.
+        # The message goes to the scene when the page shows one.
         box.submit(
-            page.respond,
-            [box, chatbot, character, session, media_on, greeting],
+            scene_page.send,
+            [box, chatbot, character, session, media_on, greeting, scene, strategy],
             [chatbot, box, stage],
             api_visibility="private",
             concurrency_limit=None,
@@ -208,9 +297,9 @@ def build_blocks(
             concurrency_limit=None,
         )
         new_chat.click(
-            page.start_over,
-            [character, session, greeting],
-            [session, chatbot],
+            scene_page.start_over,
+            [character, session, greeting, scene],
+            [session, chatbot, scene],
             api_visibility="private",
         )
         # Another greeting opens another conversation, as a card's alternate first messages do.
@@ -220,27 +309,41 @@ def build_blocks(
             [session, chatbot],
             api_visibility="private",
         )
-        download.click(page.download_conversation, session, my_data, api_visibility="private")
+        download.click(scene_page.download, [session, scene], my_data, api_visibility="private")
         forget_me.click(
-            page.forget_page,
-            [character, session],
-            [session, chatbot, my_data],
+            scene_page.forget_page,
+            [character, session, scene],
+            [session, chatbot, my_data, scene],
             api_visibility="private",
         )
 
-        # A page load resumes the conversation the browser kept, or starts one.
+        # A page load resumes the conversation the browser kept, or starts one; and the scene.
         demo.load(
-            page.resume,
-            [session, character],
-            [session, character, picker, chatbot, card, greeting],
+            scene_page.resume,
+            [session, character, scene],
+            [
+                session,
+                character,
+                picker,
+                chatbot,
+                card,
+                greeting,
+                scene,
+                members,
+                strategy,
+                stage,
+                speaker,
+                *mode,
+            ],
             api_visibility="private",
         )
         demo.load(None, js=VOICE_JS)
+        demo.load(None, js=STAGE_JS)
 
         # The API scripts use (gradio_client): named endpoints with named parameters.
         api.register()
 
     demo.queue(default_concurrency_limit=settings.concurrency_limit, max_size=settings.queue_size)
     # gradio types Blocks.css as None (its __init__ sets None; mounting sets the string).
-    demo.css = CSS + VOICE_CSS  # type: ignore[assignment]
+    demo.css = CSS + VOICE_CSS + SCENE_CSS  # type: ignore[assignment]
     return demo

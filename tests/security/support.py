@@ -88,8 +88,13 @@ class Page:
                             dependency["outputs"], message["output"]["data"], strict=False
                         )
                         for component, value in outputs:
-                            if component in self.stored:
-                                self.stored[component] = value
+                            if component not in self.stored:
+                                continue
+                            if isinstance(value, dict) and value.get("__type__") == "update":
+                                if "value" not in value:  # gr.skip(): the browser keeps its own
+                                    continue
+                                value = value["value"]
+                            self.stored[component] = value
                     return message
         raise AssertionError("the event never completed")
 

@@ -266,3 +266,57 @@ def test_an_utterance_is_told_to_the_page_only_once_no_live_turn_runs() -> None:
     assert live.start_turn() is None  # a turn handler with nothing to take
     live.end_turn()
     assert not live.turn_to_tell()
+
+
+def scene_reply() -> LiveReply:
+    """A scene message's replies: Napoleon's two sentences, then Einstein's two."""
+    reply = LiveReply(user="What next?", scene_session="s")
+    reply.update(
+        ["To Moscow.", "In winter.", "Wait.", "Think first."],
+        [("http://h/n1.wav",), ("http://h/n2.wav",), ("http://h/e1.wav",), ("http://h/e2.wav",)],
+        ["napoleon", "napoleon", "einstein", "einstein"],
+    )
+    return reply
+
+
+def test_in_a_scene_what_was_heard_is_kept_by_speaker_up_to_the_one_cut_off() -> None:
+    def played(*shares: float) -> list[PlayedClip]:
+        urls = ["http://h/n1.wav", "http://h/n2.wav", "http://h/e1.wav", "http://h/e2.wav"]
+        heard = zip(urls[: len(shares)], shares, strict=True)
+        return [PlayedClip(url, share * 2.0, 2.0, share == 1.0) for url, share in heard]
+
+    # Cut off in Einstein's second sentence: Napoleon's whole reply, then Einstein's words.
+    assert scene_reply().heard_parts(played(1, 1, 1, 0.5)) == [
+        ("napoleon", "To Moscow. In winter."),
+        ("einstein", "Wait. Think"),
+    ]
+    # Cut off before a word of Einstein's: he is the one interrupted, with nothing heard.
+    assert scene_reply().heard_parts(played(1, 1)) == [
+        ("napoleon", "To Moscow. In winter."),
+        ("einstein", ""),
+    ]
+    # In Napoleon's reply: Einstein never spoke.
+    assert scene_reply().heard_parts(played(1, 0.5)) == [("napoleon", "To Moscow. In")]
+    assert scene_reply().heard_parts([]) == [("napoleon", "")]
+    # The page's stop keeps the parts on the reply it interrupts.
+    live = LiveConversation()
+    current = live.begin_reply("What next?")
+    current.scene_session = "s"
+    current.update(scene_reply().sentences, scene_reply().clip_urls, scene_reply().speakers)
+    live.asking_to_stop()
+    assert live.barge_in(played(1, 1, 0.5), playing=True) is current
+    assert current.heard_by_speaker == [("napoleon", "To Moscow. In winter."), ("einstein", "")]
+
+
+def test_in_a_scene_the_reply_cut_off_is_the_one_marked() -> None:
+    from chattr.voice.controls import INTERRUPTED, mark_interrupted
+
+    history = [
+        {"role": "user", "content": "What next?"},
+        {"role": "assistant", "content": '<div class="chattr-by-napoleon">N</div>\n\nTo Moscow.'},
+        {"role": "assistant", "content": '<figure class="chattr-by-napoleon"></figure>'},
+        {"role": "assistant", "content": '<div class="chattr-by-einstein">E</div>\n\nWait.'},
+    ]
+    marked = mark_interrupted([dict(m) for m in history], marker="chattr-by-napoleon")
+    assert marked[1]["content"].endswith("To Moscow." + INTERRUPTED)
+    assert marked[2:] == history[2:]

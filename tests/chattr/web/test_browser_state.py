@@ -21,7 +21,12 @@ from chattr.turn.loop import TurnLoop
 from chattr.turn.personal_data import PersonalData, open_media_index
 from chattr.turn.service import ChatService
 from chattr.web.api import ChatApi
-from chattr.web.browser_state import CHARACTER_KEY, SESSION_KEY, browser_secret
+from chattr.web.browser_state import (
+    CHARACTER_KEY,
+    SCENE_STORAGE_KEY,
+    SESSION_KEY,
+    browser_secret,
+)
 from chattr.web.handlers import ChatPage
 from chattr.web.layout import build_blocks
 
@@ -77,7 +82,7 @@ def test_replicas_sharing_redis_share_the_browser_secret(
     a, b = (replica(tmp_path, redis_url, redis_prefix) for _ in range(2))
     assert browser_secret(a) == browser_secret(b)
     pages = [browser_states(build_blocks(service(s), s)) for s in (a, b)]
-    assert set(pages[0]) == {SESSION_KEY, CHARACTER_KEY}
+    assert set(pages[0]) == {SESSION_KEY, CHARACTER_KEY, SCENE_STORAGE_KEY}
     assert pages[0] == pages[1] == dict.fromkeys(pages[0], browser_secret(a))
     # Another deployment (another prefix) does not read this one's values.
     other = replica(tmp_path, redis_url, f"{redis_prefix}-other")
