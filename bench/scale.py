@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import math
 import random
@@ -41,6 +42,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,12 +51,14 @@ import httpx
 import numpy as np
 import numpy.typing as npt
 from pydantic import SecretStr
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `bench.*`, from any folder
 
 from bench.fanout import TurnResult, percentile, pipeline_turn, scrape
 from bench.stack import load, quick_characters
 from chattr.knowledge.embeddings import load_default_embedder
+from chattr.media.clients import SpeechResult, VocalizrClient
 from chattr.media.fanout import MediaFanout
 from chattr.media.local_stack import free_port
 from chattr.run.assembly import create_service
@@ -107,6 +111,54 @@ REPLY = (
 QUICK_REPLY = "Ah, you ask about Austerlitz. It was the finest day of my life as a soldier."
 
 
+# Each speech call chattr makes carries its id in this header; the replica notes, under that id,
+# when the call arrived, when its engine ran and when it answered (a line of JSON per event in
+# DATA_DIR/timeline.jsonl), so a turn's time to first audio splits into its parts. The times are
+# perf_counter's: CLOCK_MONOTONIC, one clock for every process on the machine.
+CALL_HEADER = "x-scale-call"
+CALL: ContextVar[str | None] = ContextVar("scale_call", default=None)  # the call being served
+TIMELINE = "timeline.jsonl"
+
+
+class Timeline:
+    """A replica's notes, a line each: written by its event loop and its worker, appended whole."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def note(self, **fields: object) -> None:
+        with self.path.open("a") as out:
+            out.write(json.dumps(fields) + "\n")
+
+
+class CallTimes:
+    """ASGI middleware: for a call that names itself (CALL_HEADER), when it arrived and when its
+    answer started, and the id in CALL for the engine (the worker thread copies the context)."""
+
+    def __init__(self, app: ASGIApp, timeline: Timeline) -> None:
+        self.app = app
+        self.timeline = timeline
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = dict(scope.get("headers", [])) if scope["type"] == "http" else {}
+        call = headers.get(CALL_HEADER.encode(), b"").decode() or None
+        if call is None:
+            await self.app(scope, receive, send)
+            return
+        arrived = time.perf_counter()
+
+        async def answer(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self.timeline.note(call=call, arrived=arrived, answered=time.perf_counter())
+            await send(message)
+
+        token = CALL.set(call)
+        try:
+            await self.app(scope, receive, answer)
+        finally:
+            CALL.reset(token)
+
+
 class FixedTimeSpeech(SpeechEngine):
     """Speech whose cost is wall time, as on a GPU: a sleep, then a tone of the text's length."""
 
@@ -114,6 +166,9 @@ class FixedTimeSpeech(SpeechEngine):
     sample_rate = SAMPLE_RATE
     device = "stand-in GPU (sleep)"
     languages = ("en",)
+
+    def __init__(self, timeline: Timeline) -> None:
+        self.timeline = timeline
 
     def load(self) -> None:
         return None
@@ -125,7 +180,13 @@ class FixedTimeSpeech(SpeechEngine):
         self, text: str, voice_id: str, language: str, speed: float, emotion: str = "neutral"
     ) -> npt.NDArray[np.float32]:
         seconds = max(0.5, len(text) / CHARS_PER_AUDIO_S) / speed
-        time.sleep(SPEECH_BASE_S + SPEECH_PER_AUDIO_S * seconds)
+        intended = SPEECH_BASE_S + SPEECH_PER_AUDIO_S * seconds
+        started = time.perf_counter()
+        time.sleep(intended)
+        # Past `intended`: the wait for this process's GIL (and the CPU) once the sleep is over.
+        self.timeline.note(
+            call=CALL.get(), started=started, ended=time.perf_counter(), intended=intended
+        )
         t = np.arange(int(seconds * SAMPLE_RATE), dtype=np.float32) / SAMPLE_RATE
         tone: npt.NDArray[np.float32] = (0.1 * np.sin(2 * np.pi * 220.0 * t)).astype(np.float32)
         return tone
@@ -156,7 +217,9 @@ class FixedTimeHead:
 def register_engines() -> None:
     """The stand-ins, by name, in the services' own registries (as a plugin would add one)."""
     if ENGINE not in SPEECH_ENGINES:
-        SPEECH_ENGINES.register(ENGINE, lambda settings: FixedTimeSpeech())
+        SPEECH_ENGINES.register(
+            ENGINE, lambda settings: FixedTimeSpeech(Timeline(settings.data_dir / TIMELINE))
+        )
     if ENGINE not in VIDEO_ENGINES:
         VIDEO_ENGINES.register(ENGINE, lambda settings: FixedTimeHead())
 
@@ -240,10 +303,10 @@ def replicas(work: Path, count: int, characters: Path) -> Iterator[tuple[Service
                 ui=False,
                 default_size=VIDEO_SIZE,
             )
-            for service, app in (
-                (speech, create_vocalizr(speech_settings)),
-                (video, create_visualizr(video_settings)),
-            ):
+            speech_app = CallTimes(
+                create_vocalizr(speech_settings), Timeline(speech_settings.data_dir / TIMELINE)
+            )
+            for service, app in ((speech, speech_app), (video, create_visualizr(video_settings))):
                 server = ThreadedServer(app).start()
                 stack.callback(server.stop)
                 service.replicas.append(server)
@@ -315,41 +378,186 @@ def haproxy(work: Path, services: Sequence[Service], count: int, balance: str) -
 
 
 @dataclass
+class SpeechCall:
+    """One speech call of a turn as chattr made it, inside its slot (perf_counter)."""
+
+    call: str
+    text: str
+    started: float
+    ended: float
+
+
+TURN_CALLS: ContextVar[list[SpeechCall] | None] = ContextVar("scale_turn_calls", default=None)
+
+
+def time_speech_calls(client: VocalizrClient) -> None:
+    """Name each speech call of this client (CALL_HEADER) and note it in its turn's list (the
+    fan-out's tasks inherit the turn's context, TURN_CALLS)."""
+    synthesize = client.synthesize
+
+    async def named(text: str, *args: Any, **kwargs: Any) -> SpeechResult:
+        call, calls = secrets.token_hex(8), TURN_CALLS.get()
+        token = CALL.set(call)
+        started = time.perf_counter()
+        try:
+            return await synthesize(text, *args, **kwargs)
+        finally:
+            CALL.reset(token)
+            if calls is not None:
+                calls.append(SpeechCall(call, text, started, time.perf_counter()))
+
+    async def header(request: httpx.Request) -> None:
+        call = CALL.get()
+        if call is not None:
+            request.headers[CALL_HEADER] = call
+
+    setattr(client, "synthesize", named)  # noqa: B010 -- this client only
+    client.http.event_hooks["request"].append(header)
+
+
+@dataclass
 class Finished:
-    """A turn and when it ended (perf_counter)."""
+    """A turn, when it ended (perf_counter) and its speech calls."""
 
     turn: TurnResult
     ended: float
+    calls: list[SpeechCall]
 
 
 async def one_turn(service: ChatService, llm: FakeLLMServer, session: str, reply: str) -> Finished:
     llm.script(reply)
+    calls: list[SpeechCall] = []
+    TURN_CALLS.set(calls)  # this task's context, and so its turn's fan-out tasks'
     try:
         turn = await asyncio.wait_for(pipeline_turn(service, session), TURN_TIMEOUT_S)
     except TimeoutError:
         turn = TurnResult(started=time.perf_counter() - TURN_TIMEOUT_S)
         turn.problem = f"no end after {TURN_TIMEOUT_S:.0f} s"
-    return Finished(turn, time.perf_counter())
+    return Finished(turn, time.perf_counter(), calls)
 
 
-def first_audio_parts(finished: Sequence[Finished]) -> str:
-    """Time to first audio in two parts: the first sentence out of the LLM (the fan-out has it),
-    then its speech (chattr's slot, the proxy, the replica's queue and engine, the update)."""
-    ready, speech = [], []
-    for f in finished:
-        turn = f.turn
-        if turn.first_audio is None or turn.state is None or not turn.state.segments:
-            continue
-        added = turn.added.get(turn.state.segments[0].text)
-        if added is not None:
-            ready.append(added)
-            speech.append(turn.first_audio - added)
-    if not ready:
-        return "no turn with audio"
-    return (
-        f"first sentence ready p50 {percentile(ready, 50):.2f} p95 {percentile(ready, 95):.2f} s,"
-        f" then its speech p50 {percentile(speech, 50):.2f} p95 {percentile(speech, 95):.2f} s"
+def read_timelines(work: Path) -> dict[str, dict[str, float]]:
+    """Every replica's notes, merged by call id."""
+    calls: dict[str, dict[str, float]] = {}
+    for path in work.glob(f"vocalizr-*/{TIMELINE}"):
+        for line in path.read_text().splitlines():
+            note = json.loads(line)
+            call = note.pop("call")
+            if call is not None:
+                calls.setdefault(call, {}).update(note)
+    return calls
+
+
+# The parts of a turn's time to first audio, in order: what each one ends with.
+FIRST_AUDIO_PARTS = (
+    ("before the LLM (memory, knowledge, prompt)", "prepared"),
+    ("LLM's first text", "first_text"),
+    ("first clause complete, its emotion", "added"),
+    ("waiting for a speech slot (chattr)", "call"),
+    ("to the replica (client, haproxy)", "arrived"),
+    ("in the replica before its engine", "engine"),
+    ("engine: the sleep asked", "asked"),
+    ("engine: past the sleep (GIL, CPU)", "slept"),
+    ("WAV, file, answer (replica)", "answered"),
+    ("back to chattr (haproxy, client)", "returned"),
+    ("into the turn's state", "first_audio"),
+)
+
+
+def first_audio_marks(
+    finished: Finished, timelines: dict[str, dict[str, float]]
+) -> list[float] | None:
+    """The ends of the parts of FIRST_AUDIO_PARTS, in seconds from the turn's start; None where
+    the turn has no first audio or its call was not noted (a retry goes on a client of its own)."""
+    turn = finished.turn
+    if turn.first_audio is None or turn.state is None or not turn.state.segments:
+        return None
+    text = turn.state.segments[0].text
+    call = next((c for c in finished.calls if c.text == text), None)
+    added = turn.added.get(text)
+    if call is None or added is None:
+        return None
+    noted = timelines.get(call.call, {})
+    if not {"arrived", "answered", "started", "ended"} <= noted.keys():
+        return None
+    timings = turn.state.timings
+    prepared = timings.get("prepare_s", 0.0)
+
+    def since(at: float) -> float:
+        return at - turn.started
+
+    return [
+        prepared,
+        timings.get("first_text_s", prepared),
+        added,
+        since(call.started),
+        since(noted["arrived"]),
+        since(noted["started"]),
+        since(noted["started"] + noted["intended"]),
+        since(noted["ended"]),
+        since(noted["answered"]),
+        since(call.ended),
+        turn.first_audio,
+    ]
+
+
+def first_audio_parts(finished: Sequence[Finished], work: Path) -> str:
+    """Where the time to first audio went: each part's p50 and p95, and its mean over the
+    slowest tenth of the turns (what the p95 is made of)."""
+    timelines = read_timelines(work)
+    marks = [m for m in (first_audio_marks(f, timelines) for f in finished) if m is not None]
+    if not marks:
+        return "    no turn with its first audio's call noted"
+    ends = np.asarray(marks)
+    parts = np.diff(ends, axis=1, prepend=0.0)
+    slowest = parts[ends[:, -1] >= np.percentile(ends[:, -1], 90)]
+    lines = [
+        f"    {'part of the time to first audio (s)':44s}   p50    p95  slowest tenth "
+        f"({len(marks)} of {len(finished)} turns)"
+    ]
+    for index, (label, _) in enumerate(FIRST_AUDIO_PARTS):
+        column = parts[:, index]
+        lines.append(
+            f"    {label:44s} {np.percentile(column, 50):5.3f}  {np.percentile(column, 95):5.3f}"
+            f"  {slowest[:, index].mean():5.3f}"
+        )
+    total = ends[:, -1]
+    lines.append(
+        f"    {'first audio':44s} {np.percentile(total, 50):5.3f}  {np.percentile(total, 95):5.3f}"
+        f"  {total[total >= np.percentile(total, 90)].mean():5.3f}"
     )
+    return "\n".join(lines)
+
+
+class LoopLag:
+    """How late the event loop wakes a task asleep for `interval_s`: chattr's own delay on
+    every step of a turn (another task holding the loop, or the GIL held by another thread)."""
+
+    def __init__(self, interval_s: float = 0.01) -> None:
+        self.interval_s = interval_s
+        self.lags: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def _probe(self) -> None:
+        while True:
+            asleep = time.perf_counter()
+            await asyncio.sleep(self.interval_s)
+            self.lags.append(time.perf_counter() - asleep - self.interval_s)
+
+    def __enter__(self) -> LoopLag:
+        self._task = asyncio.get_running_loop().create_task(self._probe())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    def line(self) -> str:
+        lags = 1000 * np.asarray(self.lags or [math.nan])
+        return (
+            f"chattr's event loop late by p50 {np.percentile(lags, 50):.1f} ms, p95 "
+            f"{np.percentile(lags, 95):.1f} ms, max {lags.max():.1f} ms"
+        )
 
 
 def lost(finished: Sequence[Finished]) -> list[str]:
@@ -474,9 +682,12 @@ async def half_load(
 
 
 def fanout_for(settings: ChattrSettings, speech: Service, video: Service) -> MediaFanout:
-    return make_fanout(
+    fanout = make_fanout(
         settings, speech.url, video.url, vocalizr_key=speech.key, visualizr_key=video.key
     )
+    assert fanout.vocalizr is not None
+    time_speech_calls(fanout.vocalizr)
+    return fanout
 
 
 async def run_benchmark(
@@ -520,15 +731,17 @@ async def run_benchmark(
             print(
                 f"\none conversation alone, {largest} replica(s): {args.single} turns", flush=True
             )
-            single = [
-                await one_turn(service, llm, f"single-{i}", reply) for i in range(args.single)
-            ]
+            with LoopLag() as single_lag:
+                single = [
+                    await one_turn(service, llm, f"single-{i}", reply) for i in range(args.single)
+                ]
             single_audio = [f.turn.first_audio for f in single if f.turn.first_audio is not None]
             single_p50 = statistics.median(single_audio) if single_audio else math.nan
             print(
                 f"  first audio p50 {single_p50:.2f} s p95 {percentile(single_audio, 95):.2f} s "
                 f"(of {len(single_audio)}), "
-                f"{len(lost(single))} lost\n  {first_audio_parts(single)}",
+                f"{len(lost(single))} lost; {single_lag.line()}\n"
+                f"{first_audio_parts(single, work)}",
                 flush=True,
             )
             capacity = results[-1].per_minute / 60.0
@@ -539,7 +752,8 @@ async def run_benchmark(
                 flush=True,
             )
             cpu, wall = time.process_time(), time.perf_counter()
-            half = await half_load(service, llm, rate, args.half_duration, reply)
+            with LoopLag() as half_lag:
+                half = await half_load(service, llm, rate, args.half_duration, reply)
             half_cpu = cpu_line(cpu, time.perf_counter() - wall, len(half))
         finally:
             await fanout.aclose()
@@ -548,7 +762,7 @@ async def run_benchmark(
     print(
         f"  {len(half)} turns, {len(lost(half))} lost; first audio p50 "
         f"{percentile(half_audio, 50):.2f} s p95 {half_p95:.2f} s; {half_cpu}\n  "
-        f"{first_audio_parts(half)}"
+        f"{half_lag.line()}\n{first_audio_parts(half, work)}"
     )
 
     print("\nreplicas  conversations  turns  turns/min  speedup  lost")
