@@ -98,6 +98,40 @@ async def test_video_follows_each_speech_by_the_address_chattr_reaches_vocalizr_
     assert asked["portrait"] == "napoleon" and asked["fps"] == 25
 
 
+async def test_media_made_before_anyone_looks_is_shown_at_the_first_look(tmp_path: Path) -> None:
+    """The turn reads the LLM's last sentences (and guesses their emotions) before it looks at the
+    media: speech finished meanwhile is in the first update, not held until the next change."""
+    release_second = asyncio.Event()
+    vocalizr = FakeVocalizr()
+
+    async def held_second(request: httpx.Request) -> httpx.Response:
+        if json.loads(request.content)["text"] == "Second.":
+            await release_second.wait()
+        return vocalizr(request)
+
+    service = MediaFanout(
+        vocalizr.client(through=held_second),
+        None,
+        store=MediaStore(tmp_path / "media"),
+        public_url="http://chattr.test",
+    )
+    job = service.start("napoleon", "napoleon", "en")
+    job.add("First.")
+    job.add("Second.")
+    while job.media.segments[0].audio_url is None:  # nobody looking, as the turn reads on
+        await asyncio.sleep(0)
+    updates = job.updates()
+    # The second sentence's speech is held: only the first's can make this update. (The bound is
+    # against a hang; the update comes without waiting for anything.)
+    await asyncio.wait_for(anext(updates), timeout=10)
+    assert job.media.segments[1].audio_url is None
+    release_second.set()
+    async for _ in updates:
+        pass
+    assert all(s.audio_url for s in job.media.segments)
+    await service.aclose()
+
+
 async def test_relayed_services_files_are_named_at_chattrs_address(tmp_path: Path) -> None:
     media = await media_of(
         fanout(tmp_path, FakeVocalizr(), join=False, relay=frozenset({"vocalizr"})), ["Hello."]
