@@ -75,6 +75,7 @@ from chattr.media.local_stack import die_with_parent, free_port, set_variables
 from chattr.run.assembly import create_service
 from chattr.run.serving import make_fanout
 from chattr.settings import Settings as ChattrSettings
+from chattr.turn.emotions import EmotionClassifier
 from chattr.turn.service import ChatService
 
 STAND_IN = Path(__file__).resolve().parent / "stand_in.py"
@@ -325,33 +326,44 @@ def fake_llm(work: Path, reply: str) -> Iterator[Child]:
 
 
 @dataclass
-class SpeechCall:
-    """One speech call of a turn as chattr made it, inside its slot (perf_counter)."""
+class Span:
+    """A step of a turn, as chattr ran it (perf_counter); `call`: the id its replica notes."""
 
-    call: str
     text: str
     started: float
     ended: float
+    call: str = ""
 
 
-TURN_CALLS: ContextVar[list[SpeechCall] | None] = ContextVar("scale_turn_calls", default=None)
+@dataclass
+class TurnNotes:
+    """A turn's speech calls (inside their slots) and emotion guesses, by their sentences."""
+
+    speech: list[Span] = field(default_factory=list)
+    emotions: list[Span] = field(default_factory=list)
+
+    def first(self, steps: list[Span], text: str) -> Span | None:
+        return next((step for step in steps if step.text == text), None)
+
+
+# Set in each turn's task: the fan-out's tasks and the worker threads inherit it.
+TURN_NOTES: ContextVar[TurnNotes | None] = ContextVar("scale_turn_notes", default=None)
 
 
 def time_speech_calls(client: VocalizrClient) -> None:
-    """Name each speech call of this client (CALL_HEADER) and note it in its turn's list (the
-    fan-out's tasks inherit the turn's context, TURN_CALLS)."""
+    """Name each speech call of this client (CALL_HEADER) and note it in its turn's notes."""
     synthesize = client.synthesize
 
     async def named(text: str, *args: Any, **kwargs: Any) -> SpeechResult:
-        call, calls = secrets.token_hex(8), TURN_CALLS.get()
+        call, notes = secrets.token_hex(8), TURN_NOTES.get()
         token = CALL.set(call)
         started = time.perf_counter()
         try:
             return await synthesize(text, *args, **kwargs)
         finally:
             CALL.reset(token)
-            if calls is not None:
-                calls.append(SpeechCall(call, text, started, time.perf_counter()))
+            if notes is not None:
+                notes.speech.append(Span(text, started, time.perf_counter(), call))
 
     async def header(request: httpx.Request) -> None:
         call = CALL.get()
@@ -362,24 +374,41 @@ def time_speech_calls(client: VocalizrClient) -> None:
     client.http.event_hooks["request"].append(header)
 
 
+def time_emotions(classifier: EmotionClassifier) -> None:
+    """Note each guess of this classifier (MiniLM, behind the embedder's one lock) in its turn's
+    notes."""
+    label = classifier.label
+
+    def timed(sentence: str) -> str | None:
+        started = time.perf_counter()
+        try:
+            return label(sentence)
+        finally:
+            notes = TURN_NOTES.get()
+            if notes is not None:
+                notes.emotions.append(Span(sentence, started, time.perf_counter()))
+
+    setattr(classifier, "label", timed)  # noqa: B010 -- this classifier only
+
+
 @dataclass
 class Finished:
-    """A turn, when it ended (perf_counter) and its speech calls."""
+    """A turn, when it ended (perf_counter) and what it noted."""
 
     turn: TurnResult
     ended: float
-    calls: list[SpeechCall]
+    notes: TurnNotes
 
 
 async def one_turn(service: ChatService, session: str) -> Finished:
-    calls: list[SpeechCall] = []
-    TURN_CALLS.set(calls)  # this task's context, and so its turn's fan-out tasks'
+    notes = TurnNotes()
+    TURN_NOTES.set(notes)  # this task's context, and so its turn's fan-out tasks' and threads'
     try:
         turn = await asyncio.wait_for(pipeline_turn(service, session), TURN_TIMEOUT_S)
     except TimeoutError:
         turn = TurnResult(started=time.perf_counter() - TURN_TIMEOUT_S)
         turn.problem = f"no end after {TURN_TIMEOUT_S:.0f} s"
-    return Finished(turn, time.perf_counter(), calls)
+    return Finished(turn, time.perf_counter(), notes)
 
 
 def read_timelines(work: Path) -> dict[str, dict[str, float]]:
@@ -408,7 +437,8 @@ def read_timelines(work: Path) -> dict[str, dict[str, float]]:
 FIRST_AUDIO_PARTS = (
     ("before the LLM (memory, knowledge, prompt)", "prepared"),
     ("LLM's first text", "first_text"),
-    ("first clause complete, its emotion", "added"),
+    ("rest of the first clause (LLM)", "clause"),
+    ("its emotion (MiniLM, one lock)", "added"),
     ("waiting for a speech slot (chattr)", "call"),
     ("to the replica (client, haproxy)", "arrived"),
     ("in the replica before its engine", "engine"),
@@ -430,10 +460,11 @@ def first_audio_marks(
     if turn.first_audio is None or turn.state is None or not turn.state.segments:
         return None
     text = turn.state.segments[0].text
-    call = next((c for c in finished.calls if c.text == text), None)
+    call = finished.notes.first(finished.notes.speech, text)
     added = turn.added.get(text)
     if call is None or added is None:
         return None
+    emotion = finished.notes.first(finished.notes.emotions, text)
     noted = timelines.get(call.call, {})
     if not {"arrived", "answered", "started", "ended"} <= noted.keys():
         return None
@@ -446,6 +477,7 @@ def first_audio_marks(
     marks = [
         prepared,
         timings.get("first_text_s", prepared),
+        since(emotion.started) if emotion is not None else added,
         added,
         since(call.started),
         since(noted["arrived"]),
@@ -828,6 +860,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             try:
                 assert service.retriever is not None
                 service.retriever.wait(180)
+                classifier = service.emotion_classifier()
+                assert classifier is not None
+                time_emotions(classifier)
                 print(
                     f"the fake LLM, {max(args.replicas)} replicas of each and chattr's knowledge "
                     f"ready in {time.perf_counter() - started:.1f} s",
