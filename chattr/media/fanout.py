@@ -157,6 +157,11 @@ class MediaJob:
             priority = (len(self.media.segments) - 1, self.started)
             self._tasks.append(asyncio.create_task(self._produce(segment, priority, previous)))
 
+    def follow(self, task: asyncio.Task[None]) -> None:
+        """A task that adds this job's sentences: `updates` waits for it as for the sentences'
+        own media, and `cancel` stops it."""
+        self._tasks.append(task)
+
     async def _produce(
         self, segment: Segment, priority: tuple[int, float], previous: str | None
     ) -> None:
