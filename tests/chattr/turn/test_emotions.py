@@ -278,8 +278,7 @@ async def test_a_slow_emotion_guess_holds_back_no_media_already_made(
         assert [s.text for s in state.segments] == ["Thank you so much for your kind help today."]
     finally:
         held.release.set()
-    async for state in states:
-        pass
+    state = [state async for state in states][-1]
     assert state.done
     assert [s.emotion for s in state.segments] == ["gratitude", "neutral"]
     assert all(s.audio_url and s.video_url for s in state.segments)
