@@ -183,6 +183,11 @@ class MediaJob:
                 self._first_speech_settled.clear()
             self._tasks.append(asyncio.create_task(self._produce(segment, priority, previous)))
 
+    def follow(self, task: asyncio.Task[None]) -> None:
+        """A task that adds this job's sentences: `updates` waits for it as for the sentences'
+        own media, and `cancel` stops it."""
+        self._tasks.append(task)
+
     async def _produce(
         self, segment: Segment, priority: tuple[int, float], previous: str | None
     ) -> None:
@@ -275,17 +280,22 @@ class MediaJob:
         self._note(service, detail)
 
     async def updates(self) -> AsyncIterator[None]:
-        """Yield each time a segment gets media; after the last, join the whole reply."""
+        """Yield each time a segment gets media, and at once for what changed before the first
+        look; after the last, join the whole reply."""
         while True:
             pending = [t for t in self._tasks if not t.done()]
             if not pending:
                 break
+            if not self._changed.is_set():
+                waiter = asyncio.create_task(self._changed.wait())
+                try:
+                    await asyncio.wait([waiter, *pending], return_when=asyncio.FIRST_COMPLETED)
+                finally:  # also when the reply is stopped while it waits: no waiter left behind
+                    waiter.cancel()
+            # Cleared as the caller is about to look, not before the wait: what changed while it
+            # was busy elsewhere (the LLM's last sentences, their emotions) is shown now, not
+            # held back until the next change (bench/scale.py: the first audio waited ~0.1 s).
             self._changed.clear()
-            waiter = asyncio.create_task(self._changed.wait())
-            try:
-                await asyncio.wait([waiter, *pending], return_when=asyncio.FIRST_COMPLETED)
-            finally:  # also when the reply is stopped while it waits: no waiter left behind
-                waiter.cancel()
             yield
         if self.fanout.options.join and self.media.segments:
             with span("join"):

@@ -41,6 +41,7 @@ class FakeLLMState:
     arrivals: list[float] = field(default_factory=list)  # time.monotonic() of each request
     # A text (streamed word by word), its tokens as a list (streamed as they are), or a status.
     script: deque[str | int | list[str]] = field(default_factory=deque)
+    reply: str | None = None  # the answer when nothing is scripted; None: `default_reply`'s
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def next_reply(self, body: dict[str, Any]) -> str | int | list[str]:
@@ -49,6 +50,8 @@ class FakeLLMState:
             self.arrivals.append(time.monotonic())
             if self.script:
                 return self.script.popleft()
+        if self.reply is not None:
+            return self.reply
         return default_reply(body.get("messages", []))
 
 
@@ -170,8 +173,13 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=9100)
     parser.add_argument("--first-token-ms", type=float, default=0.0)
     parser.add_argument("--tokens-per-s", type=float, default=0.0)
+    parser.add_argument(
+        "--reply", default=None, help="answer every request with this text (default: an echo)"
+    )
     args = parser.parse_args()
-    state = FakeLLMState(first_token_s=args.first_token_ms / 1000, tokens_per_s=args.tokens_per_s)
+    state = FakeLLMState(
+        first_token_s=args.first_token_ms / 1000, tokens_per_s=args.tokens_per_s, reply=args.reply
+    )
     uvicorn.run(create_app(state), host=args.host, port=args.port)
 
 

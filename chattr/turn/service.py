@@ -19,11 +19,12 @@ from chattr.knowledge.retrieval import Context, RetrievalUnavailable, Retriever
 from chattr.memory import MemoryUnavailable, ShortTermMemory, Turn
 from chattr.refusal import Refusal
 from chattr.reply import TurnState
-from chattr.turn.emotions import EmotionClassifier, EmotionTrack, TagReader, without_marks
+from chattr.turn.emotions import EmotionClassifier, TagReader, without_marks
 from chattr.turn.metrics import TurnMetrics
 from chattr.turn.prompt import USER_NAME, build_messages
 from chattr.turn.sentences import SentenceSplitter
-from chattr.turn.spoken_text import SpeechFilter, spoken_sentence
+from chattr.turn.speaking import Speaker
+from chattr.turn.spoken_text import SpeechFilter
 from chattr.turn.tracing import LlmSpan
 
 if TYPE_CHECKING:
@@ -290,7 +291,8 @@ class ChatService:
         """
         splitter = SentenceSplitter(first_clause=True)
         # Emotion tags leave the text here; each becomes a mark the sentences carry to speech.
-        tags, track = TagReader(), EmotionTrack()
+        tags = TagReader()
+        speaker = Speaker(job, self.emotion_classifier) if job is not None else None
         traced = LlmSpan.start()
         try:
             async for chunk in llm.astream(messages):
@@ -302,9 +304,9 @@ class ChatService:
                     state.timings["first_text_s"] = time.perf_counter() - started
                 marked = tags.feed(delta)
                 state.text += without_marks(marked)
-                if job is not None:
+                if speaker is not None:
                     for sentence in splitter.feed(speech.feed(marked)):
-                        await self._speak(job, sentence, track)
+                        speaker.say(sentence)
                 yield
         except Exception as exc:
             log.warning("LLM call failed: %s", exc)
@@ -314,23 +316,10 @@ class ChatService:
             traced.end()  # also when the caller stopped listening mid-answer
         rest = tags.flush()
         state.text = (state.text + rest).strip()
-        if job is not None:
+        if speaker is not None:
             for sentence in splitter.feed(speech.feed(rest) + speech.flush()) + splitter.flush():
-                await self._speak(job, sentence, track)
-
-    async def _speak(self, job: MediaJob, sentence: str, track: EmotionTrack) -> None:
-        """A sentence on to the media job, with its emotion."""
-        spoken = spoken_sentence(without_marks(sentence))
-        if spoken is None:
-            track.hold(sentence)
-            return
-        guessed = None
-        if track.needs_classifier(sentence):
-            classifier = self.emotion_classifier()
-            if classifier is not None:
-                guessed = await anyio.to_thread.run_sync(classifier.label, spoken)
-        said = track.next(sentence, guessed)
-        job.add(spoken, said.emotion, said.previous)
+                speaker.say(sentence)
+            speaker.close()
 
     def _recent(self, state: TurnState) -> list[Turn]:
         try:

@@ -13,12 +13,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from chattr.media.clients import ClientOptions, ServiceError
+from chattr.media.clients import ClientOptions, ServiceError, VisualizrClient
 from chattr.media.fanout import STILL_STARTING, FanoutOptions, MediaFanout
 from chattr.media.store import JOINED_NAME, MediaStore
 from chattr.reply import ReplyMedia
 
 from ..fake_media import (
+    FAST,
+    VISUALIZR,
     VOCALIZR,
     FakeVisualizr,
     FakeVocalizr,
@@ -96,6 +98,45 @@ async def test_video_follows_each_speech_by_the_address_chattr_reaches_vocalizr_
     asked = json.loads(visualizr.requests[0].content)
     assert asked["audio_url"] == media.segments[0].audio_url
     assert asked["portrait"] == "napoleon" and asked["fps"] == 25
+
+
+async def test_media_made_before_anyone_looks_is_shown_at_the_first_look(tmp_path: Path) -> None:
+    """The turn reads the LLM's last sentences before it looks at the media: speech finished
+    meanwhile is in the first update, not held until the next change."""
+    release_second = asyncio.Event()
+    vocalizr, visualizr = FakeVocalizr(), FakeVisualizr()
+    first_video_asked = asyncio.Event()  # so the first sentence's audio is in
+
+    async def held_second(request: httpx.Request) -> httpx.Response:
+        if json.loads(request.content)["text"] == "Second.":
+            await release_second.wait()
+        return vocalizr(request)
+
+    def video(request: httpx.Request) -> httpx.Response:
+        first_video_asked.set()
+        return visualizr(request)
+
+    service = MediaFanout(
+        vocalizr.client(through=held_second),
+        VisualizrClient(VISUALIZR, FAST, transport=httpx.MockTransport(video)),
+        store=MediaStore(tmp_path / "media"),
+        public_url="http://chattr.test",
+        options=FanoutOptions(join=False),
+    )
+    job = service.start("napoleon", "napoleon", "en")
+    job.add("First.")
+    job.add("Second.")
+    await first_video_asked.wait()  # nobody looking, as the turn reads on
+    updates = job.updates()
+    # The second sentence's speech is held: only the first's media can make this update. (The
+    # bound is against a hang; the update comes without waiting for anything.)
+    await asyncio.wait_for(anext(updates), timeout=10)
+    assert job.media.segments[0].audio_url and job.media.segments[1].audio_url is None
+    release_second.set()
+    async for _ in updates:
+        pass
+    assert all(s.audio_url and s.video_url for s in job.media.segments)
+    await service.aclose()
 
 
 async def test_relayed_services_files_are_named_at_chattrs_address(tmp_path: Path) -> None:

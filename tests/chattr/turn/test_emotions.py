@@ -3,7 +3,10 @@ and whole turns whose media services hear each sentence's emotion."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +35,7 @@ from chattr.turn.service import ChatService
 from chattr.web.handlers import media_messages
 
 from ...conftest import CHARACTERS
-from ..fake_media import FakeVisualizr, FakeVocalizr
+from ..fake_media import FakeVisualizr, FakeVocalizr, Transport
 from .emotion_samples import SAMPLES
 
 
@@ -148,9 +151,11 @@ def chat_service(
     vocalizr: FakeVocalizr,
     visualizr: FakeVisualizr,
     emotions: EmotionClassifier | None = None,
+    speech: Transport | None = None,
 ) -> ChatService:
+    """`speech`: what answers the speech calls in vocalizr's place (it may delay them)."""
     media = MediaFanout(
-        vocalizr.client(),
+        vocalizr.client(through=speech),
         visualizr.client(),
         store=MediaStore(tmp_path / "media"),
         public_url="http://chattr.test",
@@ -223,6 +228,60 @@ async def test_an_untagged_reply_gets_the_classifiers_emotions(
         "gratitude",
         "neutral",
     ]
+
+
+class HeldEmbedder:
+    """MiniLM, except that embedding `held` waits until `release` is set: an emotion guess
+    that takes as long as a test likes (a busy CPU, the embedder's lock taken by other turns)."""
+
+    def __init__(self, embedder: MiniLMEmbedder, held: str) -> None:
+        self.embedder = embedder
+        self.dim = embedder.dim
+        self.held = held
+        self.reached = threading.Event()  # the held text came in
+        self.release = threading.Event()
+
+    def embed_query(self, text: str) -> list[float]:
+        if text == self.held:
+            self.reached.set()
+            self.release.wait()
+        return self.embedder.embed_query(text)
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        return self.embedder.embed_documents(texts)
+
+
+async def test_a_slow_emotion_guess_holds_back_no_media_already_made(
+    tmp_path: Path, llm: FakeLLMServer, embedder: MiniLMEmbedder
+) -> None:
+    """The turn's states go on while a later sentence's emotion is guessed: the first sentence's
+    audio shows at once, not after that guess."""
+    vocalizr, visualizr = FakeVocalizr(), FakeVisualizr()
+    held = HeldEmbedder(embedder, "The road to Paris runs north.")
+
+    async def after_the_guess_began(request: httpx.Request) -> httpx.Response:
+        # The first sentence's speech is ready only while the second's guess is under way.
+        await asyncio.to_thread(held.reached.wait)
+        return vocalizr(request)
+
+    chat = chat_service(
+        tmp_path, llm, vocalizr, visualizr, EmotionClassifier(held), after_the_guess_began
+    )
+    llm.script("Thank you so much for your kind help today. The road to Paris runs north.")
+    states = chat.run("Tell me of Marengo.", "napoleon", "session-1")
+    try:
+        while True:
+            # Bounded against a hang: with the guess held, only a turn that goes on gets here.
+            state = await asyncio.wait_for(anext(states), timeout=30)
+            if state.segments and state.segments[0].audio_url:
+                break
+        assert [s.text for s in state.segments] == ["Thank you so much for your kind help today."]
+    finally:
+        held.release.set()
+    state = [state async for state in states][-1]
+    assert state.done
+    assert [s.emotion for s in state.segments] == ["gratitude", "neutral"]
+    assert all(s.audio_url and s.video_url for s in state.segments)
 
 
 def test_the_page_captions_each_sentence_with_its_emotion() -> None:
