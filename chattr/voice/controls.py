@@ -113,17 +113,28 @@ PAGE_JS = """
     const caption = el.closest('figure')?.querySelector('figcaption')?.textContent || '';
     return caption.startsWith('The whole reply');
   };
+  const said = () => Array.from(document.querySelectorAll('#chattr-chat [data-testid="user"]'));
   const live = {
     on: false,
+    // The person's last message when they talked over the reply to it: a clip of that reply
+    // that reaches the page after it was stopped is never played.
+    fence: null,
     playing() { return clips().some((el) => !el.paused && !el.ended); },
     retire() { clips().forEach((el) => { el.dataset.chattrDone = '1'; }); },
     playNext() {
       if (!(live.on || inScene()) || live.playing()) return;
+      if (live.fence && !live.fence.isConnected) live.fence = null;  // another conversation
       let waiting = false;
+      let fenced = false;
       for (const next of queue()) {
-        if (next.matches('[data-testid="user"]')) { waiting = false; continue; }
+        if (next.matches('[data-testid="user"]')) {
+          waiting = false;
+          fenced = next === live.fence;
+          continue;
+        }
         if (next.classList.contains('chattr-pending')) { waiting = true; continue; }
         if (next.dataset.chattrDone || isWhole(next)) continue;
+        if (fenced) { next.dataset.chattrDone = '1'; continue; }
         if (waiting) return;
         next.dataset.chattrDone = '1';
         next.addEventListener('ended', () => live.playNext(), {once: true});
@@ -142,6 +153,7 @@ PAGE_JS = """
         el.pause();
         el.dataset.chattrDone = '1';
       });
+      live.fence = said().pop() || null;
       return JSON.stringify({playing: playing, clips: report});
     },
   };

@@ -25,11 +25,14 @@ NAPOLEON = "The future belongs to the bold. Give me artillery and I will shape i
 EINSTEIN = "The future is not fixed, my friend. Imagination will decide it."
 ASKED = "Napoleon and Einstein, what will the future bring?"
 
-# Every play of a clip in the chat, and who the stage showed speaking while it played.
+# Every play of a clip in the chat (its speaker, what else played, when, and after how many of
+# the person's messages), and who the stage showed speaking while it played.
 WATCH_JS = """
 (() => {
-  const log = {plays: [], ended: 0, stage: []};
+  const log = {plays: [], ended: 0, stage: [], stops: []};
   window.__scene = log;
+  const said = (el) => [...document.querySelectorAll('#chattr-chat [data-testid="user"]')]
+    .filter((u) => u.compareDocumentPosition(el) & Node.DOCUMENT_POSITION_FOLLOWING).length;
   const speaker = (el) => {
     const figure = el.closest('figure');
     const found = figure && /chattr-by-([a-z0-9_-]+)/.exec(figure.className);
@@ -42,7 +45,8 @@ WATCH_JS = """
     if (!inChat(event.target)) return;
     const others = chatClips().filter((m) => m !== event.target && !m.paused && !m.ended);
     log.plays.push({speaker: speaker(event.target), others: others.length,
-                    caption: event.target.closest('figure').innerText});
+                    caption: event.target.closest('figure').innerText,
+                    at: performance.now(), message: said(event.target)});
   }, true);
   document.addEventListener('ended', (event) => {
     if (inChat(event.target)) log.ended += 1;
@@ -55,6 +59,18 @@ WATCH_JS = """
                     moving: !!(slot && slot.classList.contains('moving') && face && !face.paused)});
   }, true);
 })();
+"""
+# The page's barge-in stop, noted: when, and whether a clip was playing.
+WATCH_STOP_JS = """
+() => {
+  const live = window.chattrLive;
+  const stop = live.stop;
+  live.stop = () => {
+    const report = stop();
+    window.__scene.stops.push({at: performance.now(), playing: JSON.parse(report).playing});
+    return report;
+  };
+}
 """
 
 
@@ -216,8 +232,9 @@ def microphone_recording(assets: Path, target: Path) -> dict[str, float]:
     # "The holidays are a time of celebrating with loved ones," (a pause follows it there).
     first = speech[: int(2.66 * rate)]
     second = speech[int(5.9 * rate) :]  # "But for many this year has been ..."
-    # The pause leaves the first clips time to be made and to play for a while.
-    lead, pause, tail = 1.0, 22.0, 4.0
+    # The pause leaves the first clips time to be made and to play for a while; the silence after
+    # outlasts the test (a microphone whose file ends stops recording, which ends an utterance).
+    lead, pause, tail = 1.0, 22.0, 90.0
     sf.write(
         target,
         np.concatenate([silence(lead), first, silence(pause), second, silence(tail)]),
@@ -252,15 +269,6 @@ def voice_browser(tmp_path: Path, assets: Path) -> Iterator[tuple[Any, dict[str,
         launched.close()
 
 
-def playing(page: Any) -> int:
-    return int(
-        page.evaluate(
-            """() => [...document.querySelectorAll('#chattr-chat audio, #chattr-chat video')]
-                 .filter((m) => !m.paused && !m.ended).length"""
-        )
-    )
-
-
 def test_live_voice_in_a_scene_answers_in_turn_and_a_barge_in_stops_the_clips(
     voice_browser: Any, start_app: StartApp, llm: FakeLLMServer, media_stack: LocalStack
 ) -> None:
@@ -276,6 +284,8 @@ def test_live_voice_in_a_scene_answers_in_turn_and_a_barge_in_stops_the_clips(
     page.set_viewport_size({"width": 1280, "height": 1000})
     page.goto(app.url, wait_until="load")
     page.get_by_label("Your message").wait_for()
+    page.wait_for_function("() => window.chattrLive !== undefined")
+    page.evaluate(WATCH_STOP_JS)
     pick_members(page, ["Napoleon Bonaparte", "Albert Einstein"])
     page.get_by_role("button", name="Start scene").click()
     chat = page.locator("#chattr-chat")
@@ -288,40 +298,51 @@ def test_live_voice_in_a_scene_answers_in_turn_and_a_barge_in_stops_the_clips(
     mic.wait_for()
     mic.get_by_role("button", name="Record").click()
     started = time.monotonic()  # the fake microphone plays from here
+    try:
+        # The spoken message is the scene's: Napoleon answers, then Einstein; the clips play by
+        # themselves, Napoleon's first.
+        chat.get_by_text("the mud of Austria", exact=False).first.wait_for(timeout=60_000)
+        chat.get_by_text("a beam of light", exact=False).first.wait_for(timeout=60_000)
+        left_ms = (started + timeline["second_start"] - time.monotonic()) * 1000
+        page.wait_for_function("() => window.__scene.plays.length > 0", timeout=max(left_ms, 1))
+        page.screenshot(path=str(OUTPUT / "live-scene-playing.png"), full_page=True)
+        assert page.evaluate("() => window.__scene.plays[0].speaker") == "napoleon"
 
-    # The spoken message is the scene's: Napoleon answers, then Einstein; the clips play by
-    # themselves, Napoleon's first.
-    chat.get_by_text("the mud of Austria", exact=False).first.wait_for(timeout=60_000)
-    chat.get_by_text("a beam of light", exact=False).first.wait_for(timeout=60_000)
-    left_ms = (started + timeline["second_start"] - time.monotonic()) * 1000
-    page.wait_for_function("() => window.__scene.plays.length > 0", timeout=max(left_ms, 1))
-    page.screenshot(path=str(OUTPUT / "live-scene-playing.png"), full_page=True)
-    assert page.evaluate("() => window.__scene.plays[0].speaker") == "napoleon"
+        # Barge-in: the words over the clips stop the one playing, whoever is speaking; nothing
+        # of that answer plays after it.
+        page.locator("#chattr-live-status").get_by_text("Heard you interrupt").wait_for(
+            timeout=60_000
+        )
+        stops = page.evaluate("() => window.__scene.stops")
+        assert stops and stops[0]["playing"], stops
+        page.screenshot(path=str(OUTPUT / "live-scene-stopped.png"), full_page=True)
 
-    # Barge-in: words over the clips stop them, whoever is speaking, and the stage is still.
-    stop_by = started + timeline["second_start"] + 6.0
-    while time.monotonic() < stop_by and playing(page):
-        page.wait_for_timeout(100)
-    assert playing(page) == 0, "playback did not stop when the person spoke"
-    page.locator("#chattr-live-status").get_by_text("Heard you interrupt").wait_for()
-    assert not page.locator("#chattr-scene-stage .chattr-slot.speaking").count()
-    before = page.evaluate("() => window.__scene.plays.length")
+        # The interrupting words are the scene's next message: both answer, their clips one at a
+        # time, Napoleon's before Einstein's.
+        chat.get_by_text("Courage is the answer", exact=False).first.wait_for(timeout=60_000)
+        chat.get_by_text("Curiosity carries us", exact=False).first.wait_for(timeout=30_000)
+        chat.get_by_text("(interrupted)", exact=False).first.wait_for(timeout=10_000)
+        page.wait_for_function(
+            "() => window.__scene.plays.some((p) => p.message === 2 && p.speaker === 'einstein')",
+            timeout=90_000,
+        )
+        page.screenshot(path=str(OUTPUT / "live-scene-second.png"), full_page=True)
+        plays = page.evaluate("() => window.__scene.plays")
+        assert all(p["others"] == 0 for p in plays), plays
+        first = [p for p in plays if p["message"] == 1]
+        assert first and all(p["at"] < stops[0]["at"] for p in first), (stops, plays)
+        after = [p["speaker"] for p in plays if p["message"] == 2]
+        assert after[0] == "napoleon" and after == sorted(after, key=["napoleon", "einstein"].index)
 
-    # The interrupting words are the scene's next message: both answer, their clips one at a
-    # time, Napoleon's before Einstein's.
-    chat.get_by_text("Courage is the answer", exact=False).first.wait_for(timeout=60_000)
-    chat.get_by_text("Curiosity carries us", exact=False).first.wait_for(timeout=30_000)
-    chat.get_by_text("(interrupted)", exact=False).first.wait_for(timeout=10_000)
-    page.wait_for_function(
-        f"""() => window.__scene.plays.slice({before})
-                   .some((p) => p.speaker === 'einstein')""",
-        timeout=90_000,
-    )
-    page.screenshot(path=str(OUTPUT / "live-scene-second.png"), full_page=True)
-    plays = page.evaluate("() => window.__scene.plays")
-    assert all(p["others"] == 0 for p in plays), plays
-    after = [p["speaker"] for p in plays[before:]]
-    assert after[0] == "napoleon" and after == sorted(after, key=["napoleon", "einstein"].index)
+    except BaseException:
+        # What the page showed, for the one who reads the failure.
+        (OUTPUT / "live-scene-failure.txt").write_text(
+            f"{time.monotonic() - started:.1f} s after the microphone started; "
+            f"{timeline}\n{page.locator('#chattr-live-status').inner_text()}\n"
+            f"{page.evaluate('() => window.__scene')}\n{chat.inner_text()}"
+        )
+        page.screenshot(path=str(OUTPUT / "live-scene-failure.png"), full_page=True)
+        raise
 
     # The scene remembers what was heard of the first answer, the cut-off line marked.
     store = redis.Redis.from_url(REDIS_URL, decode_responses=True)

@@ -209,7 +209,14 @@ def test_use_via_api_shows_named_parameters(start_app: StartApp) -> None:
     assert names == ["message", "character", "session_id", "media", "audio", "greeting"]
     assert "/characters" in api["named_endpoints"]
     # Only the API is public: the page's own events are not listed as endpoints.
-    assert set(api["named_endpoints"]) == {"/chat", "/characters", "/export", "/forget", "/undo"}
+    assert set(api["named_endpoints"]) == {
+        "/chat",
+        "/scene",
+        "/characters",
+        "/export",
+        "/forget",
+        "/undo",
+    }
 
 
 def test_joined_media_past_retention_is_deleted_and_no_longer_served(
