@@ -207,11 +207,13 @@ def test_a_scene_of_napoleon_and_einstein_answers_in_turn_and_survives_a_reload(
 NAPOLEON_LONG = (
     "Holidays? I spent mine at war, in the snow of Poland and the mud of Austria. "
     "My soldiers sang by their fires while I read dispatches until the candles burned low. "
+    "On the eve of Austerlitz they lit torches of straw for me, and I have never forgotten it. "
     "Only on Saint Helena did I learn what a quiet holiday is, and I did not care for it."
 )
 EINSTEIN_LONG = (
     "For me the holidays were for thinking, far from the patent office in Bern. "
-    "I walked by the lake and wondered what it would be like to ride beside a beam of light."
+    "I walked by the lake and wondered what it would be like to ride beside a beam of light. "
+    "My sister Maja laughed at me, because I forgot the picnic basket every single time."
 )
 NAPOLEON_AFTER = "This year was hard for many, yes. Courage is the answer."
 EINSTEIN_AFTER = "Hard years pass, my friend. Curiosity carries us through them."
