@@ -18,7 +18,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .uv/bin/uv)
 MOONSHINE_WHEEL := moonshine-voice==0.1.0
 MOONSHINE_DIR := $(VENV)/share/vocalizr/moonshine-tiny-en
 
-.PHONY: setup run test test-fast lint typecheck check bench bench-smoke lock browser-deps redis-deps promtool-deps uv-installed
+.PHONY: setup run test test-fast lint typecheck check bench bench-smoke lock browser-deps redis-deps promtool-deps haproxy-deps uv-installed
 
 uv-installed:
 	@command -v uv >/dev/null 2>&1 || test -x .uv/bin/uv || \
@@ -41,7 +41,7 @@ setup: uv-installed
 run: setup
 	$(VENV)/bin/chattr
 
-test: setup browser-deps redis-deps promtool-deps
+test: setup browser-deps redis-deps promtool-deps haproxy-deps
 	$(VENV)/bin/pytest
 
 # The tests that take seconds: none starts chattr's app, a service, app.py, a process or Chromium
@@ -66,7 +66,7 @@ bench: setup
 
 # Every bench once with --quick (tiny sizes, one run): that each still runs and prints its
 # figures, not what they are (tests/test_benches.py, which the slow tests run too).
-bench-smoke: setup redis-deps
+bench-smoke: setup redis-deps haproxy-deps
 	$(VENV)/bin/pytest -q tests/test_benches.py
 
 # Chromium for the browser test, from Debian's packages (browser downloads fail offline).
@@ -77,6 +77,11 @@ browser-deps:
 # Debian's `prometheus` package.
 promtool-deps:
 	@command -v promtool >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; }
+
+# HAProxy, the proxy in front of the replicas in tests/e2e/test_replicas.py and bench/scale.py,
+# from Debian's packages.
+haproxy-deps:
+	@command -v haproxy >/dev/null || test -x /usr/sbin/haproxy || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null; }
 
 # Redis for the tests (database 13 at 127.0.0.1:6379; one test runs redis-server itself), from
 # Debian's packages; when nothing answers on 6379 one is started there, without persistence.
