@@ -128,7 +128,11 @@ def listen(
             guess, guess_at_s = candidate, fed_s
         while ready and (utterance := live.next_utterance()) is not None:
             end = speech_end_s if speech_end_s is not None else utterance.ended_s
-            same = guess is not None and np.array_equal(guess.samples, utterance.samples)
+            # The same utterance, as the page tells (`LiveConversation.take_guess`).
+            same = guess is not None and (guess.started_s, guess.ended_s) == (
+                utterance.started_s,
+                utterance.ended_s,
+            )
             turns.append(
                 Listened(
                     utterance,

@@ -137,8 +137,10 @@ class LiveReply:
 
 
 # Silence after which the words so far are transcribed ahead, while the turn model (or, without
-# one, the rest of the pause) decides whether the utterance has ended.
-GUESS_AFTER_S = 0.1
+# one, the rest of the pause) decides whether the utterance has ended: half the model's pause, so
+# the transcript is under way a microphone chunk before the turn is decided (bench/voice_turn.py:
+# about 0.1 s sooner to the reply). A shorter pause would guess on the gaps between words.
+GUESS_AFTER_S = 0.05
 # Speech over a reply is transcribed once it is this long, and again each time it has grown as
 # much: two words take about half a second.
 WORD_CHECK_S = 0.5

@@ -167,11 +167,12 @@ class UtteranceCollector:
         return self.last_complete >= self.turn.threshold
 
     def tentative(self, min_pause_s: float) -> Utterance | None:
-        """The utterance as it will be if the pause under way (at least `min_pause_s`, and long
-        enough for its tail) turns out to end it; None otherwise. Nothing is consumed: if the
-        person goes on, the utterance grows; if not, `feed` ends it with these same samples."""
+        """The utterance as it will be if the pause under way (at least `min_pause_s`) turns out
+        to end it; None otherwise. Nothing is consumed: if the person goes on, the utterance
+        grows; if not, `feed` ends it with the same start and end (its tail of silence may be
+        longer by then)."""
         pause = self._vad.pause_s
-        if self._start is None or pause < max(min_pause_s, TAIL_S):
+        if self._start is None or pause < min_pause_s:
             return None
         return self._slice(self._start, self._vad.last_speech_s)
 
