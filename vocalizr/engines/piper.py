@@ -3,6 +3,7 @@ each word is spoken from the voice's own phoneme durations (`piper_alignment`)."
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -38,6 +39,8 @@ CALIBRATION_TEXT = (
 )
 # Pause inserted between sentences, which Piper returns one by one.
 SENTENCE_PAUSE_S = 0.15
+# Words whose phonemes are kept (a few hundred kB): a character's vocabulary, give or take.
+WORDS_CACHED = 20_000
 # Pace and pitch per expression shape at full strength: sadness slower and lower, joy and
 # surprise a little faster and higher, anger a little faster. Pitch moves under 3% are below
 # VoiceMatcher's tolerance and leave the voice as it is.
@@ -178,10 +181,8 @@ class PiperEngine(SpeechEngine):
         return Speech(samples, scale_words(words, samples.size / raw.size), "aligned")
 
     def _word_times(self, text: str, spans: list[PhonemeSpan]) -> tuple[WordTime, ...] | None:
-        voice = self._require_voice()
         words = text.split()
-        alone = [[p for sentence in voice.phonemize(word) for p in sentence] for word in words]
-        found = word_spans(alone, spans)
+        found = word_spans([self._phonemes_alone(word) for word in words], spans)
         if found is None:
             return None
         rate = self.sample_rate
@@ -198,6 +199,13 @@ class PiperEngine(SpeechEngine):
         for index, sentence in enumerate(self._sentences(text, speed * pace)):
             matched = self._match(sentence, voice_id, pitch)
             yield np.concatenate([pause, matched]) if index else matched
+
+    @functools.lru_cache(maxsize=WORDS_CACHED)  # noqa: B019 (one engine per process)
+    def _phonemes_alone(self, word: str) -> tuple[str, ...]:
+        """A word's phonemes said alone (espeak: a fraction of a millisecond, but once per word
+        of every text; most words come again)."""
+        voice = self._require_voice()
+        return tuple(phoneme for sentence in voice.phonemize(word) for phoneme in sentence)
 
     def _chunks(self, text: str, speed: float, alignments: bool = False) -> Iterator[AudioChunk]:
         """Piper's sentences with sound in them, with their phoneme alignment if asked."""
