@@ -170,8 +170,8 @@ class PiperEngine(SpeechEngine):
         if not parts:
             return Speech(np.zeros(0, dtype=np.float32), (), "estimated")
         raw = np.concatenate(parts)
-        # One Praat pass over the whole text: cheaper than one per sentence. Its resampling
-        # may leave the length a little changed; the word times stretch with it.
+        # One Praat pass over the whole text: cheaper than one per sentence. It keeps the length
+        # (to the sample, as measured); should a resynthesis not, the word times stretch with it.
         samples = self._match(raw, voice_id, pitch)
         words = self._word_times(text, spans) if aligned else None
         if words is None:
