@@ -10,6 +10,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
+@dataclass(frozen=True)
+class WordTime:
+    """A word of a sentence as spoken, and when it ends in the sentence's audio, in seconds."""
+
+    word: str
+    end_s: float
+
+
 @dataclass
 class Segment:
     """One sentence of the reply and its media, as they become ready."""
@@ -19,6 +27,8 @@ class Segment:
     audio_url: str | None = None
     video_url: str | None = None
     audio_duration_s: float | None = None
+    # Each word of `text` as vocalizr said it, in order; empty while unknown.
+    words: tuple[WordTime, ...] = ()
 
 
 @dataclass(frozen=True)

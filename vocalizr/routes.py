@@ -52,12 +52,25 @@ class SpeechBody(BaseModel):
         return SpeechRequest(self.text, self.voice, self.language, self.speed, caller, self.emotion)
 
 
+class WordAnswer(BaseModel):
+    word: str = Field(description="A word of the text spoken (the text split at whitespace).")
+    start_s: float = Field(description="When it starts, in seconds from the start of the audio.")
+    end_s: float = Field(description="When it ends, in seconds from the start of the audio.")
+
+
 class SpeechAnswer(BaseModel):
     id: str
     url: str = Field(description="Absolute URL of the WAV file (PCM 16-bit mono).")
     duration_s: float
     sample_rate: int
     engine: str
+    words: list[WordAnswer] = Field(
+        description="Every word of the text, in order, with when it is said in the audio."
+    )
+    word_timing: Literal["aligned", "estimated"] = Field(
+        description="`aligned`: from the engine's own phoneme durations (Piper); `estimated`: "
+        "spread over the audio by characters (engines that do not say, as XTTS)."
+    )
 
 
 class VoiceAnswer(BaseModel):
@@ -104,6 +117,8 @@ async def speech(
         duration_s=result.duration_s,
         sample_rate=result.sample_rate,
         engine=result.engine,
+        words=[WordAnswer(word=w.word, start_s=w.start_s, end_s=w.end_s) for w in result.words],
+        word_timing=result.word_timing,
     )
 
 

@@ -33,6 +33,7 @@ from vocalizr.files import FileStore
 from vocalizr.jobs import JobQueue
 from vocalizr.metrics import Metrics
 from vocalizr.voices import Voice, VoiceRegistry
+from vocalizr.words import Speech, WordTime, WordTiming
 
 log = logging.getLogger(__name__)
 _tracer = tracer(__name__)
@@ -62,13 +63,15 @@ class SpeechStream:
 
 @dataclass(frozen=True)
 class SpeechResult:
-    """A produced audio file."""
+    """A produced audio file, and when each word of the text is said in it."""
 
     id: str
     duration_s: float
     sample_rate: int
     engine: str
     synthesis_s: float
+    words: tuple[WordTime, ...] = ()
+    word_timing: WordTiming = "estimated"
 
 
 class SpeechService:
@@ -182,23 +185,29 @@ class SpeechService:
         self, text: str, voice: str, language: str, speed: float, emotion: str
     ) -> SpeechResult:
         started = time.perf_counter()
-        samples = self._synthesize(text, voice, language, speed, emotion)
+        speech = self._synthesize(text, voice, language, speed, emotion)
         file_id, path = self.files.new_path()
         with _tracer.start_as_current_span("encoding"):
-            write_wav(path, samples, self.engine.sample_rate)
+            write_wav(path, speech.samples, self.engine.sample_rate)
         self.files.keep(file_id)
         elapsed = time.perf_counter() - started
-        duration = len(samples) / self.engine.sample_rate
+        duration = len(speech.samples) / self.engine.sample_rate
         self.metrics.count_job(self.engine.name, elapsed, duration)
         return SpeechResult(
-            file_id, round(duration, 3), self.engine.sample_rate, self.engine.name, elapsed
+            file_id,
+            round(duration, 3),
+            self.engine.sample_rate,
+            self.engine.name,
+            elapsed,
+            speech.words,
+            speech.word_timing,
         )
 
     def _synthesize(
         self, text: str, voice: str, language: str, speed: float, emotion: str
-    ) -> npt.NDArray[np.float32]:
+    ) -> Speech:
         try:
-            samples = self.engine.synthesize(text, voice, language, speed, emotion)
+            speech = self.engine.synthesize_with_words(text, voice, language, speed, emotion)
         except VocalizrError:
             raise
         except Exception as error:
@@ -206,9 +215,9 @@ class SpeechService:
             raise SynthesisFailed(
                 f"the {self.engine.name} engine could not speak this text ({type(error).__name__})"
             ) from None
-        if samples.size == 0:
+        if speech.samples.size == 0:
             raise NothingToSay("the text has nothing speakable in it (only symbols?)")
-        return samples
+        return speech
 
     async def stream(self, request: SpeechRequest) -> SpeechStream:
         """Checks and a queue place now; then a WAV header and PCM chunks as they are made."""

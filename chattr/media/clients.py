@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from chatacter_common.telemetry import inject
+from chattr.reply import WordTime
 
 log = logging.getLogger(__name__)
 
@@ -369,6 +370,29 @@ class SpeechResult:
     url: str
     duration_s: float
     sample_rate: int
+    words: tuple[WordTime, ...] = ()  # when each word ends; empty when vocalizr did not say
+
+
+# More words than a sentence of vocalizr's longest text could hold: an answer that is not speech.
+MAX_WORDS = 2000
+
+
+def word_times(value: Any) -> tuple[WordTime, ...]:
+    """vocalizr's `words` ([{word, end_s}, ...], in order): the words and when each ends; none at
+    all when it is absent or anything in it is off (an older vocalizr, a broken answer)."""
+    if not isinstance(value, list) or len(value) > MAX_WORDS:
+        return ()
+    words: list[WordTime] = []
+    for item in value:
+        if not isinstance(item, dict):
+            return ()
+        word, end = item.get("word"), item.get("end_s")
+        if not isinstance(word, str) or isinstance(end, bool) or not isinstance(end, int | float):
+            return ()
+        if not math.isfinite(end) or end < 0 or (words and end < words[-1].end_s):
+            return ()
+        words.append(WordTime(word, float(end)))
+    return tuple(words)
 
 
 @dataclass(frozen=True)
@@ -396,6 +420,7 @@ class VocalizrClient(ServiceClient):
             url=answer_field(self.name, data, "url", str),
             duration_s=float(answer_field(self.name, data, "duration_s", float)),
             sample_rate=answer_field(self.name, data, "sample_rate", int),
+            words=word_times(data.get("words")),
         )
 
     async def warm_transcription(self) -> None:

@@ -280,6 +280,7 @@ class MediaJob:
             self._speech_urls[priority[0]] = speech.url
             segment.audio_url = audio_url
             segment.audio_duration_s = speech.duration_s
+            segment.words = speech.words
             self._mark("first_audio_s")
             self._clip_made()
         finally:

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import anyio
 import gradio as gr
 
-from chattr.reply import TurnState
+from chattr.reply import TurnState, WordTime
 from chattr.scene.loop import lines_remembered
 from chattr.scene.state import SceneState
 from chattr.turn.loop import TurnLoop
@@ -83,14 +83,17 @@ class SceneVoice(Protocol):
         ...
 
 
-def spoken_sentences(state: SceneState) -> tuple[list[str], list[list[str | None]], list[str]]:
+def spoken_sentences(
+    state: SceneState,
+) -> tuple[list[str], list[list[str | None]], list[str], list[tuple[WordTime, ...]]]:
     """A scene message's sentences in the order spoken, every member's one after another: their
-    texts, their clips' URLs, their speakers (for `LiveReply.update`)."""
+    texts, their clips' URLs, their speakers, their words' times (for `LiveReply.update`)."""
     segments = [(reply.character, s) for reply in state.replies for s in reply.segments]
     return (
         [s.text for _, s in segments],
         [[s.audio_url, s.video_url] for _, s in segments],
         [speaker for speaker, _ in segments],
+        [s.words for _, s in segments],
     )
 
 
@@ -398,6 +401,7 @@ class VoiceControls:
                     reply.update(
                         [s.text for s in state.segments],
                         [(s.audio_url, s.video_url) for s in state.segments],
+                        words=[s.words for s in state.segments],
                     )
                 yield history
         if live is not None and reply is not None and live.finish(reply, remembered=turn.done):

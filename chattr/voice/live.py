@@ -5,13 +5,16 @@ utterance waits in `pending` until the page's turn handler takes it. While a rep
 or played, speech that starts is heard out first: once its transcript holds enough words (not
 "mm-hm", not a cough, not the character's own words coming back from the speakers) it is a
 barge-in: the page stops playback at once and reports what had been played; the running turn
-stops making media; memory keeps only what was heard, marked as interrupted. Speech over the reply
-that never reaches that many words is a backchannel and no turn.
+stops making media; memory keeps only what was heard, to the word (vocalizr says when each word of
+a clip is said), marked as interrupted. Speech over the reply that never reaches that many words
+is a backchannel and no turn.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import math
 import re
 import threading
 from collections import deque
@@ -20,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from chattr.reply import WordTime
 from chattr.voice.turn_end import TurnModel, TurnModelMissing, default_model_path, load_turn_model
 from chattr.voice.utterances import TurnOptions, Utterance, UtteranceCollector
 from chattr.voice.vad import VadOptions
@@ -54,6 +58,8 @@ class LiveReply:
     sentences: list[str] = field(default_factory=list)
     clip_urls: list[set[str]] = field(default_factory=list)  # per sentence: its audio/video URLs
     speakers: list[str] = field(default_factory=list)  # in a scene: per sentence, who says it
+    # Per sentence: the words of its speech and when each ends in its clip (empty: not known).
+    words: list[tuple[WordTime, ...]] = field(default_factory=list)
     scene_session: str = ""  # in a scene: the scene's conversation id
     scene_lines: int = 0  # in a scene: the lines its message left in memory, once remembered
     finished: bool = False  # the turn is over (text, media and memory)
@@ -68,28 +74,38 @@ class LiveReply:
         sentences: Sequence[str],
         urls: Sequence[Iterable[str | None]],
         speakers: Sequence[str] = (),
+        words: Sequence[Iterable[WordTime]] = (),
     ) -> None:
         self.sentences = list(sentences)
         self.clip_urls = [{url for url in group if url} for group in urls]
         self.speakers = list(speakers)
+        self.words = [tuple(timed) for timed in words]
 
     def heard_sentences(self, played: Sequence[PlayedClip]) -> list[tuple[int, str]]:
         """The sentences the person heard, in order, as (index, words heard): whole sentences
-        played, then the words of the one cut off, in proportion to how far its clip had
-        played."""
+        played, then the words of the one cut off (`words_heard`)."""
         progress = self._progress(played)
         heard: list[tuple[int, str]] = []
         for index, sentence in enumerate(self.sentences):
-            share = progress.get(index, 0.0)
+            share, position_s = progress.get(index, (0.0, 0.0))
             if share >= HEARD_SHARE:
                 heard.append((index, sentence))
                 continue
             words = sentence.split()
-            cut = int(len(words) * share)
+            cut = self.words_heard(index, len(words), share, position_s)
             if cut:
                 heard.append((index, " ".join(words[:cut])))
             break
         return heard
+
+    def words_heard(self, index: int, count: int, share: float, position_s: float) -> int:
+        """How many of the `count` words of a sentence cut off were heard: those whose speech
+        ended by the clip's position, by vocalizr's word times; without them (or when they are
+        not this sentence's words), as many as the share of the clip played."""
+        timed = self.words[index] if index < len(self.words) else ()
+        if timed and len(timed) == count:
+            return sum(1 for _ in itertools.takewhile(lambda w: w.end_s <= position_s, timed))
+        return int(count * share)
 
     def heard_text(self, played: Sequence[PlayedClip]) -> str:
         """The part of the reply the person heard (see `heard_sentences`)."""
@@ -119,20 +135,22 @@ class LiveReply:
         nothing to hear once it is made (its media failed)."""
         progress = self._progress(played)
         return all(
-            progress.get(index, 0.0) >= HEARD_SHARE
+            progress.get(index, (0.0, 0.0))[0] >= HEARD_SHARE
             if index < len(self.clip_urls) and self.clip_urls[index]
             else self.finished
             for index in range(len(self.sentences))
         )
 
-    def _progress(self, played: Sequence[PlayedClip]) -> dict[int, float]:
-        """How much of each sentence's clip played (0..1), by sentence index."""
-        progress: dict[int, float] = {}
+    def _progress(self, played: Sequence[PlayedClip]) -> dict[int, tuple[float, float]]:
+        """How much of each sentence's clip played, by sentence index: (share 0..1, seconds);
+        the furthest of its clips (its audio, its video) where the page reports both."""
+        progress: dict[int, tuple[float, float]] = {}
         for clip in played:
             for index, urls in enumerate(self.clip_urls):
                 if any(_same_file(clip.src, url) for url in urls):
                     share = 1.0 if clip.ended else _share(clip.position_s, clip.duration_s)
-                    progress[index] = max(progress.get(index, 0.0), share)
+                    position = clip.position_s if math.isfinite(clip.position_s) else 0.0
+                    progress[index] = max(progress.get(index, (0.0, 0.0)), (share, position))
         return progress
 
 

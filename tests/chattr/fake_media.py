@@ -44,6 +44,20 @@ def wav(seconds: float, rate: int = 16_000) -> bytes:
     return out.getvalue()
 
 
+def words_by_characters(text: str, seconds: float) -> list[dict[str, object]]:
+    """vocalizr's `words` for an engine without alignment: each word (and its space) takes its
+    share of the audio by characters."""
+    words = text.split()
+    total = sum(len(word) + 1 for word in words)
+    timed: list[dict[str, object]] = []
+    said = 0
+    for word in words:
+        start = seconds * said / total
+        said += len(word) + 1
+        timed.append({"word": word, "start_s": start, "end_s": round(seconds * said / total, 3)})
+    return timed
+
+
 def file_id(number: int, extension: str) -> str:
     return f"{number:032x}.{extension}"
 
@@ -78,8 +92,9 @@ def refused(request: httpx.Request) -> httpx.Response:
 
 @dataclass
 class FakeVocalizr:
-    """/v1/speech and /files/<id>: speech of `seconds_per_word` a word, unless `speech` or
-    `files` answer otherwise; /v1/audio/transcriptions: `transcript`, whatever was said."""
+    """/v1/speech and /files/<id>: speech of `seconds_per_word` a word, its words timed by their
+    characters as vocalizr estimates them, unless `speech` or `files` answer otherwise;
+    /v1/audio/transcriptions: `transcript`, whatever was said."""
 
     seconds_per_word: float = 0.1
     transcript: str = ""
@@ -103,6 +118,8 @@ class FakeVocalizr:
                     "url": f"{VOCALIZR}/files/{name}",
                     "duration_s": seconds,
                     "sample_rate": 16000,
+                    "words": words_by_characters(text, seconds),
+                    "word_timing": "estimated",
                 },
             )
         if request.url.path == "/v1/audio/transcriptions":

@@ -92,6 +92,9 @@ def test_speech_is_stored_and_served_at_the_public_url(app: FastAPI, tmp_path: P
         body = answer.json()
         assert body["engine"] == "fake" and body["duration_s"] == 1.0
         assert body["url"] == f"{PUBLIC_URL}/files/{body['id']}"
+        # An engine that does not say when its words are spoken: spread over the audio.
+        assert body["word_timing"] == "estimated"
+        assert body["words"] == [{"word": "Hello.", "start_s": 0.0, "end_s": 1.0}]
         served = client.get(f"/files/{body['id']}")
     assert served.status_code == 200 and served.headers["content-type"] == "audio/wav"
 

@@ -61,6 +61,10 @@ def test_speech_is_24k_mono_wav_of_bounded_length(xtts_server: Server) -> None:
     assert (info.channels, info.subtype) == (1, "PCM_16")
     assert info.frames / info.samplerate == pytest.approx(body["duration_s"], abs=0.01)
     assert 0.1 < body["duration_s"] <= 2 * SECONDS_PER_SENTENCE * 24000 / 22050 + 0.1
+    # XTTS gives no alignment: the words are spread over the whole audio by characters.
+    assert body["word_timing"] == "estimated"
+    assert [w["word"] for w in body["words"]] == text.split()
+    assert body["words"][-1]["end_s"] == pytest.approx(body["duration_s"], abs=0.002)
 
 
 def test_stream_yields_pcm_chunks(xtts_server: Server) -> None:

@@ -10,6 +10,7 @@ import numpy.typing as npt
 
 from chatacter_common.emotions import NEUTRAL
 from vocalizr.audio import Clip
+from vocalizr.words import Speech, estimate_words
 
 # The voice id that asks for the engine's own voice, with no reference clip to match.
 DEFAULT_VOICE = "default"
@@ -19,7 +20,7 @@ class SpeechEngine(ABC):
     """Text + a registered voice → mono float32 samples at `sample_rate`.
 
     `load` runs once at start-up; `add_voice` once per voice (its result is cached);
-    `synthesize` and `stream` per request, in a worker thread.
+    `synthesize_with_words` (or `synthesize`) and `stream` per request, in a worker thread.
     """
 
     name: str
@@ -49,6 +50,15 @@ class SpeechEngine(ABC):
     ) -> npt.NDArray[np.float32]:
         """Speak the whole text, in the emotion (a label) as far as the engine can; returns the
         samples."""
+
+    def synthesize_with_words(
+        self, text: str, voice_id: str, language: str, speed: float, emotion: str = NEUTRAL
+    ) -> Speech:
+        """`synthesize`, and when each word of the text is said. This default estimates the
+        times by characters; an engine that knows its alignment overrides it."""
+        samples = self.synthesize(text, voice_id, language, speed, emotion)
+        words = estimate_words(text, len(samples) / self.sample_rate)
+        return Speech(samples, words, "estimated")
 
     def stream(
         self, text: str, voice_id: str, language: str, speed: float, emotion: str = NEUTRAL

@@ -1,7 +1,9 @@
-"""Piper: a fast CPU neural voice, moved toward each reference voice with Praat."""
+"""Piper: a fast CPU neural voice, moved toward each reference voice with Praat; it says when
+each word is spoken from the voice's own phoneme durations (`piper_alignment`)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -13,12 +15,20 @@ import numpy.typing as npt
 import onnxruntime
 from piper import PiperVoice
 from piper.config import PiperConfig, SynthesisConfig
+from piper.voice import AudioChunk
 
 from chatacter_common.emotions import NEUTRAL, Shape, expression_of
 from vocalizr.audio import Clip
 from vocalizr.engines.base import SpeechEngine
+from vocalizr.engines.piper_alignment import (
+    PhonemeSpan,
+    aligned_model,
+    chunk_spans,
+    word_spans,
+)
 from vocalizr.settings import Settings
 from vocalizr.voice_match import TraitsCache, VoiceMatcher, VoiceTraits, measure_traits
+from vocalizr.words import Speech, WordTime, estimate_words, scale_words
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +39,8 @@ CALIBRATION_TEXT = (
 )
 # Pause inserted between sentences, which Piper returns one by one.
 SENTENCE_PAUSE_S = 0.15
+# Words whose phonemes are kept (a few hundred kB): a character's vocabulary, give or take.
+WORDS_CACHED = 20_000
 # Pace and pitch per expression shape at full strength: sadness slower and lower, joy and
 # surprise a little faster and higher, anger a little faster. Pitch moves under 3% are below
 # VoiceMatcher's tolerance and leave the voice as it is.
@@ -70,6 +82,7 @@ class PiperEngine(SpeechEngine):
         self.traits_cache = TraitsCache(settings.data_dir / "cache" / "voice_traits")
         self.sample_rate = 22050
         self._voice: PiperVoice | None = None
+        self.aligned = False  # the voice gives its phoneme durations (word timing)
         self._matcher: VoiceMatcher | None = None
         self._targets: dict[str, VoiceTraits] = {}
         self._lock = threading.Lock()
@@ -80,6 +93,12 @@ class PiperEngine(SpeechEngine):
         # "en-us" → "en": callers name languages by their ISO 639-1 code.
         self.languages = (voice.config.espeak_voice.split("-")[0].lower(),)
         self._voice = voice
+        # The patched graph has the durations as a second output.
+        self.aligned = len(voice.session.get_outputs()) > 1
+        if not self.aligned:
+            log.warning(
+                "piper voice %s gives no alignment: word times are estimated", self.model_path.name
+            )
         base = measure_traits(Clip(self._raw(CALIBRATION_TEXT, 1.0), self.sample_rate))
         self._matcher = VoiceMatcher(base)
         log.info(
@@ -98,8 +117,11 @@ class PiperEngine(SpeechEngine):
         # (on a busy one: 0.74 instead of 0.53 s). With one thread there is nothing to spin.
         if not self.spin:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # The graph patched to give each phoneme's duration too, which tells when each word is
+        # said; the extra output costs no measurable time per synthesis.
+        model = aligned_model(self.model_path) or str(self.model_path)
         session = onnxruntime.InferenceSession(
-            str(self.model_path), sess_options=options, providers=["CPUExecutionProvider"]
+            model, sess_options=options, providers=["CPUExecutionProvider"]
         )
         config_path = Path(f"{self.model_path}.json")
         config = PiperConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
@@ -123,17 +145,51 @@ class PiperEngine(SpeechEngine):
     def synthesize(
         self, text: str, voice_id: str, language: str, speed: float, emotion: str = NEUTRAL
     ) -> npt.NDArray[np.float32]:
+        return self.synthesize_with_words(text, voice_id, language, speed, emotion).samples
+
+    def synthesize_with_words(
+        self, text: str, voice_id: str, language: str, speed: float, emotion: str = NEUTRAL
+    ) -> Speech:
         pace, pitch = delivery(emotion)
         pause = np.zeros(int(SENTENCE_PAUSE_S * self.sample_rate), dtype=np.float32)
         parts: list[npt.NDArray[np.float32]] = []
-        for sentence in self._sentences(text, speed * pace):
+        spans: list[PhonemeSpan] = []
+        aligned = self.aligned  # until a sentence comes without its alignment
+        offset = 0
+        for chunk in self._chunks(text, speed * pace, alignments=aligned):
             if parts:
                 parts.append(pause)
-            parts.append(sentence)
+                offset += pause.size
+            found = chunk_spans(chunk, offset) if aligned else None
+            if found is None:
+                aligned = False
+            else:
+                spans.extend(found)
+            parts.append(chunk.audio_float_array.astype(np.float32))
+            offset += chunk.audio_float_array.size
         if not parts:
-            return np.zeros(0, dtype=np.float32)
-        # One Praat pass over the whole text: cheaper than one per sentence.
-        return self._match(np.concatenate(parts), voice_id, pitch)
+            return Speech(np.zeros(0, dtype=np.float32), (), "estimated")
+        raw = np.concatenate(parts)
+        # One Praat pass over the whole text: cheaper than one per sentence. It keeps the length
+        # (to the sample, as measured); should a resynthesis not, the word times stretch with it.
+        samples = self._match(raw, voice_id, pitch)
+        words = self._word_times(text, spans) if aligned else None
+        if words is None:
+            return Speech(
+                samples, estimate_words(text, samples.size / self.sample_rate), "estimated"
+            )
+        return Speech(samples, scale_words(words, samples.size / raw.size), "aligned")
+
+    def _word_times(self, text: str, spans: list[PhonemeSpan]) -> tuple[WordTime, ...] | None:
+        words = text.split()
+        found = word_spans([self._phonemes_alone(word) for word in words], spans)
+        if found is None:
+            return None
+        rate = self.sample_rate
+        return tuple(
+            WordTime(word, round(start / rate, 3), round(end / rate, 3))
+            for word, (start, end) in zip(words, found, strict=True)
+        )
 
     def stream(
         self, text: str, voice_id: str, language: str, speed: float, emotion: str = NEUTRAL
@@ -144,12 +200,24 @@ class PiperEngine(SpeechEngine):
             matched = self._match(sentence, voice_id, pitch)
             yield np.concatenate([pause, matched]) if index else matched
 
-    def _sentences(self, text: str, speed: float) -> Iterator[npt.NDArray[np.float32]]:
+    @functools.lru_cache(maxsize=WORDS_CACHED)  # noqa: B019 (one engine per process)
+    def _phonemes_alone(self, word: str) -> tuple[str, ...]:
+        """A word's phonemes said alone (espeak: a fraction of a millisecond, but once per word
+        of every text; most words come again)."""
+        voice = self._require_voice()
+        return tuple(phoneme for sentence in voice.phonemize(word) for phoneme in sentence)
+
+    def _chunks(self, text: str, speed: float, alignments: bool = False) -> Iterator[AudioChunk]:
+        """Piper's sentences with sound in them, with their phoneme alignment if asked."""
         voice = self._require_voice()
         config = SynthesisConfig(length_scale=voice.config.length_scale / speed)
-        for chunk in voice.synthesize(text, syn_config=config):
+        for chunk in voice.synthesize(text, syn_config=config, include_alignments=alignments):
             if chunk.audio_float_array.size:
-                yield chunk.audio_float_array.astype(np.float32)
+                yield chunk
+
+    def _sentences(self, text: str, speed: float) -> Iterator[npt.NDArray[np.float32]]:
+        for chunk in self._chunks(text, speed):
+            yield chunk.audio_float_array.astype(np.float32)
 
     def _raw(self, text: str, speed: float) -> npt.NDArray[np.float32]:
         return np.concatenate(list(self._sentences(text, speed)))

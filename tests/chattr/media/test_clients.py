@@ -15,8 +15,16 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from chatacter_common.service import JobQueue, install_error_handlers
-from chattr.media.clients import CircuitBreaker, ClientOptions, ServiceError, VocalizrClient
+from chattr.media.clients import (
+    MAX_WORDS,
+    CircuitBreaker,
+    ClientOptions,
+    ServiceError,
+    VocalizrClient,
+    word_times,
+)
 from chattr.media.local_stack import free_port
+from chattr.reply import WordTime
 from chattr.testing.threaded_server import ThreadedServer
 
 
@@ -26,6 +34,7 @@ class Scripted:
     def __init__(self) -> None:
         self.statuses: list[int] = []
         self.calls = 0
+        self.answer: dict[str, Any] = {}  # more fields of a 200's body
         app = FastAPI()
 
         @app.post("/v1/speech")
@@ -34,7 +43,12 @@ class Scripted:
             status = self.statuses.pop(0) if self.statuses else 200
             if status == 200:
                 return JSONResponse(
-                    {"url": "http://x/files/a.wav", "duration_s": 1.0, "sample_rate": 22050}
+                    {
+                        "url": "http://x/files/a.wav",
+                        "duration_s": 1.0,
+                        "sample_rate": 22050,
+                        **self.answer,
+                    }
                 )
             headers = {"Retry-After": "0.1"} if status == 503 else {}
             return JSONResponse({"error": "e", "detail": f"status {status}"}, status, headers)
@@ -64,6 +78,43 @@ def test_503_is_retried_after_retry_after_then_succeeds(scripted: Scripted) -> N
     result = run(client.synthesize("Hello.", "napoleon"))
     assert result.duration_s == 1.0 and scripted.calls == 3
     assert time.monotonic() - started >= 0.2  # waited as Retry-After asked
+
+
+def test_the_words_of_the_speech_are_read_with_when_each_ends(scripted: Scripted) -> None:
+    client = VocalizrClient(scripted.server.url, ClientOptions(retries=0))
+    scripted.answer = {
+        "words": [
+            {"word": "Hello", "start_s": 0.05, "end_s": 0.4},
+            {"word": "there.", "start_s": 0.45, "end_s": 0.9},
+        ],
+        "word_timing": "aligned",
+    }
+    result = run(client.synthesize("Hello there.", "napoleon"))
+    assert result.words == (WordTime("Hello", 0.4), WordTime("there.", 0.9))
+
+
+def test_an_answer_without_word_times_is_speech_without_them(scripted: Scripted) -> None:
+    client = VocalizrClient(scripted.server.url, ClientOptions(retries=0))  # an older vocalizr
+    result = run(client.synthesize("Hello there.", "napoleon"))
+    assert result.words == () and result.url == "http://x/files/a.wav"
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        "Hello there.",
+        [{"word": "Hello", "end_s": 0.4}, "there."],
+        [{"word": "Hello", "end_s": "0.4"}],
+        [{"word": "Hello", "end_s": float("nan")}],
+        [{"word": "Hello", "end_s": -1}],
+        [{"word": "Hello", "end_s": True}],
+        [{"word": 7, "end_s": 0.4}],
+        [{"word": "Hello", "end_s": 0.9}, {"word": "there.", "end_s": 0.4}],  # back in time
+        [{"word": "a", "end_s": 0.1}] * (MAX_WORDS + 1),
+    ],
+)
+def test_malformed_word_times_are_none(words: Any) -> None:
+    assert word_times(words) == ()
 
 
 def test_retries_are_bounded_and_the_error_says_so(scripted: Scripted) -> None:

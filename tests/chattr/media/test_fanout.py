@@ -82,6 +82,12 @@ async def test_each_sentence_gets_its_speech_and_the_reply_its_joined_audio(
     assert [s.text for s in media.segments] == ["Vive la France.", "Two words."]
     assert all(s.audio_url and s.audio_url.startswith(f"{VOCALIZR}/files/") for s in media.segments)
     assert [s.audio_duration_s for s in media.segments] == pytest.approx([0.3, 0.2])
+    # Each sentence keeps when vocalizr said each of its words.
+    assert [[w.word for w in s.words] for s in media.segments] == [
+        ["Vive", "la", "France."],
+        ["Two", "words."],
+    ]
+    assert [s.words[-1].end_s for s in media.segments] == pytest.approx([0.3, 0.2])
     # The whole reply, at chattr's address as the caller reached it, in the store.
     assert media.audio_url is not None and media.audio_url.startswith("http://page.test/media/")
     name = media.audio_url.rsplit("/", 1)[1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import av
@@ -10,6 +11,7 @@ import numpy.typing as npt
 import pytest
 import soundfile as sf
 
+from chattr.reply import WordTime
 from chattr.voice.live import LiveConversation, LiveReply, PlayedClip, parse_played
 from chattr.voice.utterances import TAIL_S, UtteranceCollector
 from chattr.voice.vad import VAD_RATE, VadOptions
@@ -104,6 +106,51 @@ def test_what_was_heard_is_the_played_part_only() -> None:
     assert reply().heard_text([PlayedClip("http://h/v1.mp4", 2.0, 2.0, True)]) == (
         "It rained all night."
     )
+
+
+def timed(*ends: float) -> tuple[WordTime, ...]:
+    """vocalizr's word times for a sentence: when each of its words ends."""
+    return tuple(WordTime(f"w{index}", end) for index, end in enumerate(ends))
+
+
+# "The ground was mud and the guns could not move.": slowly at first, then quickly.
+SECOND_SENTENCE_ENDS = timed(0.2, 0.9, 1.3, 1.55, 1.7, 1.8, 2.0, 2.3, 2.45, 2.9)
+
+
+def test_the_sentence_cut_off_is_kept_to_the_last_word_said_by_its_clip_position() -> None:
+    timed_reply = reply()
+    timed_reply.update(
+        timed_reply.sentences,
+        [("http://h/a1.wav", "http://h/v1.mp4"), ("http://h/a2.wav", "http://h/v2.mp4"), ()],
+        words=[timed(0.5, 1.0, 1.4, 1.9), SECOND_SENTENCE_ENDS, ()],
+    )
+    first = PlayedClip("http://h/v1.mp4", 2.0, 2.0, ended=True)
+    # Half of the clip (1.5 of 3 s) is five words of ten by share; by the words' times, "mud"
+    # ended at 1.55 s and was not heard whole.
+    half = [first, PlayedClip("http://h/v2.mp4", 1.5, 3.0, ended=False)]
+    assert timed_reply.heard_text(half) == "It rained all night. The ground was"
+    # A word whose end is the position is heard; the page may report the audio or the video.
+    at_mud = [first, PlayedClip("http://h/a2.wav", 1.55, 3.0, ended=False)]
+    assert timed_reply.heard_text(at_mud) == "It rained all night. The ground was mud"
+    # Before its first word ended: nothing of it, as without times.
+    assert timed_reply.heard_text([first, PlayedClip("http://h/v2.mp4", 0.1, 3.0, False)]) == (
+        "It rained all night."
+    )
+    # The first sentence cut off, by its own times.
+    assert timed_reply.heard_text([PlayedClip("http://h/v1.mp4", 1.2, 2.0, False)]) == ("It rained")
+    assert timed_reply.heard_text([]) == ""
+
+
+def test_without_word_times_the_cut_follows_the_share_of_the_clip_played() -> None:
+    half = [
+        PlayedClip("http://h/v1.mp4", 2.0, 2.0, ended=True),
+        PlayedClip("http://h/v2.mp4", 1.5, 3.0, ended=False),
+    ]
+    # Times that are not this sentence's (another count of words) are not used either.
+    for words in ([], [(), timed(0.2, 0.9), ()]):
+        untimed = reply()
+        untimed.update(untimed.sentences, untimed.clip_urls, words=words)
+        assert untimed.heard_text(half) == "It rained all night. The ground was mud and"
 
 
 def test_all_of_a_reply_is_heard_once_each_clip_it_has_played_to_its_end() -> None:
@@ -305,6 +352,21 @@ def test_in_a_scene_what_was_heard_is_kept_by_speaker_up_to_the_one_cut_off() ->
     # In Napoleon's reply: Einstein never spoke.
     assert scene_reply().heard_parts(played(1, 0.5)) == [("napoleon", "To Moscow. In")]
     assert scene_reply().heard_parts([]) == [("napoleon", "")]
+    # With vocalizr's word times: Einstein's "Think first." cut after "Think" (it ends at 0.6 s:
+    # the clip is at 0.6 s of its 2 s).
+    timed_scene = scene_reply()
+    timed_scene.update(
+        timed_scene.sentences,
+        timed_scene.clip_urls,
+        timed_scene.speakers,
+        [timed(0.5, 0.9), timed(0.3, 0.8), timed(0.7), timed(0.6, 1.8)],
+    )
+    assert timed_scene.heard_parts(played(1, 1, 1, 0.3)) == [
+        ("napoleon", "To Moscow. In winter."),
+        ("einstein", "Wait. Think"),
+    ]
+    # Napoleon's "In winter." at 0.6 s of its 2 s: "In" said (by share, not a word of it).
+    assert timed_scene.heard_parts(played(1, 0.3)) == [("napoleon", "To Moscow. In")]
     # The page's stop keeps the parts on the reply it interrupts.
     live = LiveConversation()
     current = live.begin_reply("What next?")
@@ -313,6 +375,32 @@ def test_in_a_scene_what_was_heard_is_kept_by_speaker_up_to_the_one_cut_off() ->
     live.asking_to_stop()
     assert live.barge_in(played(1, 1, 0.5), playing=True) is current
     assert current.heard_by_speaker == [("napoleon", "To Moscow. In winter."), ("einstein", "")]
+
+
+def test_in_a_scene_each_members_sentences_carry_their_word_times_to_the_cut() -> None:
+    from chattr.reply import Segment, TurnState
+    from chattr.scene.state import SceneState
+    from chattr.voice.controls import spoken_sentences
+
+    def member(character: str, *segments: Segment) -> TurnState:
+        return TurnState("s", character, "What next?", segments=list(segments))
+
+    state = SceneState("s", ("napoleon", "einstein"), "What next?")
+    state.replies = [
+        member("napoleon", Segment("To Moscow.", audio_url="http://h/n1.wav", words=timed(0.3, 1))),
+        member(
+            "einstein", Segment("Think first.", audio_url="http://h/e1.wav", words=timed(0.5, 1.2))
+        ),
+    ]
+    live = LiveReply(user="What next?", scene_session="s")
+    live.update(*spoken_sentences(state))
+    played = [
+        PlayedClip("http://h/n1.wav", 1, 1, True),
+        PlayedClip("http://h/e1.wav", 1.3, 2, False),
+    ]
+    # By share (0.65 of the clip) one word of two; by their times both were said by 1.3 s (the
+    # rest of the clip is its closing silence).
+    assert live.heard_parts(played) == [("napoleon", "To Moscow."), ("einstein", "Think first.")]
 
 
 def test_in_a_scene_the_reply_cut_off_is_the_one_marked() -> None:
@@ -327,3 +415,29 @@ def test_in_a_scene_the_reply_cut_off_is_the_one_marked() -> None:
     marked = mark_interrupted([dict(m) for m in history], marker="chattr-by-napoleon")
     assert marked[1]["content"].endswith("To Moscow." + INTERRUPTED)
     assert marked[2:] == history[2:]
+
+
+@pytest.mark.slow
+def test_a_reply_cut_off_keeps_the_words_vocalizr_said_by_then(tmp_path: Path) -> None:
+    """The real chain: Piper's word times in vocalizr's answer, read by chattr's client,
+    carried by the live reply, cut at the clip's position."""
+    from chattr.media.clients import ClientOptions, VocalizrClient
+    from tests.vocalizr.support import serve
+    from vocalizr.settings import Settings
+
+    sentence = "The ground was mud and the guns could not move."
+    settings = Settings(
+        engine="piper", characters_dir=tmp_path / "none", data_dir=tmp_path, stt_engine="none"
+    )
+    with serve(settings.model_copy(update={"ui": False})) as vocalizr:
+        client = VocalizrClient(vocalizr.url, ClientOptions())
+        speech = asyncio.run(client.synthesize(sentence, "default"))
+    assert [w.word for w in speech.words] == sentence.split()
+    live = LiveReply(user="And the guns?")
+    live.update([sentence], [(speech.url,)], words=[speech.words])
+    # Half-way between the ends of "mud" and "and": four words heard.
+    mud, and_ = speech.words[3].end_s, speech.words[4].end_s
+    cut = PlayedClip(speech.url, (mud + and_) / 2, speech.duration_s, ended=False)
+    assert live.heard_text([cut]) == "The ground was mud"
+    whole = PlayedClip(speech.url, speech.duration_s, speech.duration_s, ended=True)
+    assert live.heard_text([whole]) == sentence

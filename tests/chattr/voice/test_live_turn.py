@@ -76,8 +76,12 @@ async def test_once_the_page_is_asked_to_stop_a_reply_its_turn_shows_no_more_cli
     assert reply is not None and reply.finished and not reply.interrupted
     assert len(shown) < len(reply.sentences)  # there was more of it to show
     # The page's answer, late: the first clip was playing; the reply is interrupted there.
+    # vocalizr said when each word of "I crossed the Alps in 1800." ends in its 0.6 s clip
+    # (by characters here: 0.04, 0.21, 0.3, 0.41, ...): by 0.405 s, three words, where
+    # two thirds of the clip would be four.
+    assert [w.end_s for w in reply.words[0][:4]] == [0.043, 0.214, 0.3, 0.407]
     first = next(iter(reply.clip_urls[0]))
-    stopped = live.barge_in([PlayedClip(first, 1.0, 2.0, ended=False)], playing=True)
+    stopped = live.barge_in([PlayedClip(first, 0.405, 0.6, ended=False)], playing=True)
     assert stopped is reply and reply.heard == "I crossed the"
 
 

@@ -1,0 +1,69 @@
+"""Word times from phoneme durations (`piper_alignment.word_spans`) and estimated by characters."""
+
+from __future__ import annotations
+
+import pytest
+
+from vocalizr.engines.piper_alignment import PhonemeSpan, word_spans
+from vocalizr.words import WordTime, estimate_words, scale_words
+
+
+def spoken(*words: str, phoneme_s: int = 10) -> list[PhonemeSpan]:
+    """Piper's alignment of the phoneme words given (a letter a phoneme, each `phoneme_s`
+    samples long), between its start and end markers, a space after each word."""
+    spans: list[PhonemeSpan] = []
+    at = 0
+    for phoneme in "^" + " ".join(words) + "$":
+        spans.append(PhonemeSpan(phoneme, at, at + phoneme_s))
+        at += phoneme_s
+    return spans
+
+
+def test_each_word_ends_with_its_last_phoneme() -> None:
+    # "^hi ðeə$": h from 10, i ends at 30; the space 30-40; ð from 40, ə ends at 70.
+    assert word_spans(["hi", "ðeə"], spoken("hi", "ðeə")) == [(10, 30), (40, 70)]
+
+
+def test_punctuation_and_stress_take_no_part_in_a_word() -> None:
+    # "hˈi," alone (stressed, a comma) against "hi, ðeə." spoken.
+    spans = spoken("hi,", "ðeə.")
+    assert word_spans(["hˈi,", "ðeə."], spans) == [(10, 30), (50, 80)]
+
+
+def test_a_number_spoken_as_several_words_is_one_word_of_the_text() -> None:
+    # "in 1815 we": espeak reads the number as three words.
+    spans = spoken("in", "eitin", "hʌndɹɪd", "fɪftin", "wi")
+    times = word_spans(["in", "eitinhʌndɹɪdfɪftin", "wi"], spans)
+    assert times is not None
+    assert times[1] == (40, 240) and times[2] == (250, 270)
+
+
+def test_words_run_together_are_split_between_them() -> None:
+    # "well… to": espeak says "wɛltə", one word.
+    times = word_spans(["wɛl", "tu", "mi"], spoken("wɛltə", "mi"))
+    assert times is not None
+    (_, well), (to_start, to), (_, me) = times
+    assert well == 40 and to_start == 40 and to == 60 and me == 90
+
+
+def test_a_word_without_sound_takes_no_time() -> None:
+    times = word_spans(["wan", "", "tu"], spoken("wan", "tu"))
+    assert times == [(10, 40), (40, 40), (50, 70)]
+
+
+def test_nothing_in_common_is_no_alignment() -> None:
+    assert word_spans(["abc"], spoken("xyz")) is None
+    assert word_spans(["abc"], []) is None
+
+
+def test_estimates_spread_the_words_by_characters_over_the_audio() -> None:
+    words = estimate_words("I am here.", 2.0)
+    assert [w.word for w in words] == ["I", "am", "here."]
+    # Weights 2, 3, 6 (a word and its space) over 11.
+    assert [w.end_s for w in words] == pytest.approx([0.364, 0.909, 2.0], abs=0.001)
+    assert words[0].start_s == 0.0 and words[1].start_s == words[0].end_s
+    assert estimate_words("", 1.0) == ()
+
+
+def test_times_stretch_with_the_audio() -> None:
+    assert scale_words([WordTime("so", 0.5, 1.0)], 1.1) == (WordTime("so", 0.55, 1.1),)
