@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from vocalizr.engines.piper_alignment import PhonemeSpan, word_spans
+from vocalizr.engines.piper import default_model_path
+from vocalizr.engines.piper_alignment import PhonemeSpan, aligned_model_file, word_spans
 from vocalizr.words import WordTime, estimate_words, scale_words
 
 
@@ -67,3 +70,26 @@ def test_estimates_spread_the_words_by_characters_over_the_audio() -> None:
 
 def test_times_stretch_with_the_audio() -> None:
     assert scale_words([WordTime("so", 0.5, 1.0)], 1.1) == (WordTime("so", 0.55, 1.1),)
+
+
+def test_the_graph_for_word_timing_is_patched_once_into_the_cache(tmp_path: Path) -> None:
+    """The first start writes the patched graph to the cache; a later one finds it there; both
+    load a session whose second output is the phoneme durations."""
+    import onnxruntime
+
+    model = default_model_path()
+    first = aligned_model_file(model, tmp_path / "cache")
+    assert isinstance(first, Path) and first.parent == tmp_path / "cache"
+    written = first.stat().st_mtime_ns
+    again = aligned_model_file(model, tmp_path / "cache")
+    assert again == first and first.stat().st_mtime_ns == written  # not written twice
+    session = onnxruntime.InferenceSession(str(again), providers=["CPUExecutionProvider"])
+    assert len(session.get_outputs()) == 2
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [first.name]  # nothing partial
+
+
+def test_a_cache_that_cannot_be_written_keeps_the_graph_in_memory(tmp_path: Path) -> None:
+    blocked = tmp_path / "a file"
+    blocked.write_text("not a folder")
+    aligned = aligned_model_file(default_model_path(), blocked / "cache")
+    assert isinstance(aligned, bytes) and aligned

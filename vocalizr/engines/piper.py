@@ -22,7 +22,7 @@ from vocalizr.audio import Clip
 from vocalizr.engines.base import SpeechEngine
 from vocalizr.engines.piper_alignment import (
     PhonemeSpan,
-    aligned_model,
+    aligned_model_file,
     chunk_spans,
     word_spans,
 )
@@ -79,7 +79,8 @@ class PiperEngine(SpeechEngine):
         self.voice_matching = settings.voice_matching
         self.onnx_threads = settings.piper_threads
         self.spin = settings.piper_spin
-        self.traits_cache = TraitsCache(settings.data_dir / "cache" / "voice_traits")
+        self.cache_dir = settings.data_dir / "cache"
+        self.traits_cache = TraitsCache(self.cache_dir / "voice_traits")
         self.sample_rate = 22050
         self._voice: PiperVoice | None = None
         self.aligned = False  # the voice gives its phoneme durations (word timing)
@@ -119,7 +120,8 @@ class PiperEngine(SpeechEngine):
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         # The graph patched to give each phoneme's duration too, which tells when each word is
         # said; the extra output costs no measurable time per synthesis.
-        model = aligned_model(self.model_path) or str(self.model_path)
+        aligned = aligned_model_file(self.model_path, self.cache_dir / "piper")
+        model = str(aligned) if isinstance(aligned, Path) else aligned or str(self.model_path)
         session = onnxruntime.InferenceSession(
             model, sess_options=options, providers=["CPUExecutionProvider"]
         )
