@@ -2,8 +2,10 @@
 
 The root span is made current around each step of the turn (`TurnLoop` iterates it), so spans
 made anywhere inside a step, media tasks started there included, are its children. Nothing a
-person wrote or was answered goes into a span unless `CHATTR_TRACE_TEXT` says so. When tracing is
-off, none of this calls into OpenTelemetry.
+person wrote or was answered goes into a span unless `CHATTR_TRACE_TEXT` says so. The spans
+start through `chatacter_common.telemetry`, whose light path records them on the turn's thread
+for the export worker to make into the SDK's. When tracing is off, none of this calls into
+OpenTelemetry.
 """
 
 from __future__ import annotations
