@@ -2,24 +2,24 @@
 
 The root span is made current around each step of the turn (`TurnLoop` iterates it), so spans
 made anywhere inside a step, media tasks started there included, are its children. Nothing a
-person wrote or was answered goes into a span unless `CHATTR_TRACE_TEXT` says so. When tracing is
-off, none of this calls into OpenTelemetry.
+person wrote or was answered goes into a span unless `CHATTR_TRACE_TEXT` says so. The spans
+start through `chatacter_common.telemetry`, whose light path records them on the turn's thread
+for the export worker to make into the SDK's. When tracing is off, none of this calls into
+OpenTelemetry.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
-from opentelemetry.trace import INVALID_SPAN, Span, Status, StatusCode, use_span
+from opentelemetry.trace import INVALID_SPAN, Span, Status, StatusCode
 
-from chatacter_common.telemetry import options, tracer, tracing_on
+from chatacter_common.telemetry import options, start_span, tracing_on, use
 from chattr.refusal import Refusal
 from chattr.reply import TurnState
-
-_tracer = tracer("chattr")
 
 
 def turn_outcome(state: TurnState | None, failure: BaseException | None) -> str:
@@ -38,9 +38,10 @@ def start_turn(message: str, character: str, session_id: str) -> Span:
     tracing, the invalid span, which records nothing."""
     if not tracing_on():
         return INVALID_SPAN
-    span = _tracer.start_span(
+    span = start_span(
         "chat turn",
-        attributes={"chattr.conversation.id": session_id, "chattr.character": character},
+        {"chattr.conversation.id": session_id, "chattr.character": character},
+        scope="chattr",
     )
     if options.text and span.is_recording():
         span.set_attribute("chattr.message", message)
@@ -50,9 +51,7 @@ def start_turn(message: str, character: str, session_id: str) -> Span:
 def in_turn(span: Span) -> AbstractContextManager[object]:
     """The turn's root made current for one step of the turn, so the step's spans are its
     children (nothing when not tracing); an exception passing through is `end_turn`'s to record."""
-    if not tracing_on():
-        return nullcontext()
-    return use_span(span, record_exception=False, set_status_on_exception=False)
+    return use(span)
 
 
 def end_turn(span: Span, state: TurnState | None, failure: BaseException | None) -> None:
@@ -84,7 +83,7 @@ class LlmSpan:
 
     @classmethod
     def start(cls) -> LlmSpan:
-        return cls(span=_tracer.start_span("llm")) if tracing_on() else cls()
+        return cls(span=start_span("llm", scope="chattr")) if tracing_on() else cls()
 
     def chunk(self) -> None:
         """A piece of text came; the first one marks the time to first token."""
