@@ -8,14 +8,11 @@ overloading the services, and the queue serves first sentences first (`slots.py`
 the order of their sentences whatever order they finish in. A failing service becomes an error on
 the turn, never a lost reply.
 
-A job can make way for a reply still to come (`MediaJob.yield_to`, with that reply's
-`FirstSpeech`): it starts no new call for its later sentences until that reply's first sentence
-has its speech, for as long as what it has already made keeps its own playback going. A scene
-makes way for every later speaker from the start, so a later speaker's first audio does not queue
-behind the earlier speakers' remaining speech and videos in the services' own queues (a call
-already made still finishes first, so holding only once that first sentence exists is too late)
-or share a CPU with them; and one speech slot is kept for first sentences, so it does not wait in
-chattr's slots for two of them either.
+A job can yield to another (`MediaJob.yield_to`): it starts no new call while the other's first
+sentence waits for its speech. A scene's next speaker uses it, so its first audio does not queue
+behind the previous speaker's remaining speech and videos in the services' own queues or share a
+CPU with them; and one speech slot is kept for first sentences, so it does not wait in chattr's
+slots for two of them either. A call already made still finishes first.
 """
 
 from __future__ import annotations
@@ -25,7 +22,6 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass
-from typing import Any
 
 from chatacter_common.emotions import NEUTRAL
 from chatacter_common.storage import StorageError
@@ -51,10 +47,6 @@ log = logging.getLogger(__name__)
 # say so); those completed once it is up get it, so a reply may gain media as it goes.
 STARTUP_WAIT_S = 1.0
 STILL_STARTING = "still starting: sentences before it was ready have no {medium}"
-# A reply that makes way for a later one holds its calls only while the clips it has made would
-# play for this long yet (played from its first clip on): making a clip's speech and video takes
-# about a second on a CPU, so the person never waits on the holding.
-PLAYBACK_MARGIN_S = 1.5
 
 
 @dataclass(frozen=True)
@@ -63,25 +55,6 @@ class FanoutOptions:
     video_concurrency: int = 2
     fps: int = 25
     join: bool = True
-
-
-class FirstSpeech:
-    """Settled once a reply's first sentence has its speech (made, failed or dropped), or the
-    reply has ended without one. A scene makes it before the reply's job, as soon as it knows the
-    speaker will answer, so the earlier speakers make way from the start."""
-
-    def __init__(self) -> None:
-        self._settled = asyncio.Event()
-
-    @property
-    def settled(self) -> bool:
-        return self._settled.is_set()
-
-    def settle(self) -> None:
-        self._settled.set()
-
-    async def wait(self) -> None:
-        await self._settled.wait()
 
 
 class MediaFanout:
@@ -129,14 +102,10 @@ class MediaFanout:
         language: str,
         *,
         base_url: str | None = None,
-        first_speech: FirstSpeech | None = None,
     ) -> MediaJob:
         """Begin the media of one reply; feed it sentences with `add`, read it in `media`.
-        `base_url`: chattr's address as the caller reached it; the reply's URLs start with it.
-        `first_speech`: settled by the job, when others already make way for it."""
-        return MediaJob(
-            self, character_id, voice, language, base_url=base_url, first_speech=first_speech
-        )
+        `base_url`: chattr's address as the caller reached it; the reply's URLs start with it."""
+        return MediaJob(self, character_id, voice, language, base_url=base_url)
 
     def relayed_clients(self) -> dict[str, ServiceClient]:
         """The services whose files chattr relays, by name, with their clients."""
@@ -168,7 +137,6 @@ class MediaJob:
         language: str,
         *,
         base_url: str | None = None,
-        first_speech: FirstSpeech | None = None,
     ) -> None:
         self.fanout = fanout
         self.base_url = (base_url or fanout.public_url).rstrip("/")
@@ -184,54 +152,23 @@ class MediaJob:
         self._video: ReplyVideo | None = None
         if fanout.options.join and fanout.visualizr is not None:
             self._video = ReplyVideo(fanout.store)
-        self.first_speech = first_speech or FirstSpeech()
-        self._yielding_to: list[FirstSpeech] = []
-        # Pulsed (set, then replaced) whenever this job makes a clip: a held call looks again.
-        self._made = asyncio.Event()
+        # Clear from when the first sentence comes until its speech is made, failed or dropped:
+        # the jobs that yield to this one wait while it is. Only then: a slow LLM's wait for its
+        # first sentence must not stop the others' media.
+        self._first_speech_settled = asyncio.Event()
+        self._first_speech_settled.set()
+        self._yielding_to: list[MediaJob] = []
         if fanout.vocalizr is None:
             self._note("vocalizr", "speech is off: no speech service is configured")
-            self.first_speech.settle()
 
-    def yield_to(self, other: FirstSpeech) -> None:
-        """Start no new call for a later sentence until `other` is settled, while this reply's
-        clips made so far keep its playback going; calls already made go on. A scene's later
-        speakers go first this way."""
+    def yield_to(self, other: MediaJob) -> None:
+        """Start no new speech or video call while `other`'s first sentence waits for its
+        speech; calls already made go on. A scene's next speaker goes first this way."""
         self._yielding_to.append(other)
 
-    async def _make_way(self, index: int) -> None:
-        """Hold sentence `index`'s next call while a reply this one makes way for waits for its
-        first speech; a first sentence is never held, nor a call the playback needs soon."""
-        while index > 0 and not all(other.settled for other in self._yielding_to):
-            ahead = self._playback_ahead_s()
-            if ahead is not None and ahead <= PLAYBACK_MARGIN_S:
-                return
-            waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._made.wait())]
-            waits += [asyncio.ensure_future(o.wait()) for o in self._yielding_to if not o.settled]
-            try:
-                timeout = None if ahead is None else ahead - PLAYBACK_MARGIN_S
-                await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for wait in waits:
-                    wait.cancel()
-
-    def _playback_ahead_s(self) -> float | None:
-        """Seconds of this reply's clips made but not yet played, were they played one after
-        another from the first clip's arrival (videos, when video is on); None before the first
-        (holding then delays only the later clips)."""
-        video = self.fanout.visualizr is not None
-        first = self.media.timings.get("first_video_s" if video else "first_audio_s")
-        if first is None:
-            return None
-        made = 0.0
-        for segment in self.media.segments:
-            if (segment.video_url if video else segment.audio_url) is None:
-                break
-            made += segment.audio_duration_s or 0.0
-        return self.started + first + made - time.perf_counter()
-
-    def _clip_made(self) -> None:
-        self._made.set()
-        self._made = asyncio.Event()
+    async def _wait_for_others(self) -> None:
+        for other in self._yielding_to:
+            await other._first_speech_settled.wait()
 
     def add(self, sentence: str, emotion: str = NEUTRAL, previous: str | None = None) -> None:
         """A complete sentence, with its emotion and the previous sentence's (None for the
@@ -242,6 +179,8 @@ class MediaJob:
         if self.fanout.vocalizr is not None:
             # Earlier sentences first, across all turns; among equals, the older turn first.
             priority = (len(self.media.segments) - 1, self.started)
+            if priority[0] == 0:
+                self._first_speech_settled.clear()
             self._tasks.append(asyncio.create_task(self._produce(segment, priority, previous)))
 
     def follow(self, task: asyncio.Task[None]) -> None:
@@ -264,7 +203,7 @@ class MediaJob:
             with span("speech", **{"chattr.sentence.index": priority[0]}) as traced:
                 if tracing_options.text and traced.is_recording():
                     traced.set_attribute("chattr.sentence", segment.text)
-                await self._make_way(priority[0])
+                await self._wait_for_others()
                 async with speech_slots.slot(priority, urgent=priority[0] == 0):
                     speech = await vocalizr.synthesize(
                         segment.text, self.voice, self.language, segment.emotion
@@ -282,10 +221,9 @@ class MediaJob:
             segment.audio_duration_s = speech.duration_s
             segment.words = speech.words
             self._mark("first_audio_s")
-            self._clip_made()
         finally:
             if priority[0] == 0:  # made, failed or cancelled: nobody waits on it any longer
-                self.first_speech.settle()
+                self._first_speech_settled.set()
         if visualizr is None:
             return
         try:
@@ -293,7 +231,7 @@ class MediaJob:
                 self._still_starting("visualizr", "video")
                 return
             with span("video", **{"chattr.sentence.index": priority[0]}):
-                await self._make_way(priority[0])
+                await self._wait_for_others()
                 async with video_slots.slot(priority):
                     video = await visualizr.render(
                         internal_audio_url,
@@ -308,7 +246,6 @@ class MediaJob:
             return
         segment.video_url = video_url
         self._mark("first_video_s")
-        self._clip_made()
         if self._video is not None:
             try:
                 await self._video.add(priority[0], await visualizr.download(video.url))
@@ -361,7 +298,6 @@ class MediaJob:
             # held back until the next change (bench/scale.py: the first audio waited ~0.1 s).
             self._changed.clear()
             yield
-        self.first_speech.settle()  # a reply without a sentence has none to wait for
         if self.fanout.options.join and self.media.segments:
             with span("join"):
                 await self._join()
@@ -394,7 +330,7 @@ class MediaJob:
         self._mark("joined_s")
 
     async def cancel(self) -> None:
-        self.first_speech.settle()
+        self._first_speech_settled.set()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

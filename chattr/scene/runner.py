@@ -24,7 +24,7 @@ from chattr.characters import world_info as world_info_rules
 from chattr.characters.character_set import Character, CharacterNotFound
 from chattr.characters.lorebook import LorebookError
 from chattr.knowledge.retrieval import Context, RetrievalUnavailable
-from chattr.media.fanout import FirstSpeech, MediaJob
+from chattr.media.fanout import MediaJob
 from chattr.memory import SCENE_KEY, MemoryUnavailable, Turn
 from chattr.reply import TurnState
 from chattr.scene.prompt import build_scene_messages
@@ -75,9 +75,6 @@ class _Reply:
     llm_failed: bool = False
     task: asyncio.Task[None] | None = None
     job: MediaJob | None = None  # its media, while they are made
-    # Settled once its first sentence has speech, or it ends without: made with the reply, so
-    # the speakers before it make way from the start (`MediaJob.yield_to`).
-    first_speech: FirstSpeech = field(default_factory=FirstSpeech)
 
 
 class SceneRunner:
@@ -215,14 +212,10 @@ class SceneRunner:
             speaker=request.speaker,
         )
         by_id = {c.id: c for c in request.members}
-        coming = [
-            _Reply(TurnState(request.session_id, speaker_id, request.message), first=position == 0)
-            for position, speaker_id in enumerate(speakers)
-        ]
         replies: list[_Reply] = []
         changed = asyncio.Event()
         try:
-            for position, reply in enumerate(coming):
+            for position, speaker_id in enumerate(speakers):
                 if replies:
                     previous = replies[-1]
                     while not previous.text_done.is_set():
@@ -236,18 +229,21 @@ class SceneRunner:
                         transcript.append(
                             Turn("", previous.state.text, speaker=previous.state.character)
                         )
+                reply = _Reply(
+                    TurnState(request.session_id, speaker_id, request.message), first=position == 0
+                )
                 state.replies.append(reply.state)
                 replies.append(reply)
                 reply.task = asyncio.create_task(
                     self._reply(
                         reply,
-                        by_id[reply.state.character],
+                        by_id[speaker_id],
                         request,
                         list(transcript),
                         llm,
                         changed,
                         base_url,
-                        later=coming[position + 1 :],
+                        earlier=replies[:-1],
                     )
                 )
             while any(r.task is not None and not r.task.done() for r in replies):
@@ -257,8 +253,6 @@ class SceneRunner:
                 yield state
             _raise_failure(replies)
         finally:
-            for reply in coming:  # those that never started have no first speech to wait for
-                reply.first_speech.settle()
             tasks = [r.task for r in replies if r.task is not None and not r.task.done()]
             for task in tasks:
                 task.cancel()
@@ -279,10 +273,10 @@ class SceneRunner:
         changed: asyncio.Event,
         base_url: str | None,
         *,
-        later: Sequence[_Reply] = (),
+        earlier: Sequence[_Reply] = (),
     ) -> None:
-        """One member's reply: its knowledge, its World Info, its words, its media, which make
-        way for the `later` replies' first audio."""
+        """One member's reply: its knowledge, its World Info, its words, its media. The
+        `earlier` replies' media make way for its first audio."""
         service = self.service
         state = reply.state
         started = time.perf_counter()
@@ -306,18 +300,15 @@ class SceneRunner:
             if request.media and service.media is not None:
                 voice = speaker.id if speaker.voice_path() is not None else DEFAULT_VOICE
                 job = service.media.start(
-                    speaker.id,
-                    voice,
-                    speaker.voice.language,
-                    base_url=base_url,
-                    first_speech=reply.first_speech,
+                    speaker.id, voice, speaker.voice.language, base_url=base_url
                 )
                 reply.job = job
-                # This reply's remaining speech and videos would otherwise hold the later
-                # speakers' first sentences up (in the services' queues, on a CPU they share):
-                # they wait for those, while its clips made so far keep playing.
-                for after in later:
-                    job.yield_to(after.first_speech)
+                # The earlier speakers' remaining speech and videos would otherwise hold this
+                # reply's first sentence up (in the services' queues, on a CPU they share); they
+                # go on once it has its speech.
+                for before in earlier:
+                    if before.job is not None:
+                        before.job.yield_to(job)
                 state.media = True
                 media_done = False
             speech = SpeechFilter(speaker.voice.speak)
@@ -341,7 +332,6 @@ class SceneRunner:
         finally:
             if job is not None and not media_done:
                 await job.cancel()
-            reply.first_speech.settle()
             state.done = True  # this reply's text and media are all it will have
             reply.text_done.set()
             changed.set()

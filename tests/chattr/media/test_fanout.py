@@ -14,14 +14,7 @@ import httpx
 import pytest
 
 from chattr.media.clients import ClientOptions, ServiceError, VisualizrClient
-from chattr.media.fanout import (
-    PLAYBACK_MARGIN_S,
-    STILL_STARTING,
-    FanoutOptions,
-    FirstSpeech,
-    MediaFanout,
-    MediaJob,
-)
+from chattr.media.fanout import STILL_STARTING, FanoutOptions, MediaFanout
 from chattr.media.store import JOINED_NAME, MediaStore
 from chattr.reply import ReplyMedia
 
@@ -193,13 +186,12 @@ async def test_segments_keep_the_order_of_their_sentences_whatever_order_they_fi
     await service.aclose()
 
 
-async def _making_way(
-    tmp_path: Path, seconds_per_word: float
-) -> tuple[list[str], MediaJob, MediaJob]:
-    """An earlier reply makes way for a later one from before the later one's first sentence
-    comes (as a scene does); it has one call made and adds a second sentence while the later
-    reply's first speech is asked. Returns the services' calls, in order, and the two jobs."""
-    vocalizr, visualizr = FakeVocalizr(seconds_per_word=seconds_per_word), FakeVisualizr()
+async def test_a_job_that_yields_starts_no_call_while_the_others_first_sentence_waits(
+    tmp_path: Path,
+) -> None:
+    """A scene's next speaker goes first: the previous reply's next speech and its next video
+    wait until the next reply's first sentence has its speech; the call already made goes on."""
+    vocalizr, visualizr = FakeVocalizr(), FakeVisualizr()
     calls: list[str] = []  # what the services were asked, in order
     asked = {"Earlier one.": asyncio.Event(), "Later one.": asyncio.Event()}
     release = {"Earlier one.": asyncio.Event(), "Later one.": asyncio.Event()}
@@ -223,64 +215,35 @@ async def _making_way(
         visualizr.client(through=video),
         store=MediaStore(tmp_path / "media"),
         public_url="http://chattr.test",
-        # Room for every call at once: only making way holds one back.
+        # Room for every call at once: only yielding holds one back.
         options=FanoutOptions(speech_concurrency=4, video_concurrency=4, join=False),
     )
-    coming = FirstSpeech()
     earlier = service.start("napoleon", "napoleon", "en")
-    earlier.yield_to(coming)
-    earlier.add("Earlier one.")  # a first sentence is never held
+    earlier.add("Earlier one.")
     await asked["Earlier one."].wait()
-    release["Earlier one."].set()
-    earlier_updates = earlier.updates()
-    while earlier.media.segments[0].video_url is None:  # its video is not held either
-        await anext(earlier_updates)
-    earlier.add("Earlier two.")  # held while its first clip plays for long enough yet
-    later = service.start("einstein", "einstein", "en", first_speech=coming)
+    later = service.start("einstein", "einstein", "en")
+    earlier.yield_to(later)
     later.add("Later one.")
     await asked["Later one."].wait()
+    earlier.add("Earlier two.")  # a new speech call: held
+    release["Earlier one."].set()  # the call already made goes on; its video is held
+    earlier_updates = earlier.updates()
+    while earlier.media.segments[0].audio_url is None:
+        await anext(earlier_updates)
     release["Later one."].set()
     async for _ in later.updates():
         pass
     async for _ in earlier_updates:
         pass
     await service.aclose()
-    assert coming.settled
+
     assert not issues(earlier.media) and not issues(later.media)
     assert all(s.audio_url and s.video_url for s in earlier.media.segments + later.media.segments)
-    return calls, earlier, later
-
-
-async def test_a_reply_makes_way_for_a_later_ones_first_speech(tmp_path: Path) -> None:
-    """A scene's next speaker goes first: the earlier reply's next speech and video wait until
-    the later reply's first sentence has its speech, while the earlier one's first clip (10 s)
-    still has long to play."""
-    calls, _, _ = await _making_way(tmp_path, seconds_per_word=5.0)
-    assert calls.index("speech Earlier two.") > calls.index("answered Later one."), calls
-
-
-async def test_a_reply_makes_way_only_while_its_clips_keep_playing(tmp_path: Path) -> None:
-    """With 0.2 s of its first clip made, the earlier reply's playback would run dry before the
-    later reply's first speech: its second sentence goes at once."""
-    calls, _, _ = await _making_way(tmp_path, seconds_per_word=0.1)
-    assert PLAYBACK_MARGIN_S > 0.2
-    assert calls.index("speech Earlier two.") < calls.index("answered Later one."), calls
-
-
-async def test_a_reply_without_sentences_settles_its_first_speech(tmp_path: Path) -> None:
-    """Nobody waits for a reply that said nothing (its LLM failed, say)."""
-    service = MediaFanout(
-        FakeVocalizr().client(),
-        FakeVisualizr().client(),
-        store=MediaStore(tmp_path / "media"),
-        public_url="http://chattr.test",
-    )
-    job = service.start("napoleon", "napoleon", "en")
-    assert not job.first_speech.settled
-    async for _ in job.updates():
-        pass
-    assert job.first_speech.settled
-    await service.aclose()
+    first_audio = calls.index("answered Later one.")
+    earlier_video = calls.index(f"video {earlier.media.segments[0].audio_url.rsplit('/', 1)[1]}")
+    assert calls.index("speech Earlier one.") < first_audio  # made before: it went on
+    assert calls.index("speech Earlier two.") > first_audio, calls
+    assert earlier_video > first_audio, calls
 
 
 NONSENSE: dict[str, tuple[Callable[[httpx.Request], httpx.Response], str]] = {
