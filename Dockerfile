@@ -35,7 +35,8 @@ COPY vocalizr ./vocalizr
 COPY visualizr ./visualizr
 COPY characters ./characters
 RUN uv pip install --python /app/.venv --no-deps -e . \
-    && python -m chattr.voice.turn_model_setup --uv uv
+    && python -m chattr.voice.turn_model_setup --uv uv \
+    && python -m vocalizr.engines.piper_alignment
 
 # A user of its own, by number, so Kubernetes can check `runAsNonRoot`. /data is where the compose
 # file mounts each program's volume: a new named volume takes this folder's owner, so the user may

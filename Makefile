@@ -24,11 +24,14 @@ uv-installed:
 	@command -v uv >/dev/null 2>&1 || test -x .uv/bin/uv || \
 		{ python3 -m venv .uv && .uv/bin/pip install --quiet uv==$(UV_VERSION); }
 
+# The Piper voice's graph patched to give phoneme durations (vocalizr's word timing) is
+# prepared once here, so vocalizr neither patches it nor loads `onnx` when it starts.
 setup: uv-installed
 	$(UV) venv --allow-existing --python $(PY) $(VENV) -q
 	$(UV) pip sync --python $(VENV) -q requirements.lock
 	$(UV) pip install --python $(VENV) -q --no-deps -e .
 	$(VENV)/bin/python -m chattr.voice.turn_model_setup --uv $(UV)
+	$(VENV)/bin/python -m vocalizr.engines.piper_alignment
 	@test -f $(MOONSHINE_DIR)/decoder_model_merged.ort || { \
 		tmp=$$(mktemp -d) && \
 		$(UV) pip install -q --no-deps --python $(VENV) --python-platform x86_64-manylinux_2_34 \

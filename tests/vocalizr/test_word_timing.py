@@ -77,11 +77,11 @@ def test_the_graph_for_word_timing_is_patched_once_into_the_cache(tmp_path: Path
     load a session whose second output is the phoneme durations."""
     import onnxruntime
 
-    model = default_model_path()
-    first = aligned_model_file(model, tmp_path / "cache")
+    model, unprepared = default_model_path(), tmp_path / "not prepared"
+    first = aligned_model_file(model, tmp_path / "cache", unprepared)
     assert isinstance(first, Path) and first.parent == tmp_path / "cache"
     written = first.stat().st_mtime_ns
-    again = aligned_model_file(model, tmp_path / "cache")
+    again = aligned_model_file(model, tmp_path / "cache", unprepared)
     assert again == first and first.stat().st_mtime_ns == written  # not written twice
     session = onnxruntime.InferenceSession(str(again), providers=["CPUExecutionProvider"])
     assert len(session.get_outputs()) == 2
@@ -91,5 +91,14 @@ def test_the_graph_for_word_timing_is_patched_once_into_the_cache(tmp_path: Path
 def test_a_cache_that_cannot_be_written_keeps_the_graph_in_memory(tmp_path: Path) -> None:
     blocked = tmp_path / "a file"
     blocked.write_text("not a folder")
-    aligned = aligned_model_file(default_model_path(), blocked / "cache")
+    aligned = aligned_model_file(default_model_path(), blocked / "cache", tmp_path / "none")
     assert isinstance(aligned, bytes) and aligned
+
+
+def test_the_graph_set_up_prepared_is_used_first(tmp_path: Path) -> None:
+    """A start on an empty data folder loads what set-up prepared: nothing is written."""
+    model, prepared = default_model_path(), tmp_path / "prepared"
+    made = aligned_model_file(model, prepared, prepared)
+    assert isinstance(made, Path)
+    assert aligned_model_file(model, tmp_path / "empty data", prepared) == made
+    assert not (tmp_path / "empty data").exists()
