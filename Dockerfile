@@ -36,7 +36,7 @@ COPY visualizr ./visualizr
 COPY characters ./characters
 RUN uv pip install --python /app/.venv --no-deps -e . \
     && python -m chattr.voice.turn_model_setup --uv uv \
-    && python -m vocalizr.engines.piper_alignment
+    && python -m vocalizr.engines.piper_prepare
 
 # A user of its own, by number, so Kubernetes can check `runAsNonRoot`. /data is where the compose
 # file mounts each program's volume: a new named volume takes this folder's owner, so the user may

@@ -31,7 +31,7 @@ setup: uv-installed
 	$(UV) pip sync --python $(VENV) -q requirements.lock
 	$(UV) pip install --python $(VENV) -q --no-deps -e .
 	$(VENV)/bin/python -m chattr.voice.turn_model_setup --uv $(UV)
-	$(VENV)/bin/python -m vocalizr.engines.piper_alignment
+	$(VENV)/bin/python -m vocalizr.engines.piper_prepare
 	@test -f $(MOONSHINE_DIR)/decoder_model_merged.ort || { \
 		tmp=$$(mktemp -d) && \
 		$(UV) pip install -q --no-deps --python $(VENV) --python-platform x86_64-manylinux_2_34 \

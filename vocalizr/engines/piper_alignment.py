@@ -169,20 +169,3 @@ def word_spans(
         times.append((start, end))
         previous_end = end
     return times
-
-
-def main() -> int:
-    """Set-up: patch the shipped voice's graph into `PREPARED_DIR`."""
-    from vocalizr.engines.piper import default_model_path
-
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    prepared = aligned_model_file(default_model_path(), PREPARED_DIR, PREPARED_DIR)
-    if not isinstance(prepared, Path):
-        print("error: the voice's graph could not be prepared for word timing", file=sys.stderr)
-        return 1
-    print(f"Piper word-timing graph in {prepared}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
