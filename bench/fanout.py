@@ -1,7 +1,7 @@
 """The media fan-out against the sequential baseline, with the real CPU services, and under load.
 
 A fake LLM streams a 6-sentence Napoleon reply at a Groq-like pace (150 ms to the first token,
-300 tokens/s) through the real ChatGroq client. (a) The pipeline: `ChatService.run(media=True)`,
+300 tokens/s) through chattr's real chat client. (a) The pipeline: `ChatService.run(media=True)`,
 each sentence to vocalizr as soon as it is complete and each audio on to visualizr. (b) The
 baseline: the same turn without media, then ONE vocalizr call for the whole reply, then ONE
 visualizr call for that audio. Every mark is wall-clock from the start of the turn; figures are

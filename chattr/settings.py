@@ -51,7 +51,14 @@ class Settings(BaseSettings):
         description="Key for Groq (or for the OpenAI-compatible server when provider is openai).",
     )
     llm_provider: Literal["groq", "openai"] = Field(
-        default="groq", description="`groq` (ChatGroq) or `openai` (an OpenAI-compatible server)."
+        default="groq", description="`groq` (Groq's API) or `openai` (an OpenAI-compatible server)."
+    )
+    llm_client: Literal["http", "langchain"] = Field(
+        default="http",
+        description=(
+            "`http`: chattr's own streaming client (starts at once); `langchain`: LangChain's "
+            "ChatGroq or ChatOpenAI (LangChain's callbacks and tracing; 1-2 s to load)."
+        ),
     )
     llm_model: str = Field(default=DEFAULT_GROQ_MODEL, description="LLM model name.")
     llm_base_url: str | None = Field(

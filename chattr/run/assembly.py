@@ -124,8 +124,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Loading MiniLM with the knowledge, and langchain, competes with the page for the
-        # interpreter: begin once the page is built. The two side by side: ONNX Runtime and
+        # Loading MiniLM with the knowledge, and a LangChain chat model, competes with the page
+        # for the interpreter: begin once the page is built. The two side by side: ONNX Runtime and
         # Qdrant Edge work outside the interpreter lock, so both are ready sooner together
         # (1.6-2.6 s against 3.0 s one after the other, on a busy 2-core machine).
         if service.retriever is not None:

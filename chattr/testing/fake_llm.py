@@ -1,8 +1,8 @@
 """A local OpenAI/Groq-compatible chat server with scripted, deterministic replies.
 
-Tests and benchmarks point ChatGroq's (or ChatOpenAI's) base URL at it, so the real client code
-path runs without a hosted LLM. It streams (SSE) at a chosen pace, records every request it gets,
-and can be told what to answer next:
+Tests and benchmarks point chattr's chat client (or LangChain's ChatGroq or ChatOpenAI) at it,
+so the real client code path runs without a hosted LLM. It streams (SSE) at a chosen pace,
+records every request it gets, and can be told what to answer next:
 
     python -m chattr.testing.fake_llm --port 9100 --first-token-ms 150 --tokens-per-s 300
 """
@@ -39,14 +39,16 @@ class FakeLLMState:
     tokens_per_s: float = 0.0  # 0: as fast as possible
     requests: list[dict[str, Any]] = field(default_factory=list)
     arrivals: list[float] = field(default_factory=list)  # time.monotonic() of each request
+    keys: list[str | None] = field(default_factory=list)  # each request's Authorization header
     # A text (streamed word by word), its tokens as a list (streamed as they are), or a status.
     script: deque[str | int | list[str]] = field(default_factory=deque)
     reply: str | None = None  # the answer when nothing is scripted; None: `default_reply`'s
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def next_reply(self, body: dict[str, Any]) -> str | int | list[str]:
+    def next_reply(self, body: dict[str, Any], key: str | None = None) -> str | int | list[str]:
         with self.lock:
             self.requests.append(body)
+            self.keys.append(key)
             self.arrivals.append(time.monotonic())
             if self.script:
                 return self.script.popleft()
@@ -78,7 +80,7 @@ def create_app(state: FakeLLMState) -> FastAPI:
 
     async def completions(request: Request) -> Any:
         body = await request.json()
-        reply = state.next_reply(body)
+        reply = state.next_reply(body, request.headers.get("authorization"))
         if isinstance(reply, int):
             return JSONResponse({"error": {"message": "scripted failure"}}, status_code=reply)
         tokens = reply if isinstance(reply, list) else _TOKEN.findall(reply)
@@ -142,7 +144,7 @@ class FakeLLMServer:
 
     @property
     def url(self) -> str:
-        """Base URL for ChatGroq (`CHATTR_LLM_BASE_URL`)."""
+        """Base URL for the chat client (`CHATTR_LLM_BASE_URL`, provider `groq`)."""
         return self._server.url
 
     def script(self, *replies: str | int | list[str]) -> None:
@@ -156,11 +158,18 @@ class FakeLLMServer:
         with self.state.lock:
             return list(self.state.requests)
 
+    @property
+    def keys(self) -> list[str | None]:
+        """Each request's `Authorization` header (None where it sent none)."""
+        with self.state.lock:
+            return list(self.state.keys)
+
     def clear(self) -> None:
         """Forget recorded requests and scripted replies."""
         with self.state.lock:
             self.state.requests.clear()
             self.state.arrivals.clear()
+            self.state.keys.clear()
             self.state.script.clear()
 
     def stop(self) -> None:

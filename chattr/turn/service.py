@@ -28,9 +28,9 @@ from chattr.turn.spoken_text import SpeechFilter
 from chattr.turn.tracing import LlmSpan
 
 if TYPE_CHECKING:
-    from langchain_core.language_models.chat_models import BaseChatModel
     from langchain_core.messages import BaseMessage
 
+    from chattr.llm import ChatModel
     from chattr.media.fanout import MediaFanout, MediaJob
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class ChatService:
         characters: CharacterSet,
         memory: ShortTermMemory,
         retriever: Retriever | None,
-        llm: BaseChatModel | Callable[[], BaseChatModel] | None,
+        llm: ChatModel | Callable[[], ChatModel] | None,
         media: MediaFanout | None = None,
         max_message_chars: int = 2000,
         llm_help: str = "",
@@ -91,14 +91,14 @@ class ChatService:
         self.characters = characters
         self.memory = memory
         self.retriever = retriever
-        # A factory is called on first use (or by `warm_up`): building the model imports
-        # langchain, which would otherwise delay the page by seconds at start-up.
-        self._llm: BaseChatModel | None = None
-        self._llm_factory: Callable[[], BaseChatModel] | None = None
+        # A factory is called on first use (or by `warm_up`): building a LangChain model
+        # imports langchain, which would otherwise delay the page by seconds at start-up.
+        self._llm: ChatModel | None = None
+        self._llm_factory: Callable[[], ChatModel] | None = None
         if callable(llm) and not hasattr(llm, "astream"):
             self._llm_factory = llm
         else:
-            self._llm = llm  # type: ignore[assignment]
+            self._llm = llm
         self._llm_lock = threading.Lock()
         self.media = media
         self.max_message_chars = max_message_chars
@@ -115,7 +115,7 @@ class ChatService:
         return self._llm is not None or self._llm_factory is not None
 
     @property
-    def llm(self) -> BaseChatModel | None:
+    def llm(self) -> ChatModel | None:
         """The chat model, built on first use."""
         if self._llm is None and self._llm_factory is not None:
             with self._llm_lock:
@@ -277,7 +277,7 @@ class ChatService:
 
     async def stream_reply(
         self,
-        llm: BaseChatModel,
+        llm: ChatModel,
         messages: list[BaseMessage],
         state: TurnState,
         job: MediaJob | None,
