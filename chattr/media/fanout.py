@@ -42,10 +42,13 @@ from chattr.reply import ReplyMedia, Segment, add_issue
 
 log = logging.getLogger(__name__)
 
-# How long a sentence waits for locally started services that are still loading their engines.
-# Sentences completed while a service is still starting go without its medium (the turn's errors
-# say so); those completed once it is up get it, so a reply may gain media as it goes.
-STARTUP_WAIT_S = 1.0
+# How long a sentence's media wait for locally started services that are still loading their
+# engines. The text never waits for them. On a cold start a message sent the moment the page
+# answers has its first sentence before vocalizr is up (1-3 s later on two cores, bench/startup.py),
+# and a short reply would otherwise have no speech and no video at all. Sentences still waiting
+# after this go without the medium (the turn's errors say so): a service that takes minutes to load
+# (a GPU engine) holds no turn for minutes.
+STARTUP_WAIT_S = 20.0
 STILL_STARTING = "still starting: sentences before it was ready have no {medium}"
 
 
@@ -55,6 +58,7 @@ class FanoutOptions:
     video_concurrency: int = 2
     fps: int = 25
     join: bool = True
+    startup_wait_s: float = STARTUP_WAIT_S
 
 
 class MediaFanout:
@@ -197,7 +201,7 @@ class MediaJob:
         # Every failure from here on is an entry in the turn's errors, naming the service: a
         # task's exception would otherwise vanish with it, and the turn end without its media.
         try:
-            if "vocalizr" in await self._starting(STARTUP_WAIT_S):
+            if "vocalizr" in await self._starting(self.fanout.options.startup_wait_s):
                 self._still_starting("vocalizr", "speech or video")
                 return
             with span("speech", **{"chattr.sentence.index": priority[0]}) as traced:
@@ -227,7 +231,7 @@ class MediaJob:
         if visualizr is None:
             return
         try:
-            if "visualizr" in await self._starting(0.0):
+            if "visualizr" in await self._starting(self.fanout.options.startup_wait_s):
                 self._still_starting("visualizr", "video")
                 return
             with span("video", **{"chattr.sentence.index": priority[0]}):
@@ -253,11 +257,17 @@ class MediaJob:
                 self._video.fail(f"could not fetch a video to join: {exc}")
 
     async def _starting(self, wait_s: float) -> Collection[str]:
-        # The wait is a blocking call in a thread, which a cancel scope could not stop: it is
-        # bounded by its own argument, not by `asyncio.timeout`.
+        """The services still starting after up to `wait_s`. Asked without blocking, every
+        0.1 s: a wait in a thread would hold one of the loop's few worker threads for as long,
+        and could not be cancelled with the turn."""
         if self.fanout.wait_started is None:
             return ()
-        return await asyncio.to_thread(self.fanout.wait_started, wait_s)
+        deadline = time.monotonic() + wait_s
+        while True:
+            starting = self.fanout.wait_started(0.0)
+            if not starting or time.monotonic() >= deadline:
+                return starting
+            await asyncio.sleep(0.1)
 
     def _still_starting(self, service: str, medium: str) -> None:
         # The reply's whole video and audio are joined only when every sentence has them.

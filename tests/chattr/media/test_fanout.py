@@ -38,6 +38,7 @@ def fanout(
     join: bool = True,
     wait_started: Callable[[float], Collection[str]] | None = None,
     relay: frozenset[str] = frozenset(),
+    startup_wait_s: float = 0.3,
 ) -> MediaFanout:
     return MediaFanout(
         vocalizr.client() if vocalizr else None,
@@ -45,7 +46,7 @@ def fanout(
         store=MediaStore(tmp_path / "media"),
         public_url="http://chattr.test",
         # Joining videos needs real MP4s (tests/chattr/media/test_joining.py); audio is joined.
-        options=FanoutOptions(join=join),
+        options=FanoutOptions(join=join, startup_wait_s=startup_wait_s),
         wait_started=wait_started,
         relay=relay,
     )
@@ -328,6 +329,31 @@ async def test_sentences_before_a_service_is_up_go_without_it_and_say_so(tmp_pat
     media = await media_of(fanout(tmp_path, vocalizr, wait_started=lambda t: {"vocalizr"}), ["Hi."])
     assert issues(media) == [("vocalizr", STILL_STARTING.format(medium="speech or video"))]
     assert vocalizr.requests == []
+
+
+async def test_sentences_wait_for_a_service_that_comes_up_while_they_wait(tmp_path: Path) -> None:
+    """A cold start's first message: its sentences come before vocalizr is up, and get their
+    speech and video once it is, instead of going without them."""
+    asked: list[float] = []
+
+    def up_on_the_fourth_question(timeout_s: float) -> list[str]:
+        asked.append(timeout_s)
+        return ["vocalizr", "visualizr"] if len(asked) < 4 else []
+
+    vocalizr = FakeVocalizr()
+    ready_later = fanout(
+        tmp_path,
+        vocalizr,
+        FakeVisualizr(),
+        join=False,
+        wait_started=up_on_the_fourth_question,
+        startup_wait_s=60.0,
+    )
+    media = await media_of(ready_later, ["Hi."])
+    assert issues(media) == []
+    assert media.segments[0].audio_url and media.segments[0].video_url
+    assert len(vocalizr.requests) == 1
+    assert set(asked) == {0.0}  # asked without blocking: the wait is the fan-out's
 
 
 async def test_without_a_speech_service_the_reply_says_speech_is_off(tmp_path: Path) -> None:
