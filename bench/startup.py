@@ -10,9 +10,11 @@ the stack <= 1.2 GB resident. For scale, the time of `python -c "import gradio"`
 run: the floor of any Gradio app here; the first text should come within 1.8x of it and the
 first video within 2.4x. Each run also says whether the first message's prompt (as the fake LLM
 received it) held the character's knowledge. The machine's load average is printed: figures on a
-shared machine are pessimistic.
+shared machine are pessimistic. `make setup` compiles every module's bytecode, so no process
+compiles at start; --compile-each-start measures the start where nobody did (each process
+compiles what it imports, `import gradio` included).
 
-    .venv/bin/python bench/startup.py [--runs 3] [--keep-logs DIR]
+    .venv/bin/python bench/startup.py [--runs 3] [--keep-logs DIR] [--compile-each-start]
     .venv/bin/python bench/startup.py --quick   # one run, text only: checks that it runs
 """
 
@@ -109,6 +111,10 @@ def resident_mb(process: subprocess.Popen[bytes]) -> dict[str, float]:
     return found
 
 
+# Where no process may find or write bytecode (--compile-each-start): an empty folder.
+NO_BYTECODE: dict[str, str] = {}
+
+
 def one_run(llm: FakeLLMServer, work: Path, index: int, *, media: bool = True) -> Run:
     from gradio_client import Client
 
@@ -119,6 +125,7 @@ def one_run(llm: FakeLLMServer, work: Path, index: int, *, media: bool = True) -
     url = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
+        **NO_BYTECODE,
         "CHATTR_LLM_BASE_URL": llm_url,
         "CHATTR_DATA_DIR": str(work / f"data-{index}"),  # empty: nothing indexed, nothing cached
         "CHATTR_CHARACTERS_DIR": str(REPO / "characters"),
@@ -179,7 +186,9 @@ def keep_logs(work: Path, index: int, target: Path) -> None:
 
 def import_gradio_s() -> float:
     started = time.monotonic()
-    subprocess.run([sys.executable, "-c", "import gradio"], check=True)
+    subprocess.run(
+        [sys.executable, "-c", "import gradio"], check=True, env={**os.environ, **NO_BYTECODE}
+    )
     return time.monotonic() - started
 
 
@@ -197,7 +206,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--keep-logs", type=Path, help="copy each run's logs (chattr's, the services') here"
     )
+    parser.add_argument(
+        "--compile-each-start",
+        action="store_true",
+        help="every process compiles its modules as it imports them, as where set-up made no "
+        "bytecode and Python may not write it (PYTHONDONTWRITEBYTECODE)",
+    )
     args = parser.parse_args(argv)
+    if args.compile_each_start:
+        empty = tempfile.mkdtemp(prefix="chattr-no-bytecode-")
+        NO_BYTECODE.update(PYTHONPYCACHEPREFIX=empty, PYTHONDONTWRITEBYTECODE="1")
     if args.quick:
         args.runs = 1
     print(
