@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+import threading
 from pathlib import Path
 
 from chatacter_common.logs import configure_logging
@@ -63,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         settings.host = args.host
     if args.port:
         settings.port = args.port
+    preload_knowledge_model()
     from chatacter_common.storage import StoreUnavailable
     from chattr.run.serving import serve
 
@@ -72,6 +75,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def preload_knowledge_model() -> None:
+    """Load MiniLM beside Gradio's import, not after the page is built: ONNX Runtime builds
+    the session outside the interpreter lock, so the page comes about 0.4 s later but the
+    knowledge is ready before it, and a message sent the moment the page answers does not
+    wait the second MiniLM takes (bench/startup.py)."""
+
+    def load() -> None:
+        # Imported here, in the thread: its imports (NumPy, ONNX Runtime) are part of the load.
+        from chattr.knowledge.embeddings import load_default_embedder
+
+        # A failure is for the knowledge's own load to meet again and report.
+        with contextlib.suppress(Exception):
+            load_default_embedder()
+
+    threading.Thread(target=load, name="chattr-preload", daemon=True).start()
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import functools
 import json
 import logging
 import math
@@ -330,7 +329,15 @@ class MiniLMEmbedder:
         return vectors
 
 
-@functools.cache
+_default_lock = threading.Lock()
+_default: MiniLMEmbedder | None = None
+
+
 def load_default_embedder() -> MiniLMEmbedder:
-    """The embedder chattr uses: MiniLM on ONNX Runtime, loaded once per process, then shared."""
-    return MiniLMEmbedder()
+    """The embedder chattr uses: MiniLM on ONNX Runtime, loaded once per process, then shared.
+    A call while another thread loads it waits for that load."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = MiniLMEmbedder()
+        return _default
