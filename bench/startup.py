@@ -58,6 +58,8 @@ TOKENS_PER_S = 60.0
 @dataclass
 class Run:
     page_s: float = float("nan")
+    client_s: float = float("nan")  # gradio_client connected (its config and API read)
+    asked_s: float = float("nan")  # the first request reached the LLM
     text_s: float = float("nan")
     audio_s: float = float("nan")
     video_s: float = float("nan")
@@ -145,6 +147,7 @@ def one_run(llm: FakeLLMServer, work: Path, index: int, *, media: bool = True) -
         wait_for_page(process, url, 600)  # minutes, on a shared machine under load
         run.page_s = time.monotonic() - started
         client = Client(url, verbose=False, httpx_kwargs={"timeout": 120})
+        run.client_s = time.monotonic() - started
         job = client.submit(MESSAGE, CHARACTER, "", True, api_name="/chat")
         last: dict[str, Any] | None = None
         for update in job:
@@ -162,6 +165,8 @@ def one_run(llm: FakeLLMServer, work: Path, index: int, *, media: bool = True) -
         run.errors = [f"{e['service']}: {e['detail']}" for e in (final or {}).get("errors", [])]
         if llm.requests:
             run.knowledge = knowledge_sources(llm.requests[0])
+            # The fake LLM notes arrivals on this process's monotonic clock.
+            run.asked_s = llm.state.arrivals[0] - started
         time.sleep(1.0)  # let the services settle after the turn (files written, buffers freed)
         run.rss_mb = resident_mb(process)
     finally:
@@ -239,6 +244,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"done {run.done_s:.1f} s  | RSS MB {memory} (total "
                     f"{sum(run.rss_mb.values()):.0f})  | import gradio {gradio[-1]:.1f} s",
                     flush=True,
+                )
+                print(
+                    f"    the first message: client connected {run.client_s:.1f} s, "
+                    f"LLM asked {run.asked_s:.1f} s (its first token {FIRST_TOKEN_S} s later)"
                 )
                 if run.knowledge:
                     print(f"    knowledge in the first prompt: {', '.join(run.knowledge)}")
