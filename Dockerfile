@@ -34,7 +34,9 @@ COPY chattr ./chattr
 COPY vocalizr ./vocalizr
 COPY visualizr ./visualizr
 COPY characters ./characters
+# Our own packages' bytecode too: they are installed editable, outside site-packages.
 RUN uv pip install --python /app/.venv --no-deps -e . \
+    && python -m compileall -q chatacter_common chattr vocalizr visualizr \
     && python -m chattr.voice.turn_model_setup --uv uv \
     && python -m vocalizr.engines.piper_prepare
 
