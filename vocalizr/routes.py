@@ -46,7 +46,7 @@ class SpeechBody(BaseModel):
         "It goes before every `normal` request waiting, and a `normal` synthesis already running "
         "is stopped for it and run again after it (the Piper engine; XTTS cannot stop one, so "
         "there it only goes first in the queue). A stopped request still gets its whole audio "
-        "and words, later; a request is stopped at most once.",
+        "and words, later; a request is stopped at most three times.",
     )
 
     @field_validator("emotion")
