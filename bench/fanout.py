@@ -108,12 +108,13 @@ def record_calls(vocalizr: VocalizrClient, visualizr: VisualizrClient, log: Call
     def timed(
         method: Callable[..., Awaitable[Any]], calls: list[Call], key: Callable[[str], str]
     ) -> Callable[..., Awaitable[Any]]:
-        async def call(first: str, *args: Any, **kwargs: Any) -> Any:
+        # Positional-only: the methods' own keywords (`first=`) pass through untouched.
+        async def call(subject: str, /, *args: Any, **kwargs: Any) -> Any:
             started = time.perf_counter()
             try:
-                return await method(first, *args, **kwargs)
+                return await method(subject, *args, **kwargs)
             finally:
-                calls.append(Call(key(first), started, time.perf_counter()))
+                calls.append(Call(key(subject), started, time.perf_counter()))
 
         return call
 

@@ -20,7 +20,7 @@ from chatacter_common.service import error_responses, files_base
 from chatacter_common.service.limits import read_limited
 from vocalizr.audio import ENCODINGS
 from vocalizr.dependencies import get_caller, get_service, get_settings
-from vocalizr.service import SpeechRequest, SpeechService
+from vocalizr.service import Priority, SpeechRequest, SpeechService
 from vocalizr.settings import Settings
 from vocalizr.voices import Voice
 
@@ -40,6 +40,15 @@ class SpeechBody(BaseModel):
         "pitch; XTTS clones the character's `voice/<label>.wav` when it has one.",
     )
 
+    priority: Priority = Field(
+        "normal",
+        description="`first`: the first sentence of a reply, which someone is waiting to hear. "
+        "It goes before every `normal` request waiting, and a `normal` synthesis already running "
+        "is stopped for it and run again after it (the Piper engine; XTTS cannot stop one, so "
+        "there it only goes first in the queue). A stopped request still gets its whole audio "
+        "and words, later; a request is stopped at most three times.",
+    )
+
     @field_validator("emotion")
     @classmethod
     def _known_emotion(cls, value: str | None) -> str | None:
@@ -49,7 +58,9 @@ class SpeechBody(BaseModel):
 
     def request(self, caller: str) -> SpeechRequest:
         """The service's request for this body."""
-        return SpeechRequest(self.text, self.voice, self.language, self.speed, caller, self.emotion)
+        return SpeechRequest(
+            self.text, self.voice, self.language, self.speed, caller, self.emotion, self.priority
+        )
 
 
 class WordAnswer(BaseModel):

@@ -9,13 +9,14 @@ import unicodedata
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
+from typing import Literal
 
 import anyio.to_thread
 import numpy as np
 import numpy.typing as npt
 
 from chatacter_common.emotions import NEUTRAL
-from chatacter_common.service import Health
+from chatacter_common.service import Health, Preempted, StopSignal
 from chatacter_common.telemetry import tracer
 from vocalizr.audio import pcm16, streaming_wav_header, write_wav
 from vocalizr.engines.base import SpeechEngine
@@ -40,6 +41,10 @@ _tracer = tracer(__name__)
 
 WHITESPACE = re.compile(r"\s+")
 
+# `first`: the first sentence of a reply, which someone is waiting to hear; it goes before the
+# `normal` ones waiting, and stops a `normal` synthesis running when the engine can stop it.
+Priority = Literal["normal", "first"]
+
 
 @dataclass(frozen=True)
 class SpeechRequest:
@@ -51,6 +56,7 @@ class SpeechRequest:
     speed: float = 1.0
     caller: str | None = None  # who asks (uploaded voices are theirs only); None: in-process
     emotion: str | None = None  # one of the 28 labels (checked at the edge); None: neutral
+    priority: Priority = "normal"
 
 
 @dataclass(frozen=True)
@@ -175,17 +181,34 @@ class SpeechService:
         await self.find_voice(request.voice, request.caller)
         voice = self.voices.emotion_voice(request.voice, request.emotion) or request.voice
         emotion = request.emotion or NEUTRAL
+        urgent = request.priority == "first"
+        # An urgent synthesis is never stopped; another is, where the engine can stop one.
+        stop = StopSignal() if self.engine.stoppable and not urgent else None
         async with self.jobs.slot():
-            return await self.jobs.run(
-                partial(self._speak_blocking, text, voice, language, request.speed, emotion),
-                work="synthesis",
-            )
+            try:
+                return await self.jobs.run(
+                    partial(
+                        self._speak_blocking, text, voice, language, request.speed, emotion, stop
+                    ),
+                    work="synthesis",
+                    urgent=urgent,
+                    stop=stop,
+                )
+            finally:
+                if stop is not None and stop.stops:
+                    self.metrics.count_preemptions(self.engine.name, stop.stops)
 
     def _speak_blocking(
-        self, text: str, voice: str, language: str, speed: float, emotion: str
+        self,
+        text: str,
+        voice: str,
+        language: str,
+        speed: float,
+        emotion: str,
+        stop: StopSignal | None = None,
     ) -> SpeechResult:
         started = time.perf_counter()
-        speech = self._synthesize(text, voice, language, speed, emotion)
+        speech = self._synthesize(text, voice, language, speed, emotion, stop)
         file_id, path = self.files.new_path()
         with _tracer.start_as_current_span("encoding"):
             write_wav(path, speech.samples, self.engine.sample_rate)
@@ -204,11 +227,17 @@ class SpeechService:
         )
 
     def _synthesize(
-        self, text: str, voice: str, language: str, speed: float, emotion: str
+        self,
+        text: str,
+        voice: str,
+        language: str,
+        speed: float,
+        emotion: str,
+        stop: StopSignal | None = None,
     ) -> Speech:
         try:
-            speech = self.engine.synthesize_with_words(text, voice, language, speed, emotion)
-        except VocalizrError:
+            speech = self.engine.synthesize_with_words(text, voice, language, speed, emotion, stop)
+        except (VocalizrError, Preempted):  # Preempted: the queue runs it again
             raise
         except Exception as error:
             log.exception("synthesis failed for %d characters of text", len(text))
@@ -228,17 +257,25 @@ class SpeechService:
         chunks = self.engine.stream(
             text, voice, language, request.speed, request.emotion or NEUTRAL
         )
-        return SpeechStream(self._stream_body(chunks, release), release)
+        urgent = request.priority == "first"
+        return SpeechStream(self._stream_body(chunks, release, urgent), release)
 
     async def _stream_body(
-        self, chunks: Iterator[npt.NDArray[np.float32]], release: Callable[[], None]
+        self,
+        chunks: Iterator[npt.NDArray[np.float32]],
+        release: Callable[[], None],
+        urgent: bool,
     ) -> AsyncIterator[bytes]:
+        """A stream's chunks are made one job each, in the queue's order; none is stopped (the
+        engine's generator is half-way through its text)."""
         started = time.perf_counter()
         produced = 0
         try:
             yield streaming_wav_header(self.engine.sample_rate)
             while True:
-                chunk = await self.jobs.run(partial(next, chunks, None), work="synthesis")
+                chunk = await self.jobs.run(
+                    partial(next, chunks, None), work="synthesis", urgent=urgent
+                )
                 if chunk is None:
                     break
                 produced += chunk.size

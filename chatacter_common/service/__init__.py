@@ -24,7 +24,7 @@ from chatacter_common.service.errors import (
 )
 from chatacter_common.service.files import FileStore
 from chatacter_common.service.health import Health
-from chatacter_common.service.jobs import JobQueue
+from chatacter_common.service.jobs import JobQueue, Preempted, StopSignal
 from chatacter_common.service.limits import BodyLimit
 from chatacter_common.service.metrics import ServiceMetrics, count_requests
 from chatacter_common.service.retention import purge_expired, purge_period_s, purge_periodically
@@ -42,10 +42,12 @@ __all__ = [
     "FileStore",
     "Health",
     "JobQueue",
+    "Preempted",
     "QueueFull",
     "ServiceError",
     "ServiceMetrics",
     "ServiceSettings",
+    "StopSignal",
     "StoreFailed",
     "Unauthorized",
     "UndecodableAudio",

@@ -409,12 +409,22 @@ class VocalizrClient(ServiceClient):
     _transcription_warmed = False
 
     async def synthesize(
-        self, text: str, voice: str, language: str = "en", emotion: str | None = None
+        self,
+        text: str,
+        voice: str,
+        language: str = "en",
+        emotion: str | None = None,
+        *,
+        first: bool = False,
     ) -> SpeechResult:
-        """`emotion`: one of the 28 labels, which nudges the voice; None: vocalizr's neutral."""
+        """`emotion`: one of the 28 labels, which nudges the voice; None: vocalizr's neutral.
+        `first`: the first sentence of a reply, which vocalizr speaks before the others waiting
+        and stops a running one for (`priority: first`)."""
         body: dict[str, Any] = {"text": text, "voice": voice, "language": language}
         if emotion is not None:
             body["emotion"] = emotion
+        if first:  # `normal`, vocalizr's default, goes unsaid
+            body["priority"] = "first"
         data = await self.post_json("/v1/speech", body)
         return SpeechResult(
             url=answer_field(self.name, data, "url", str),

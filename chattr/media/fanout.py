@@ -12,7 +12,9 @@ A job can yield to another (`MediaJob.yield_to`): it starts no new call while th
 sentence waits for its speech. A scene's next speaker uses it, so its first audio does not queue
 behind the previous speaker's remaining speech and videos in the services' own queues or share a
 CPU with them; and one speech slot is kept for first sentences, so it does not wait in chattr's
-slots for two of them either. A call already made still finishes first.
+slots for two of them either. A call already made is vocalizr's to order: a first sentence says
+so (`priority: first`), and vocalizr speaks it before the others waiting, stopping a later
+sentence it is synthesizing (Piper), which it then synthesizes again.
 """
 
 from __future__ import annotations
@@ -208,9 +210,10 @@ class MediaJob:
                 if tracing_options.text and traced.is_recording():
                     traced.set_attribute("chattr.sentence", segment.text)
                 await self._wait_for_others()
-                async with speech_slots.slot(priority, urgent=priority[0] == 0):
+                first = priority[0] == 0
+                async with speech_slots.slot(priority, urgent=first):
                     speech = await vocalizr.synthesize(
-                        segment.text, self.voice, self.language, segment.emotion
+                        segment.text, self.voice, self.language, segment.emotion, first=first
                     )
             # A URL that does not parse is vocalizr's failure too.
             audio_url = self.fanout.public_file_url("vocalizr", speech.url, self.base_url)

@@ -63,6 +63,17 @@ def test_malformed_requests_use_the_same_error_shape(client: httpx.Client) -> No
     assert_error(client.get("/v2/nothing"), 404, "not_found")
 
 
+def test_an_unknown_priority_is_refused_naming_the_field_and_its_values(
+    client: httpx.Client,
+) -> None:
+    for priority in ("urgent", "", 1, None):
+        reply = client.post(
+            "/v1/speech", json={"text": "Hi.", "voice": "ada", "priority": priority}
+        )
+        detail = assert_error(reply, 422, "invalid_request")
+        assert detail.startswith("priority: ") and "'normal'" in detail and "'first'" in detail
+
+
 def test_only_nothing_speakable(client: httpx.Client) -> None:
     reply = client.post("/v1/speech", json={"text": "…", "voice": "ada"})
     assert reply.status_code in (200, 422), reply.text  # either speaks a pause or says why

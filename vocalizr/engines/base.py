@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from chatacter_common.emotions import NEUTRAL
+from chatacter_common.service import StopSignal
 from vocalizr.audio import Clip
 from vocalizr.words import Speech, estimate_words
 
@@ -27,6 +28,10 @@ class SpeechEngine(ABC):
     sample_rate: int
     device: str = "cpu"
     languages: tuple[str, ...] = ()
+    # Whether `synthesize_with_words` honours its `stop` signal, so that a reply's first sentence
+    # need not wait for another synthesis already running (Piper). One that cannot (XTTS) only
+    # has the queue's order: urgent requests before waiting ones.
+    stoppable: bool = False
 
     @abstractmethod
     def load(self) -> None:
@@ -52,10 +57,17 @@ class SpeechEngine(ABC):
         samples."""
 
     def synthesize_with_words(
-        self, text: str, voice_id: str, language: str, speed: float, emotion: str = NEUTRAL
+        self,
+        text: str,
+        voice_id: str,
+        language: str,
+        speed: float,
+        emotion: str = NEUTRAL,
+        stop: StopSignal | None = None,
     ) -> Speech:
         """`synthesize`, and when each word of the text is said. This default estimates the
-        times by characters; an engine that knows its alignment overrides it."""
+        times by characters; an engine that knows its alignment overrides it. A `stoppable`
+        engine raises Preempted when `stop` is raised while it synthesizes; others ignore it."""
         samples = self.synthesize(text, voice_id, language, speed, emotion)
         words = estimate_words(text, len(samples) / self.sample_rate)
         return Speech(samples, words, "estimated")

@@ -187,6 +187,15 @@ async def test_segments_keep_the_order_of_their_sentences_whatever_order_they_fi
     await service.aclose()
 
 
+async def test_only_a_replys_first_sentence_asks_vocalizr_to_go_first(tmp_path: Path) -> None:
+    vocalizr = FakeVocalizr()
+    media = await media_of(fanout(tmp_path, vocalizr), ["First.", "Second.", "Third."])
+    assert issues(media) == []
+    asked = [json.loads(r.content) for r in vocalizr.requests if r.url.path == "/v1/speech"]
+    priorities = {body["text"]: body.get("priority") for body in asked}
+    assert priorities == {"First.": "first", "Second.": None, "Third.": None}
+
+
 async def test_a_job_that_yields_starts_no_call_while_the_others_first_sentence_waits(
     tmp_path: Path,
 ) -> None:
