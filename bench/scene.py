@@ -6,8 +6,8 @@ folder under another id and name), the `list` strategy, so all three answer ever
 order, each with speech and video (`SceneRunner`, the `/scene` endpoint's runner). The chats: the
 same three replies, each the only reply of a one-character chat with its speaker, one after the
 other with the services idle between them. The fake LLM answers each reply with the same scripted
-text in both variants, at Groq's pace (150 ms to the first token, 300 tokens/s), through the real
-ChatGroq client; vocalizr and visualizr are real processes with their CPU engines. Per reply:
+text in both variants, at Groq's pace (150 ms to the first token, 300 tokens/s), through chattr's
+real chat client; vocalizr and visualizr are real processes with their CPU engines. Per reply:
 first text and first audio, from when that reply's LLM call reached the LLM and from the person's
 message. Medians of --runs runs after one warm-up; the variants interleave run by run, and their
 order alternates. Target (issue 23): a reply's first audio, from its LLM call, no later than it
