@@ -21,6 +21,7 @@ import numpy.typing as npt
 from chatacter_common.emotions import EMOTION_LABELS, NEUTRAL
 from chattr.knowledge.embeddings import Embedder
 from chattr.turn.emotion_prototypes import PROTOTYPES
+from chattr.turn.emotion_vectors import read_prototype_vectors
 from chattr.turn.sentences import TAG_MARK_BASE
 
 # A tag's label is a word: one longer than this, or with anything but letters in it, is text.
@@ -142,15 +143,18 @@ class EmotionClassifier:
     def _prototype_vectors(self) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
         with self._lock:
             if self._matrix is None or self._owner is None:
-                texts = [text for label in self._labels for text in self.prototypes[label]]
                 owner = [i for i, label in enumerate(self._labels) for _ in self.prototypes[label]]
-                vectors = self.embedder.embed_documents(texts)
-                self._matrix = np.asarray(vectors, dtype=np.float32)
+                matrix = read_prototype_vectors(self.prototypes, self.embedder)
+                if matrix is None:
+                    texts = [text for label in self._labels for text in self.prototypes[label]]
+                    vectors = self.embedder.embed_documents(texts)
+                    matrix = np.asarray(vectors, dtype=np.float32)
+                self._matrix = matrix
                 self._owner = np.asarray(owner, dtype=np.int64)
             return self._matrix, self._owner
 
     def prepare(self) -> None:
-        """Embed the prototypes now (they are otherwise embedded on the first guess)."""
+        """Read or embed the prototypes' vectors now (otherwise on the first guess)."""
         self._prototype_vectors()
 
     def guess(self, sentence: str) -> Guess:
