@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -113,6 +114,10 @@ def create_app(
     `mounts` are other apps served under a path prefix (the media services, in-process on a
     Space); their start-up and shutdown run with chattr's.
     """
+    # Gradio wraps every event in a switch of Matplotlib's backend (installed for MediaPipe),
+    # and finding the backend to switch back to imports pyplot: 0.4 s (compiled) of the first
+    # turn. Named, it is only read; chattr draws no plots.
+    os.environ.setdefault("MPLBACKEND", "agg")
     configure_tracing("chattr")
     tracing_options.text = settings.trace_text
     # One store per process: the fan-out's, where it writes the joined replies.
