@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from chattr.media.clients import describe
+
 if TYPE_CHECKING:
     from langchain_core.messages import BaseMessage
 
@@ -122,7 +124,6 @@ class ChatCompletions:
     ) -> None:
         base = (base_url or DEFAULT_BASE_URLS[provider]).rstrip("/")
         self.url = base + COMPLETIONS_PATHS[provider]
-        self.provider = provider
         self.model = model
         self.temperature = temperature
         # Groq's API names the bound `max_tokens`; OpenAI's newer name is `max_completion_tokens`
@@ -192,7 +193,7 @@ class ChatCompletions:
                     if content:
                         yield ContentChunk(content)
         except httpx.TransportError as exc:
-            what = f"{type(exc).__name__}: {exc}".rstrip(": ")
+            what = describe(exc)
             if answered:
                 raise LLMUnreachable(f"the answer from {host} stopped: {what}") from exc
             raise _Retry(
