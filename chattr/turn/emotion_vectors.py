@@ -29,6 +29,11 @@ log = logging.getLogger(__name__)
 VECTORS_FILE = Path(__file__).with_name("emotion_prototypes.vectors.npz")
 
 
+def prototype_texts(prototypes: Mapping[str, Sequence[str]]) -> list[str]:
+    """Every prototype, label by label: the order of the saved vectors."""
+    return [text for label_texts in prototypes.values() for text in label_texts]
+
+
 def prototypes_hash(prototypes: Mapping[str, Sequence[str]]) -> str:
     """A digest of the labels and their prototypes, in order."""
     canonical = json.dumps([[label, list(texts)] for label, texts in prototypes.items()])
@@ -50,7 +55,7 @@ def read_prototype_vectors(
     except (OSError, ValueError, KeyError) as error:
         log.warning("ignoring %s: %s", path, error)
         return None
-    count = sum(len(texts) for texts in prototypes.values())
+    count = len(prototype_texts(prototypes))
     if digest != prototypes_hash(prototypes) or made_by != model or vectors.shape[0] != count:
         log.info("%s is out of date; embedding the emotion prototypes instead", path.name)
         return None
@@ -64,8 +69,7 @@ def write_prototype_vectors(
     model = getattr(embedder, "model_id", None)
     if model is None:
         raise ValueError(f"{type(embedder).__name__} names no model_id to tag the vectors with")
-    texts = [text for label_texts in prototypes.values() for text in label_texts]
-    vectors = np.asarray(embedder.embed_documents(texts), dtype=np.float32)
+    vectors = np.asarray(embedder.embed_documents(prototype_texts(prototypes)), dtype=np.float32)
     np.savez(
         path,
         prototypes_hash=np.array(prototypes_hash(prototypes)),
@@ -80,7 +84,7 @@ def main() -> int:
     from chattr.turn.emotion_prototypes import PROTOTYPES
 
     path = write_prototype_vectors(PROTOTYPES, load_default_embedder())
-    print(f"{sum(len(t) for t in PROTOTYPES.values())} prototypes -> {path}")
+    print(f"{len(prototype_texts(PROTOTYPES))} prototypes -> {path}")
     return 0
 
 

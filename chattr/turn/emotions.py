@@ -21,7 +21,7 @@ import numpy.typing as npt
 from chatacter_common.emotions import EMOTION_LABELS, NEUTRAL
 from chattr.knowledge.embeddings import Embedder
 from chattr.turn.emotion_prototypes import PROTOTYPES
-from chattr.turn.emotion_vectors import read_prototype_vectors
+from chattr.turn.emotion_vectors import prototype_texts, read_prototype_vectors
 from chattr.turn.sentences import TAG_MARK_BASE
 
 # A tag's label is a word: one longer than this, or with anything but letters in it, is text.
@@ -146,8 +146,7 @@ class EmotionClassifier:
                 owner = [i for i, label in enumerate(self._labels) for _ in self.prototypes[label]]
                 matrix = read_prototype_vectors(self.prototypes, self.embedder)
                 if matrix is None:
-                    texts = [text for label in self._labels for text in self.prototypes[label]]
-                    vectors = self.embedder.embed_documents(texts)
+                    vectors = self.embedder.embed_documents(prototype_texts(self.prototypes))
                     matrix = np.asarray(vectors, dtype=np.float32)
                 self._matrix = matrix
                 self._owner = np.asarray(owner, dtype=np.int64)

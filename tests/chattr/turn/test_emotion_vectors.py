@@ -11,6 +11,7 @@ from chattr.knowledge.embeddings import MiniLMEmbedder
 from chattr.turn.emotion_prototypes import PROTOTYPES
 from chattr.turn.emotion_vectors import (
     VECTORS_FILE,
+    prototype_texts,
     read_prototype_vectors,
     write_prototype_vectors,
 )
@@ -22,8 +23,7 @@ def test_the_shipped_vectors_are_the_prototypes_embedded_now(embedder: MiniLMEmb
     this fails: a start would then embed them again."""
     shipped = read_prototype_vectors(PROTOTYPES, embedder)
     assert shipped is not None, f"{VECTORS_FILE.name} does not match the prototypes"
-    texts = [text for label_texts in PROTOTYPES.values() for text in label_texts]
-    fresh = np.asarray(embedder.embed_documents(texts), dtype=np.float32)
+    fresh = np.asarray(embedder.embed_documents(prototype_texts(PROTOTYPES)), dtype=np.float32)
     cosines = np.sum(shipped * fresh, axis=1)
     assert shipped.shape == fresh.shape and float(cosines.min()) > 0.999
 
