@@ -129,10 +129,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Loading MiniLM with the knowledge, and a LangChain chat model, competes with the page
-        # for the interpreter: begin once the page is built. The two side by side: ONNX Runtime and
-        # Qdrant Edge work outside the interpreter lock, so both are ready sooner together
-        # (1.6-2.6 s against 3.0 s one after the other, on a busy 2-core machine).
+        # Indexing the knowledge, and a LangChain chat model, compete with the page for the
+        # interpreter: begin once the page is built. (chattr's command has MiniLM itself loading
+        # since before Gradio's import, `chattr.__main__`; this waits for that load.) The two side
+        # by side: ONNX Runtime and Qdrant Edge work outside the interpreter lock, so both are
+        # ready sooner together (1.6-2.6 s against 3.0 s one after the other, on 2 busy cores).
         if service.retriever is not None:
             service.retriever.start()
         service.warm_up()
