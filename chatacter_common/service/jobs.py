@@ -43,6 +43,10 @@ T = TypeVar("T")
 MAX_STOPS = 3
 
 
+# The event on the span of a run stopped for an urgent job.
+STOPPED_EVENT = "stopped for an urgent job"
+
+
 class Preempted(Exception):
     """A job stopped because its StopSignal was raised: the queue runs it again."""
 
@@ -280,7 +284,22 @@ def in_worker(function: Callable[[], T], work: str, waiting: trace.Span) -> Call
     def run() -> T:
         if waiting.is_recording():
             waiting.end()
-        with _tracer.start_as_current_span(work):
-            return function()
+        # A run stopped for an urgent job is no failure (it runs again): its span says it was
+        # stopped, with no error status; any other exception is recorded as the SDK would.
+        with _tracer.start_as_current_span(
+            work, record_exception=False, set_status_on_exception=False
+        ) as span:
+            try:
+                return function()
+            except Preempted:
+                span.set_attribute("job.stopped", True)
+                span.add_event(STOPPED_EVENT)
+                raise
+            except BaseException as exc:
+                span.record_exception(exc)
+                span.set_status(
+                    trace.Status(trace.StatusCode.ERROR, f"{type(exc).__name__}: {exc}")
+                )
+                raise
 
     return run

@@ -160,3 +160,77 @@ async def test_an_urgent_job_cancelled_while_waiting_leaves_every_worker_free() 
     with anyio.fail_after(WAIT_S):
         assert await queue.run(after) == "after"
     assert done == ["busy"] and urgent.runs == 0
+
+
+STOPPED_SPANS = """
+import json, threading
+import anyio
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+exporter = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+trace.set_tracer_provider(provider)
+
+from chatacter_common.service import JobQueue, Preempted, StopSignal
+
+queue, stop = JobQueue(4, 1), StopSignal()
+runs, running, wake = [], threading.Event(), threading.Event()
+
+
+def long():
+    runs.append(len(runs))
+    with stop.stopping_with(wake.set):
+        running.set()
+        if len(runs) == 1:
+            wake.wait(30)
+            if stop.requested:
+                raise Preempted("stopped for the urgent one")
+    return "long"
+
+
+async def main():
+    done = []
+    async with anyio.create_task_group() as tasks:
+        async def run_long():
+            done.append(await queue.run(long, "synthesis", stop=stop))
+
+        tasks.start_soon(run_long)
+        await anyio.to_thread.run_sync(running.wait, 30)
+        done.append(await queue.run(lambda: "urgent", "synthesis", urgent=True))
+    return done
+
+
+print(json.dumps({
+    "done": anyio.run(main),
+    "spans": [
+        [s.status.status_code.name, [e.name for e in s.events], dict(s.attributes)]
+        for s in exporter.get_finished_spans() if s.name == "synthesis"
+    ],
+}))
+"""
+
+
+def test_a_stopped_run_is_traced_as_stopped_not_as_a_failure() -> None:
+    """In its own process: a tracer provider, once installed, stays for the process."""
+    import json
+    import subprocess
+    import sys
+
+    from chatacter_common.service.jobs import STOPPED_EVENT
+
+    done = subprocess.run(
+        [sys.executable, "-c", STOPPED_SPANS], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert found["done"] == ["urgent", "long"]
+    stopped, whole = (
+        [span for span in found["spans"] if (STOPPED_EVENT in span[1]) == flag]
+        for flag in (True, False)
+    )
+    assert stopped == [["UNSET", [STOPPED_EVENT], {"job.stopped": True}]]
+    assert whole == [["UNSET", [], {}], ["UNSET", [], {}]]  # the urgent run, the long one again
