@@ -86,19 +86,22 @@ def chattr_command() -> list[str]:
 
 
 def wait_for_page(process: subprocess.Popen[bytes], url: str, timeout: float) -> None:
+    """Ask for the page every 0.05 s, on one kept client: `httpx.get` builds a TLS context per
+    call (25 ms of CPU), which made this poll take a third of a core from the start it times."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"chattr exited with code {process.returncode}")
-        try:
-            if (
-                httpx.get(url + "/", timeout=1).status_code == 200
-                and httpx.get(url + "/config", timeout=2).status_code == 200
-            ):
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
+    with httpx.Client(timeout=2) as client:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"chattr exited with code {process.returncode}")
+            try:
+                if (
+                    client.get(url + "/").status_code == 200
+                    and client.get(url + "/config").status_code == 200
+                ):
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
     raise RuntimeError(f"the page was not up within {timeout:.0f} s")
 
 
