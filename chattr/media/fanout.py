@@ -63,6 +63,10 @@ class FanoutOptions:
     startup_wait_s: float = STARTUP_WAIT_S
 
 
+# How often a sentence looks again at a service that is still starting (a look reads a status).
+STARTING_POLL_S = 0.05
+
+
 class MediaFanout:
     """Shared by all turns: the two clients, the concurrency bounds, where joined files go."""
 
@@ -203,7 +207,7 @@ class MediaJob:
         # Every failure from here on is an entry in the turn's errors, naming the service: a
         # task's exception would otherwise vanish with it, and the turn end without its media.
         try:
-            if "vocalizr" in await self._starting(self.fanout.options.startup_wait_s):
+            if await self._starting("vocalizr", self.fanout.options.startup_wait_s):
                 self._still_starting("vocalizr", "speech or video")
                 return
             with span("speech", **{"chattr.sentence.index": priority[0]}) as traced:
@@ -234,7 +238,7 @@ class MediaJob:
         if visualizr is None:
             return
         try:
-            if "visualizr" in await self._starting(self.fanout.options.startup_wait_s):
+            if await self._starting("visualizr", self.fanout.options.startup_wait_s):
                 self._still_starting("visualizr", "video")
                 return
             with span("video", **{"chattr.sentence.index": priority[0]}):
@@ -259,18 +263,18 @@ class MediaJob:
             except Exception as exc:  # the reply's whole video is lost, not the sentence's
                 self._video.fail(f"could not fetch a video to join: {exc}")
 
-    async def _starting(self, wait_s: float) -> Collection[str]:
-        """The services still starting after up to `wait_s`. Asked without blocking, every
-        0.1 s: a wait in a thread would hold one of the loop's few worker threads for as long,
-        and could not be cancelled with the turn."""
+    async def _starting(self, service: str, wait_s: float) -> bool:
+        """Whether `service` is still starting after up to `wait_s` (the other one may be).
+        Asked without blocking, every 0.05 s: a wait in a thread would hold one of the loop's
+        few worker threads for as long, and could not be cancelled with the turn."""
         if self.fanout.wait_started is None:
-            return ()
+            return False
         deadline = time.monotonic() + wait_s
-        while True:
-            starting = self.fanout.wait_started(0.0)
-            if not starting or time.monotonic() >= deadline:
-                return starting
-            await asyncio.sleep(0.1)
+        while service in self.fanout.wait_started(0.0):
+            if time.monotonic() >= deadline:
+                return True
+            await asyncio.sleep(STARTING_POLL_S)
+        return False
 
     def _still_starting(self, service: str, medium: str) -> None:
         # The reply's whole video and audio are joined only when every sentence has them.

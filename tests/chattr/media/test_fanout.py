@@ -365,6 +365,27 @@ async def test_sentences_wait_for_a_service_that_comes_up_while_they_wait(tmp_pa
     assert set(asked) == {0.0}  # asked without blocking: the wait is the fan-out's
 
 
+async def test_speech_does_not_wait_for_the_video_service_to_start(tmp_path: Path) -> None:
+    """visualizr here comes up only once the first sentence's speech was asked for: a sentence
+    that waited for every service (as it once did) would wait out the whole startup wait."""
+    vocalizr = FakeVocalizr()
+
+    def visualizr_still_starting(timeout_s: float) -> list[str]:
+        return [] if vocalizr.requests else ["visualizr"]
+
+    ready_later = fanout(
+        tmp_path,
+        vocalizr,
+        FakeVisualizr(),
+        join=False,
+        wait_started=visualizr_still_starting,
+        startup_wait_s=600.0,
+    )
+    media = await asyncio.wait_for(media_of(ready_later, ["Hi."]), timeout=60)
+    assert issues(media) == []
+    assert media.segments[0].audio_url and media.segments[0].video_url
+
+
 async def test_without_a_speech_service_the_reply_says_speech_is_off(tmp_path: Path) -> None:
     media = await media_of(fanout(tmp_path, None), ["Hi."])
     assert issues(media) == [("vocalizr", "speech is off: no speech service is configured")]
