@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import threading
 from pathlib import Path
@@ -65,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         settings.host = args.host
     if args.port:
         settings.port = args.port
+    # Named before anything imports Matplotlib: here it is only read (create_app says why),
+    # and the services chattr starts inherit it (MediaPipe imports pyplot in visualizr).
+    os.environ.setdefault("MPLBACKEND", "agg")
     preload_knowledge_model()
     from chatacter_common.storage import StoreUnavailable
     from chattr.run.serving import serve
@@ -90,6 +94,10 @@ def preload_knowledge_model() -> None:
         # A failure is for the knowledge's own load to meet again and report.
         with contextlib.suppress(Exception):
             load_default_embedder()
+        # Gradio imports Matplotlib at the first event (create_app says why): 70 ms of the
+        # first turn, spent here instead.
+        with contextlib.suppress(ImportError):
+            import matplotlib  # noqa: F401
 
     threading.Thread(target=load, name="chattr-preload", daemon=True).start()
 

@@ -13,7 +13,6 @@ from chattr.media.clients import ClientOptions, VisualizrClient, VocalizrClient
 from chattr.media.fanout import FanoutOptions, MediaFanout
 from chattr.media.local_stack import LocalStack
 from chattr.media.store import MediaStore
-from chattr.run.assembly import create_app, create_service
 from chattr.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -117,6 +116,10 @@ def serve(settings: Settings, *, media: bool = True) -> None:
     store = MediaStore.open(settings.data_dir, settings.media_store)
     fanout, stack = start_media(settings, store) if media else (None, None)
     try:
+        # Gradio is imported only now, with the services already starting: its import holds one
+        # core for seconds while the other would sit idle (bench/startup.py).
+        from chattr.run.assembly import create_app, create_service
+
         service = create_service(settings, media=fanout, start_retrieval=False)
         app = create_app(settings, service, status=stack, on_shutdown=stack.stop if stack else None)
         log.info("chattr on %s", settings.own_url)
