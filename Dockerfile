@@ -38,7 +38,8 @@ COPY characters ./characters
 RUN uv pip install --python /app/.venv --no-deps -e . \
     && python -m compileall -q chatacter_common chattr vocalizr visualizr \
     && python -m chattr.voice.turn_model_setup --uv uv \
-    && python -m vocalizr.engines.piper_prepare
+    && python -m vocalizr.engines.piper_prepare \
+    && python -m visualizr.prepare_faces characters 2>/dev/null
 
 # A user of its own, by number, so Kubernetes can check `runAsNonRoot`. /data is where the compose
 # file mounts each program's volume: a new named volume takes this folder's owner, so the user may

