@@ -81,29 +81,14 @@ class TraitsCache:
             if key in self._memory:
                 return self._memory[key]
         path = self.directory / f"{key}.json"
-        traits = self._read(path)
+        traits = read_traits(path)
         if traits is None:
             traits = measure_traits(clip)
             self.measurements += 1
-            record = {"version": TRAITS_VERSION, **asdict(traits)}
-            path.write_text(json.dumps(record))
+            write_traits(path, traits)
         with self._lock:
             self._memory[key] = traits
         return traits
-
-    @staticmethod
-    def _read(path: Path) -> VoiceTraits | None:
-        try:
-            record = json.loads(path.read_text())
-            if record.get("version") != TRAITS_VERSION:
-                return None
-            f1, f2, f3 = (float(value) for value in record["formants_hz"])
-            return VoiceTraits(float(record["median_f0_hz"]), (f1, f2, f3))
-        except FileNotFoundError:
-            return None
-        except (ValueError, KeyError, TypeError):
-            log.warning("ignoring a broken voice cache file %s", path)
-            return None
 
 
 class VoiceMatcher:
@@ -152,3 +137,23 @@ class VoiceMatcher:
         if peak > 0.99:  # resynthesis can overshoot; keep it from clipping
             out *= 0.99 / peak
         return out
+
+
+def read_traits(path: Path) -> VoiceTraits | None:
+    """Traits kept in a JSON file by `write_traits`; None when it is missing, of another
+    version, or broken (which is logged)."""
+    try:
+        record = json.loads(path.read_text())
+        if record.get("version") != TRAITS_VERSION:
+            return None
+        f1, f2, f3 = (float(value) for value in record["formants_hz"])
+        return VoiceTraits(float(record["median_f0_hz"]), (f1, f2, f3))
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        log.warning("ignoring a broken voice cache file %s", path)
+        return None
+
+
+def write_traits(path: Path, traits: VoiceTraits) -> None:
+    path.write_text(json.dumps({"version": TRAITS_VERSION, **asdict(traits)}))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -13,8 +14,16 @@ from piper.config import SynthesisConfig
 
 from tests.vocalizr.support import Server, median_f0
 from vocalizr.audio import Clip
-from vocalizr.engines.piper import CALIBRATION_TEXT, PiperEngine
-from vocalizr.voice_match import VoiceMatcher, VoiceTraits, measure_traits
+from vocalizr.engines import piper as piper_engine
+from vocalizr.engines.piper import CALIBRATION_TEXT, PiperEngine, base_traits_file_name
+from vocalizr.settings import Settings
+from vocalizr.voice_match import (
+    VoiceMatcher,
+    VoiceTraits,
+    measure_traits,
+    read_traits,
+    write_traits,
+)
 
 LINE = "Every morning the old sailor walked along the harbour and counted the boats."
 # Piper samples its voice and its durations from noise, and Praat's PSOLA copies unvoiced stretches
@@ -94,3 +103,41 @@ def test_a_voice_already_matching_is_left_alone(
 ) -> None:
     samples, matcher, rate = speech
     assert matcher.apply(samples, rate, matcher.base) is samples
+
+
+def test_the_voices_own_traits_are_measured_once_then_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Measuring the plain voice takes a synthesis and its analysis (0.6 s of a cold start):
+    the first start keeps the figures in the data folder's cache, later starts read them, and
+    a broken file is measured again."""
+    monkeypatch.setattr(piper_engine, "PREPARED_DIR", tmp_path / "not prepared")
+    settings = Settings(data_dir=tmp_path / "data")
+    first = PiperEngine(settings)
+    first.load()
+    kept = tmp_path / "data" / "cache" / "piper" / base_traits_file_name(first.model_path)
+    assert read_traits(kept) == first.base_traits
+    planted = VoiceTraits(123.0, (510.0, 1490.0, 2470.0))  # no measurement gives these
+    write_traits(kept, planted)
+    later = PiperEngine(settings)
+    later.load()
+    assert later.base_traits == planted
+    kept.write_text('{"version": 1, "median_f0_hz": "high"}')
+    broken = PiperEngine(settings)
+    broken.load()
+    assert broken.base_traits != planted and read_traits(kept) == broken.base_traits
+    assert "ignoring a broken voice cache file" in caplog.text
+
+
+def test_the_traits_set_up_prepared_come_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prepared = tmp_path / "prepared"
+    prepared.mkdir()
+    monkeypatch.setattr(piper_engine, "PREPARED_DIR", prepared)
+    engine = PiperEngine(Settings(data_dir=tmp_path / "empty data"))
+    planted = VoiceTraits(140.0, (520.0, 1480.0, 2460.0))
+    write_traits(prepared / base_traits_file_name(engine.model_path), planted)
+    engine.load()
+    assert engine.base_traits == planted
+    assert not (tmp_path / "empty data" / "cache" / "piper").exists()  # nothing measured

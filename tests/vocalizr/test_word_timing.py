@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from vocalizr.engines.piper import default_model_path
@@ -102,3 +104,48 @@ def test_the_graph_set_up_prepared_is_used_first(tmp_path: Path) -> None:
     assert isinstance(made, Path)
     assert aligned_model_file(model, tmp_path / "empty data", prepared) == made
     assert not (tmp_path / "empty data").exists()
+
+
+def test_a_graph_optimized_ahead_speaks_exactly_as_the_graph(tmp_path: Path) -> None:
+    """Set-up saves the patched graph as ONNX Runtime optimizes it, and vocalizr loads that
+    without optimizing again: the same samples and durations, both outputs kept."""
+    import onnxruntime
+    from piper import PiperVoice
+    from piper.config import PiperConfig, SynthesisConfig
+
+    from vocalizr.engines.piper import optimize_graph, optimized_graph_file
+
+    model = default_model_path()
+    graph = aligned_model_file(model, tmp_path, tmp_path)
+    assert isinstance(graph, Path)
+    optimized = optimize_graph(graph)
+    assert optimized == optimized_graph_file(graph) and optimized.is_file()
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".partial")] == []
+    config = PiperConfig.from_dict(json.loads(Path(f"{model}.json").read_text()))
+    no_noise = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
+    spoken = []
+    for path, level in (
+        (graph, onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL),
+        (optimized, onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL),
+    ):
+        options = onnxruntime.SessionOptions()
+        options.graph_optimization_level = level
+        session = onnxruntime.InferenceSession(
+            str(path), options, providers=["CPUExecutionProvider"]
+        )
+        assert len(session.get_outputs()) == 2
+        voice = PiperVoice(session=session, config=config)
+        chunks = list(
+            voice.synthesize(
+                "Austerlitz was fought in 1805, on a cold December morning.",
+                syn_config=no_noise,
+                include_alignments=True,
+            )
+        )
+        spoken.append(
+            (
+                np.concatenate([c.audio_float_array for c in chunks]),
+                [a for c in chunks for a in (c.phoneme_alignments or [])],
+            )
+        )
+    assert np.array_equal(spoken[0][0], spoken[1][0]) and spoken[0][1] == spoken[1][1]
