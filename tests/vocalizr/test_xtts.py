@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 import soundfile as sf
 
 from tests.vocalizr.support import SPEECH, Server, read_mono, serve
@@ -163,6 +164,9 @@ def test_latents_are_computed_once_per_voice_and_cached_on_disk(xtts_server: Ser
 
 def test_long_text_is_spoken_piece_by_piece(xtts_server: Server) -> None:
     text = "This is a sentence that goes on for quite a while without stopping. " * 4
+    # Random weights seldom sample the stop token, but do now and then: a CI run once saw the
+    # audio end early. The server runs in this process, so one seed fixes what it samples.
+    torch.manual_seed(1815)
     with xtts_server.client() as http:
         reply = http.post("/v1/speech", json={"text": text, "voice": "bea"})
     assert reply.status_code == 200, reply.text
