@@ -36,6 +36,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{character}: face not prepared: {error}")
     finally:
         locator.close()
+    # Only the shipped portraits' faces: one left from an earlier portrait would never match.
+    current = {f"{portraits.get(character).key}.face.json" for character in portraits.ids()}
+    for stale in args.into.glob("*.face.json"):
+        if stale.name not in current:
+            stale.unlink()
     print(f"faces of {', '.join(portraits.ids()) or 'no characters'} in {args.into}")
     return 0
 

@@ -189,3 +189,16 @@ def test_faces_prepared_at_set_up_are_read_and_mediapipe_is_not_started(tmp_path
     assert locator._mesh is not None
     assert (tmp_path / "cache" / "a mirrored napoleon.face.json").exists()
     assert other.to_json() != found.to_json()
+
+
+def test_preparing_the_faces_again_leaves_only_the_current_portraits(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    prepared = tmp_path / "prepared"
+    prepared.mkdir()
+    (prepared / "an-earlier-portrait.face.json").write_text("{}")
+    command = [sys.executable, "-m", "visualizr.prepare_faces", str(SHIPPED), "--into"]
+    subprocess.run([*command, str(prepared)], check=True, capture_output=True)
+    assert len(list(prepared.iterdir())) == 2  # napoleon's and einstein's
+    assert not (prepared / "an-earlier-portrait.face.json").exists()

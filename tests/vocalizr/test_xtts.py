@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 import soundfile as sf
+import torch
 
 from tests.vocalizr.support import SPEECH, Server, read_mono, serve
 from vocalizr.engines.xtts import STREAM_CHUNK_TOKENS, split_text
