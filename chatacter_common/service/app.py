@@ -15,6 +15,7 @@ from typing import Protocol
 from fastapi import APIRouter, FastAPI
 from pydantic import SecretStr
 
+from chatacter_common.blas import one_blas_thread
 from chatacter_common.service.auth import BearerAuth, parse_keys
 from chatacter_common.service.errors import install_error_handlers
 from chatacter_common.service.health import Health
@@ -50,7 +51,9 @@ def create_service_app(
     service: Service,
     routers: Sequence[APIRouter],
 ) -> FastAPI:
-    """A service's app: its state, the kit's error answers, metrics and ops routes, its routers."""
+    """A service's app: its state, the kit's error answers, metrics and ops routes, its routers.
+    BLAS runs on one thread from here on (`blas.py`)."""
+    one_blas_thread()
     app = FastAPI(title=title, version=version, description=description, lifespan=lifespan)
     app.state.settings = settings
     app.state.service = service

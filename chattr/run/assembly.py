@@ -17,6 +17,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Mount
 
+from chatacter_common.blas import one_blas_thread
 from chatacter_common.service.auth import matching_key, parse_keys, presented_key
 from chatacter_common.storage import StorageError
 from chatacter_common.telemetry import configure_tracing
@@ -49,7 +50,9 @@ def create_service(
     load_embedder: Callable[[], Any] | None = None,
     start_retrieval: bool = True,
 ) -> ChatService:
-    """Everything a turn needs, from the settings; heavy models load in the background."""
+    """Everything a turn needs, from the settings; heavy models load in the background. BLAS
+    runs on one thread from here on (`chatacter_common/blas.py`)."""
+    one_blas_thread()
     characters = load_characters(settings.characters_dir)
     for error in characters.errors:
         log.warning("character not loaded: %s", error)
