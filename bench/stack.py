@@ -116,6 +116,7 @@ def bench_stack(
             local.visualizr.url,
             vocalizr_key=local.vocalizr.api_key,
             visualizr_key=local.visualizr.api_key,
+            first_speech=local.first_speech,
         )
         service.media = fanout
         yield BenchStack(settings, llm, local, service, fanout, time.perf_counter() - started)

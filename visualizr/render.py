@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from chatacter_common.first_speech import FirstSpeechPause
 from visualizr.engines import TalkingHeadEngine, frame_portrait
 from visualizr.expressions import NEUTRAL_CUE, ExpressionCue
 from visualizr.geometry import FaceLocator
@@ -71,12 +72,19 @@ class Renderer:
     """Owns the engine, the face locator and the cache; renders one video per call (thread-safe)."""
 
     def __init__(
-        self, engine: TalkingHeadEngine, locator: FaceLocator, *, encoder_threads: int = 1
+        self,
+        engine: TalkingHeadEngine,
+        locator: FaceLocator,
+        *,
+        encoder_threads: int = 1,
+        pause: FirstSpeechPause | None = None,
     ) -> None:
+        """`pause`: where given, frames wait while a first sentence is spoken on these cores."""
         self.engine = engine
         self.locator = locator
         self.cache = PreparedCache()
         self.encoder_threads = encoder_threads
+        self.pause = pause
 
     def prepare(self, portrait: Portrait, size: int) -> Any:
         """The engine's prepared portrait at this size, from the cache when it is there."""
@@ -109,9 +117,10 @@ class Renderer:
         frames = frame_count(audio, fps)
         tmp = path.with_name(path.name + ".part")
         try:
+            made = self.engine.render(prepared, audio, fps, frames, cue)
             written = write_mp4(
                 tmp,
-                self.engine.render(prepared, audio, fps, frames, cue),
+                self.pause.frames(made) if self.pause is not None else made,
                 audio=audio,
                 size=size,
                 fps=fps,

@@ -12,6 +12,7 @@ from functools import partial
 import anyio
 from prometheus_client import Counter
 
+from chatacter_common.first_speech import FirstSpeechPause
 from chatacter_common.service import (
     EngineNotReady,
     FileStore,
@@ -116,7 +117,15 @@ class VideoService:
         self.characters.discover()
         engine = load_engine(self.settings)
         locator = FaceLocator(self.settings.data_dir / "cache", PREPARED_FACES_DIR)
-        self.renderer = Renderer(engine, locator, encoder_threads=self.settings.encoder_threads)
+        first_speech = self.settings.first_speech_file
+        self.renderer = Renderer(
+            engine,
+            locator,
+            encoder_threads=self.settings.encoder_threads,
+            pause=FirstSpeechPause(first_speech, self.settings.first_speech_wait_s)
+            if first_speech is not None
+            else None,
+        )
         return engine.name, engine.device
 
     def ready_renderer(self) -> Renderer:

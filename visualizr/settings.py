@@ -87,6 +87,20 @@ class Settings(ServiceSettings):
     encoder_threads: int = Field(
         default=1, ge=0, description="libx264 threads per video (0 lets x264 choose)."
     )
+    first_speech_file: Path | None = Field(
+        default=None,
+        description="While this file exists, a video being rendered waits between two frames: "
+        "another program on the same cores (chattr) creates it while a reply's first sentence "
+        "is being spoken, so that speech goes first. chattr sets it for the visualizr it starts "
+        "itself; unset: renders never wait.",
+    )
+    first_speech_wait_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="The longest a video waits in all for first sentences "
+        "(VISUALIZR_FIRST_SPEECH_FILE): a file left behind, or a steady stream of first "
+        "sentences, delays each video by at most this.",
+    )
     fetch_timeout_s: float = Field(
         default=10.0,
         gt=0,

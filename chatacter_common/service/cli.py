@@ -7,7 +7,10 @@ them; `python -m vocalizr` and the `vocalizr` console script are the same thing.
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Protocol, Self, TypeVar
 
 import uvicorn
@@ -35,9 +38,52 @@ class Served(Addressed, Protocol):
     """Settings that also say how to log."""
 
     log_format: LogFormat
+    niceness: int
 
 
 ServedT = TypeVar("ServedT", bound=Served)
+
+log = logging.getLogger(__name__)
+THREADS = Path("/proc/self/task")
+AUTOGROUP = Path("/proc/self/autogroup")
+MOST_NICE = 19
+
+
+def lower_priority(steps: int) -> int:
+    """Run this process `steps` nice levels lower (at most 19), with every thread it has and
+    every thread and child it starts; its new niceness.
+
+    Linux keeps a niceness per thread, and threads started while importing (thread pools) would
+    keep the old one, so each is set. And where the kernel groups processes by session
+    (autogroup, on by default in desktop and many server kernels), a niceness weighs only within
+    the session: a process started in a session of its own (chattr starts its services so)
+    competes with the others as its session, at the session's niceness, which is set too. A
+    process in a session it does not lead (a shell's) leaves the session's alone: that would
+    lower the shell's other programs with it.
+    """
+    if steps <= 0:
+        return os.getpriority(os.PRIO_PROCESS, 0)
+    if not THREADS.is_dir():  # one niceness for the whole process
+        return os.nice(steps)
+    for thread in THREADS.iterdir():
+        tid = int(thread.name)
+        try:
+            niceness = os.getpriority(os.PRIO_PROCESS, tid)
+            os.setpriority(os.PRIO_PROCESS, tid, min(MOST_NICE, niceness + steps))
+        except ProcessLookupError:  # it ended meanwhile
+            pass
+    if os.getsid(0) == os.getpid():
+        lower_session(steps)
+    return os.getpriority(os.PRIO_PROCESS, 0)
+
+
+def lower_session(steps: int) -> None:
+    """This session's autogroup `steps` nice levels lower, where the kernel has autogroups."""
+    try:
+        niceness = int(AUTOGROUP.read_text().split()[-1])  # "/autogroup-85 nice 0"
+        AUTOGROUP.write_text(str(min(MOST_NICE, niceness + steps)))
+    except (OSError, ValueError, IndexError) as error:  # no autogroups: nothing to lower
+        log.debug("session niceness left as it is: %s", error)
 
 
 def parse_address(
@@ -71,6 +117,8 @@ def serve(
     work ends start-up with one line naming its setting."""
     settings = parse_address(settings, argv, prog=prog, description=description)
     configure_logging(prog, settings.log_format)
+    if settings.niceness:
+        log.info("running at niceness %d", lower_priority(settings.niceness))
     try:
         app = create_app(settings)
     except StoreUnavailable as error:

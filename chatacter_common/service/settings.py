@@ -54,6 +54,15 @@ class ServiceSettings(MediaStoreSettings):
         "Retry-After."
     )
     workers: int = Field(default=1, ge=1, description="Jobs run at the same time (worker threads).")
+    niceness: int = Field(
+        default=0,
+        ge=0,
+        le=19,
+        description="How far below other programs this service runs on a shared CPU (Unix "
+        "nice, 0-19): all its threads and children, and its session where it leads one "
+        "(Linux autogroups). 0: no lower. chattr starts its own visualizr at 10, so its renders "
+        "make way for speech and text on the same cores.",
+    )
     max_upload_bytes: ByteCount = Field(description="Largest upload accepted, in bytes.")
     ui: bool = Field(default=True, description="Mount the Gradio tab at `/ui`.")
     log_format: LogFormat = Field(

@@ -14,7 +14,9 @@ behind the previous speaker's remaining speech and videos in the services' own q
 CPU with them; and one speech slot is kept for first sentences, so it does not wait in chattr's
 slots for two of them either. A call already made is vocalizr's to order: a first sentence says
 so (`priority: first`), and vocalizr speaks it before the others waiting, stopping a later
-sentence it is synthesizing (Piper), which it then synthesizes again.
+sentence it is synthesizing (Piper), which it then synthesizes again. And a render already
+under way in a visualizr that chattr started on its own cores waits between frames while a first
+sentence is being spoken (`MediaFanout.speaking`, `chatacter_common/first_speech.py`).
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Collection
+from collections.abc import AsyncIterator, Callable, Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from chatacter_common.emotions import NEUTRAL
+from chatacter_common.first_speech import FirstSpeechMarker
 from chatacter_common.storage import StorageError
 from chatacter_common.telemetry import options as tracing_options
 from chatacter_common.telemetry import span
@@ -80,9 +84,12 @@ class MediaFanout:
         options: FanoutOptions | None = None,
         wait_started: Callable[[float], Collection[str]] | None = None,
         relay: frozenset[str] = frozenset(),
+        first_speech: FirstSpeechMarker | None = None,
     ) -> None:
         """`public_url`: chattr's address for turns that bring none of their own. `relay`: the
-        services whose files a reply names at chattr's address (`/vocalizr/files/<id>`)."""
+        services whose files a reply names at chattr's address (`/vocalizr/files/<id>`).
+        `first_speech`: marked while any reply's first sentence is being spoken, for a
+        visualizr on the same cores, whose renders then wait."""
         self.vocalizr = vocalizr
         # For services chattr started itself: wait up to N s for them to answer /healthz (or
         # give up); the names of those still starting.
@@ -91,6 +98,7 @@ class MediaFanout:
         self.store = store.create()
         self.public_url = public_url.rstrip("/")
         self.relay = relay
+        self.first_speech = first_speech
         self.options = options or FanoutOptions()
         self._speech_slots: PrioritySlots | None = None
         self._video_slots: PrioritySlots | None = None
@@ -116,6 +124,18 @@ class MediaFanout:
         """Begin the media of one reply; feed it sentences with `add`, read it in `media`.
         `base_url`: chattr's address as the caller reached it; the reply's URLs start with it."""
         return MediaJob(self, character_id, voice, language, base_url=base_url)
+
+    @contextmanager
+    def speaking(self, first: bool) -> Iterator[None]:
+        """Around a sentence's speech call: a first sentence is marked for the block."""
+        marker = self.first_speech if first else None
+        if marker is not None:
+            marker.begin()
+        try:
+            yield
+        finally:
+            if marker is not None:
+                marker.end()
 
     def relayed_clients(self) -> dict[str, ServiceClient]:
         """The services whose files chattr relays, by name, with their clients."""
@@ -216,9 +236,10 @@ class MediaJob:
                 await self._wait_for_others()
                 first = priority[0] == 0
                 async with speech_slots.slot(priority, urgent=first):
-                    speech = await vocalizr.synthesize(
-                        segment.text, self.voice, self.language, segment.emotion, first=first
-                    )
+                    with self.fanout.speaking(first):
+                        speech = await vocalizr.synthesize(
+                            segment.text, self.voice, self.language, segment.emotion, first=first
+                        )
             # A URL that does not parse is vocalizr's failure too.
             audio_url = self.fanout.public_file_url("vocalizr", speech.url, self.base_url)
             # visualizr fetches the audio itself, by the address chattr reaches vocalizr at.

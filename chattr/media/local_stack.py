@@ -20,6 +20,8 @@ from pathlib import Path
 
 import httpx
 
+from chatacter_common.first_speech import FirstSpeechMarker
+
 log = logging.getLogger(__name__)
 
 
@@ -170,18 +172,30 @@ class LocalStack:
             self.services.append(self.vocalizr)
             vocalizr_url = self.vocalizr.url
             vocalizr_key = self.vocalizr.api_key
+        # Its renders wait while a reply's first sentence is being spoken on these cores.
+        self.first_speech: FirstSpeechMarker | None = None
         if visualizr:
+            self.first_speech = FirstSpeechMarker(data_dir / "run" / f"first-speech-{os.getpid()}")
             env = {
                 "VISUALIZR_CHARACTERS_DIR": characters,
                 "VISUALIZR_DATA_DIR": str(data_dir / "visualizr"),
                 "VISUALIZR_ENGINE": "warp",
+                "VISUALIZR_FIRST_SPEECH_FILE": str(self.first_speech.path.resolve()),
             }
             if vocalizr_url:
                 env["VISUALIZR_VOCALIZR_URL"] = vocalizr_url
             if vocalizr_key:
                 env["VISUALIZR_VOCALIZR_API_KEY"] = vocalizr_key
             self.visualizr = LocalService(
-                "visualizr", env, data_dir / "logs", defaults={"VISUALIZR_UI": "false"}
+                "visualizr",
+                env,
+                data_dir / "logs",
+                defaults={
+                    "VISUALIZR_UI": "false",
+                    # On the same cores as vocalizr and chattr: a render under way makes way
+                    # for a first sentence's speech and for the text (bench/scene.py).
+                    "VISUALIZR_NICENESS": "10",
+                },
             )
             self.services.append(self.visualizr)
         self._ready = threading.Event()
@@ -230,3 +244,5 @@ class LocalStack:
     def stop(self) -> None:
         for service in reversed(self.services):
             service.stop()
+        if self.first_speech is not None:
+            self.first_speech.path.unlink(missing_ok=True)

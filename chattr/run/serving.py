@@ -8,6 +8,7 @@ from collections.abc import Callable, Collection
 import uvicorn
 from pydantic import SecretStr
 
+from chatacter_common.first_speech import FirstSpeechMarker
 from chatacter_common.logs import uvicorn_log_config
 from chattr.media.clients import ClientOptions, VisualizrClient, VocalizrClient
 from chattr.media.fanout import FanoutOptions, MediaFanout
@@ -28,6 +29,7 @@ def make_fanout(
     visualizr_key: str | None = None,
     own_services: frozenset[str] = frozenset(),
     store: MediaStore | None = None,
+    first_speech: FirstSpeechMarker | None = None,
 ) -> MediaFanout:
     """The media fan-out over the given service URLs (either may be None: that medium is off).
 
@@ -35,7 +37,8 @@ def make_fanout(
     `own_services`: those chattr runs itself (child processes, or in-process on a Space); by
     default their files are served at chattr's address (CHATTR_RELAY_SERVICE_FILES). `store`:
     where joined replies go; default: the one CHATTR_MEDIA_STORE names, opened (and checked)
-    now."""
+    now. `first_speech`: marks first sentences being spoken, for a visualizr on the same cores
+    (one chattr started)."""
     vocalizr_key = vocalizr_key or _secret(settings.vocalizr_api_key)
     visualizr_key = visualizr_key or _secret(settings.visualizr_api_key)
     relay = own_services
@@ -68,6 +71,7 @@ def make_fanout(
         ),
         wait_started=wait_started,
         relay=relay,
+        first_speech=first_speech,
     )
 
 
@@ -100,7 +104,14 @@ def start_media(
     own = frozenset(s.name for s in stack.services) if stack else frozenset()
     return (
         make_fanout(
-            settings, vocalizr_url, visualizr_url, wait, **keys, own_services=own, store=store
+            settings,
+            vocalizr_url,
+            visualizr_url,
+            wait,
+            **keys,
+            own_services=own,
+            store=store,
+            first_speech=stack.first_speech if stack else None,
         ),
         stack,
     )

@@ -1,10 +1,13 @@
 """The service kit on its own: the file store and its retention, the engine registry, the CLI's
-address flags. All in-process and fast."""
+address flags and lower priority. In-process and fast, but for one child process."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -126,3 +129,63 @@ def test_the_cli_flags_override_the_settings_address() -> None:
     assert (settings.host, settings.port, settings.other) == ("127.0.0.1", 9100, "kept")
     settings = parse_address(Listening(), ["--host", "0.0.0.0"], prog="svc", description="")
     assert (settings.host, settings.port) == ("0.0.0.0", 8001)
+
+
+# Run in a child process: a niceness once raised cannot be lowered again without privileges.
+LOWER_PRIORITY = """
+import json, os, subprocess, sys, threading
+from pathlib import Path
+from chatacter_common.service.cli import lower_priority
+
+def niceness(tid: int = 0) -> int:
+    return os.getpriority(os.PRIO_PROCESS, tid)
+
+def session_niceness() -> int:
+    return int(Path("/proc/self/autogroup").read_text().split()[-1])
+
+done = threading.Event()
+earlier = threading.Thread(target=done.wait)  # a thread from before, as imports start them
+earlier.start()
+base, base_session = niceness(), session_niceness()
+now = lower_priority(int(sys.argv[1]))
+threads = [niceness(int(task.name)) for task in Path("/proc/self/task").iterdir()]
+later: list[int] = []
+thread = threading.Thread(target=lambda: later.append(niceness()))
+thread.start()
+thread.join()
+child = subprocess.run(
+    [sys.executable, "-c", "import os; print(os.getpriority(os.PRIO_PROCESS, 0))"],
+    capture_output=True, text=True, check=True,
+).stdout
+done.set()
+print(json.dumps({"base": base, "now": now, "threads": threads, "later": later[0],
+                  "child": int(child), "base_session": base_session,
+                  "session": session_niceness()}))
+"""
+
+
+@pytest.mark.skipif(
+    not Path("/proc/self/autogroup").exists(), reason="per-thread niceness, autogroups: Linux"
+)
+@pytest.mark.parametrize(("steps", "own_session"), [(3, True), (25, False)])
+def test_a_lower_priority_reaches_every_thread_child_and_own_session(
+    steps: int, own_session: bool
+) -> None:
+    ran = subprocess.run(
+        [sys.executable, "-c", LOWER_PRIORITY, str(steps)],
+        capture_output=True,
+        text=True,
+        check=True,
+        start_new_session=own_session,
+    )
+    seen = json.loads(ran.stdout)
+    expected = min(19, seen["base"] + steps)  # 19 is as low as it goes
+    assert seen["now"] == expected
+    assert len(seen["threads"]) == 2 and set(seen["threads"]) == {expected}
+    assert seen["later"] == expected and seen["child"] == expected
+    # Its own session competes with other sessions' programs as a whole, so it is lowered too;
+    # a session it shares (this test's) is left alone.
+    if own_session:
+        assert seen["session"] == min(19, seen["base_session"] + steps)
+    else:
+        assert seen["session"] == seen["base_session"]

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from chatacter_common.first_speech import FirstSpeechMarker
 from chattr.media.clients import ClientOptions, ServiceError, VisualizrClient
 from chattr.media.fanout import STILL_STARTING, FanoutOptions, MediaFanout
 from chattr.media.store import JOINED_NAME, MediaStore
@@ -254,6 +255,57 @@ async def test_a_job_that_yields_starts_no_call_while_the_others_first_sentence_
     assert calls.index("speech Earlier one.") < first_audio  # made before: it went on
     assert calls.index("speech Earlier two.") > first_audio, calls
     assert earlier_video > first_audio, calls
+
+
+async def test_first_sentences_are_marked_while_they_are_spoken_and_only_then(
+    tmp_path: Path,
+) -> None:
+    """The file a visualizr on the same cores pauses for: up during a first sentence's speech
+    call (any reply's), down for the others, and down once every call has ended, failed or not."""
+    vocalizr, visualizr = FakeVocalizr(), FakeVisualizr()
+    marker = FirstSpeechMarker(tmp_path / "run" / "first-speech")
+    marked: dict[str, bool] = {}  # each speech call: whether the file was there as it was made
+    other_asked, other_done = asyncio.Event(), asyncio.Event()
+
+    async def speech(request: httpx.Request) -> httpx.Response:
+        text = json.loads(request.content)["text"]
+        marked[text] = marker.path.exists()
+        if text == "One first.":  # ends while another reply's first sentence is still spoken
+            await other_asked.wait()
+        if text == "Other first.":
+            other_asked.set()
+            await other_done.wait()
+            return httpx.Response(500, json={"detail": "synthesis failed"})
+        return vocalizr(request)
+
+    service = MediaFanout(
+        vocalizr.client(through=speech),
+        visualizr.client(),
+        store=MediaStore(tmp_path / "media"),
+        public_url="http://chattr.test",
+        options=FanoutOptions(speech_concurrency=3, join=False),
+        first_speech=marker,
+    )
+    one = service.start("napoleon", "napoleon", "en")
+    other = service.start("einstein", "einstein", "en")
+    one.add("One first.")
+    other.add("Other first.")
+    updates = one.updates()
+    while one.media.segments[0].audio_url is None:
+        await anext(updates)
+    assert marker.path.exists() and marker.speaking == 1  # the other is still being spoken
+    other_done.set()
+    async for _ in other.updates():
+        pass
+    assert not marker.path.exists()  # its call failed: the mark went with it
+    one.add("One second.", previous="neutral")
+    async for _ in updates:
+        pass
+    await service.aclose()
+
+    assert marked == {"One first.": True, "Other first.": True, "One second.": False}
+    assert issues(other.media) and not issues(one.media)
+    assert not marker.path.exists() and marker.speaking == 0
 
 
 NONSENSE: dict[str, tuple[Callable[[httpx.Request], httpx.Response], str]] = {
