@@ -5,7 +5,10 @@ urgent=True)`: a reply's first sentence, which someone is waiting to hear) goes 
 waiting job that is not. And when every worker is busy, an urgent job stops a running job that
 can be stopped (it came with a `StopSignal` and its engine honours it): that job raises
 `Preempted`, waits for a worker again, ahead of the jobs that came after it, and runs again from
-the start. A job is stopped at most `MAX_STOPS` times.
+the start. A job is stopped at most `MAX_STOPS` times. An urgent job takes the worker of a job it
+stops at once, while that run is still ending its step (ONNX Runtime ends a run between two
+operators, up to tens of milliseconds later): for that moment one more thread runs than there are
+workers.
 """
 
 from __future__ import annotations
@@ -72,13 +75,15 @@ class StopSignal:
     def requested(self) -> bool:
         return self._requested
 
-    def request(self) -> None:
-        """Ask the job to stop; its work of the moment is stopped now, or as it starts."""
+    def request(self) -> bool:
+        """Ask the job to stop; its work of the moment is stopped now, or as it starts. Whether
+        it was stopped now (it was in a stoppable block), and so ends without further work."""
         with self._lock:
             self._requested = True
             stop_work = self._stop_work
         if stop_work is not None:
             stop_work()
+        return stop_work is not None
 
     @contextmanager
     def stopping_with(self, stop_work: Callable[[], None]) -> Iterator[None]:
@@ -111,6 +116,8 @@ class RunningJob:
     urgent: bool
     stop: StopSignal | None
     started: float
+    # Stopped in its stoppable work, its worker handed on to an urgent job at once.
+    handed_over: bool = False
 
     @property
     def stoppable(self) -> bool:
@@ -149,7 +156,9 @@ class JobQueue:
         self._waiting: list[_Waiter] = []  # a heap
         self._running: list[RunningJob] = []
         self._arrivals = itertools.count()
-        self._threads = anyio.CapacityLimiter(workers)
+        # A worker handed over runs on with the urgent job until its run has ended: at most one
+        # such thread more per worker.
+        self._threads = anyio.CapacityLimiter(2 * workers)
         self._recent_job_s = 1.0  # running mean of job time, for Retry-After
 
     @property
@@ -229,7 +238,8 @@ class JobQueue:
                     if waiting.is_recording():
                         waiting.end()
                     self._running.remove(job)
-                    self._free += 1
+                    if not job.handed_over:  # else an urgent job has its worker already
+                        self._free += 1
                     self._admit()
         finally:
             elapsed = anyio.current_time() - started
@@ -262,15 +272,24 @@ class JobQueue:
 
     def _make_room(self) -> None:
         """Stop running jobs until each waiting urgent job has a worker coming: the youngest
-        first, which loses the least work."""
+        first, which loses the least work. A job stopped in its stoppable work hands its worker
+        over at once; one asked outside it stops as its next such work starts, and frees its
+        worker then."""
         urgent = sum(1 for waiter in self._waiting if waiter.urgent and not waiter.gone)
-        coming = sum(1 for job in self._running if job.stop is not None and job.stop.requested)
+        coming = sum(
+            1
+            for job in self._running
+            if job.stop is not None and job.stop.requested and not job.handed_over
+        )
         candidates = sorted(
             (job for job in self._running if job.stoppable), key=lambda job: -job.started
         )
         for job in candidates[: max(0, urgent - coming)]:
             assert job.stop is not None
-            job.stop.request()
+            if job.stop.request():
+                job.handed_over = True
+                self._free += 1
+        self._admit()
 
     def retry_after_s(self) -> int:
         """Seconds until a place is likely free: the queue ahead, drained by the workers."""

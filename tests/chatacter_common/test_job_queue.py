@@ -121,6 +121,52 @@ async def test_a_job_is_stopped_at_most_max_stops_times() -> None:
     assert (long.runs, stop.stops) == (MAX_STOPS + 1, MAX_STOPS)
 
 
+async def test_an_urgent_job_starts_while_the_run_it_stopped_is_still_ending() -> None:
+    """A stop takes effect at the engine's next step (ONNX Runtime: between two operators); the
+    urgent job has the worker at once, not once that step is over."""
+    queue = JobQueue(8, 1)
+    stop = StopSignal()
+    told, urgent_ran = threading.Event(), threading.Event()
+    runs: list[int] = []
+
+    def long() -> str:
+        runs.append(len(runs) + 1)
+        with stop.stopping_with(told.set):
+            if len(runs) == 1:
+                assert told.wait(WAIT_S)
+                # Still ending its step: the run returns only once the urgent job has run.
+                assert urgent_ran.wait(WAIT_S), "the urgent job waited for the stopped run"
+                raise Preempted("stopped")
+        return "long"
+
+    def urgent() -> str:
+        urgent_ran.set()
+        return "urgent"
+
+    done: list[str] = []
+    async with anyio.create_task_group() as tasks:
+
+        async def run_long() -> None:
+            done.append(await queue.run(long, stop=stop))
+
+        tasks.start_soon(run_long)
+        assert await anyio.to_thread.run_sync(stop.stoppable.wait, WAIT_S)
+        done.append(await queue.run(urgent, urgent=True))
+    assert done == ["urgent", "long"]
+    assert (runs, stop.stops) == ([1, 2], 1)
+    assert queue.running == ()
+    # One worker again, not two: a second job waits while one runs.
+    first, second = Job("first"), Job("second")
+    second.finish()
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(run_all, queue, done, (first, False), (second, False))
+        await started(first)
+        await anyio.wait_all_tasks_blocked()
+        assert len(queue.running) == 1
+        first.finish()
+    assert done[-2:] == ["first", "second"]
+
+
 @pytest.mark.parametrize("signal", [False, True], ids=["no signal", "work not stoppable"])
 async def test_a_job_that_cannot_be_stopped_finishes_first(signal: bool) -> None:
     """No signal: the queue does not try. A signal the work never honours (as an engine's work
