@@ -6,7 +6,8 @@ moment. Within vocalizr, a first sentence goes before the others and stops a lat
 lower niceness does not stop it (`VISUALIZR_NICENESS` only weighs it). So where chattr starts the
 services itself, on its own machine, it creates a file while any reply's first sentence is being
 spoken (`FirstSpeechMarker`), and visualizr's renders wait between two frames while the file is
-there (`FirstSpeechPause`), each video for a bounded time in all: a file left behind (chattr
+there (`FirstSpeechPause`, before a video's work and between its frames), each video for a
+bounded time in all: a file left behind (chattr
 killed) delays each video by at most that bound, and a busy server's stream of first sentences
 cannot stall a video for good.
 
@@ -54,32 +55,45 @@ class FirstSpeechMarker:
 
 
 class FirstSpeechPause:
-    """visualizr's side: a render's frames, each made only once no first sentence is being
-    spoken, or once the video has waited `budget_s` in all."""
+    """visualizr's side: each video waits, before its work and between its frames, while a
+    first sentence is being spoken, `budget_s` at most in all (`video`)."""
 
     def __init__(self, path: Path, budget_s: float) -> None:
         self.path = path
         self.budget_s = budget_s
 
+    def video(self) -> VideoPause:
+        """The waits of one video, with a budget of its own."""
+        return VideoPause(self.path, self.budget_s)
+
+
+class VideoPause:
+    """One video's waits: while the file is there, until `left_s` is spent."""
+
+    def __init__(self, path: Path, left_s: float) -> None:
+        self.path = path
+        self.left_s = left_s
+
+    def wait(self) -> float:
+        """Wait while a first sentence is being spoken, within the budget; the seconds waited."""
+        if self.left_s <= 0 or not self.path.exists():
+            return 0.0
+        started = time.monotonic()
+        deadline = started + self.left_s
+        while self.path.exists() and time.monotonic() < deadline:
+            time.sleep(POLL_S)
+        waited = time.monotonic() - started
+        self.left_s -= waited
+        return waited
+
     def frames(self, frames: Iterable[T]) -> Iterator[T]:
         """`frames`, with the waits between them: each is asked for (made, where the engine
         makes them one by one) only after the wait."""
-        waited = 0.0
         iterator = iter(frames)
         while True:
-            waited += self.wait(self.budget_s - waited)
+            self.wait()
             try:
                 frame = next(iterator)
             except StopIteration:
                 return
             yield frame
-
-    def wait(self, longest_s: float) -> float:
-        """Wait while a first sentence is being spoken, up to `longest_s`; the seconds waited."""
-        if longest_s <= 0 or not self.path.exists():
-            return 0.0
-        started = time.monotonic()
-        deadline = started + longest_s
-        while self.path.exists() and time.monotonic() < deadline:
-            time.sleep(POLL_S)
-        return time.monotonic() - started

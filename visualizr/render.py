@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from chatacter_common.first_speech import FirstSpeechPause
+from chatacter_common.first_speech import FirstSpeechPause, VideoPause
 from visualizr.engines import TalkingHeadEngine, frame_portrait
 from visualizr.expressions import NEUTRAL_CUE, ExpressionCue
 from visualizr.geometry import FaceLocator
@@ -109,9 +109,13 @@ class Renderer:
         size: int,
         path: Path,
         cue: ExpressionCue = NEUTRAL_CUE,
+        pause: VideoPause | None = None,
     ) -> VideoResult:
         """Render and encode the talking head for 44.1 kHz mono `audio` into `path` (MP4), the
-        face showing the cue's expression."""
+        face showing the cue's expression. `pause`: this video's waits for first sentences
+        (default: new ones, where the renderer has a `pause`)."""
+        if pause is None and self.pause is not None:
+            pause = self.pause.video()
         started = time.perf_counter()
         prepared = self.prepare(portrait, size)
         frames = frame_count(audio, fps)
@@ -120,7 +124,7 @@ class Renderer:
             made = self.engine.render(prepared, audio, fps, frames, cue)
             written = write_mp4(
                 tmp,
-                self.pause.frames(made) if self.pause is not None else made,
+                pause.frames(made) if pause is not None else made,
                 audio=audio,
                 size=size,
                 fps=fps,

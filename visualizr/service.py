@@ -172,6 +172,10 @@ class VideoService:
         return result
 
     def _render(self, renderer: Renderer, job: VideoJob) -> VideoResult:
+        # While a first sentence is spoken on these cores, not even the audio is decoded.
+        pause = renderer.pause.video() if renderer.pause is not None else None
+        if pause is not None:
+            pause.wait()
         audio = decode_audio(job.audio, max_seconds=self.settings.max_audio_s)
         portrait = job.portrait
         if isinstance(portrait, bytes):
@@ -193,6 +197,8 @@ class VideoService:
                     # The sprite shows the expression itself: drawing it again would overdo it.
                     image, cue = sprite, NEUTRAL_CUE
         file_id, path = self.files.new_path()
-        result = renderer.render(image, audio, fps=job.fps, size=job.size, path=path, cue=cue)
+        result = renderer.render(
+            image, audio, fps=job.fps, size=job.size, path=path, cue=cue, pause=pause
+        )
         self.files.keep(file_id)
         return result

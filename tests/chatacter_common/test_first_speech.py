@@ -43,7 +43,7 @@ def test_frames_are_asked_for_only_once_the_first_sentence_is_spoken(tmp_path: P
                 threading.Thread(target=speak_then_end).start()
             yield index
 
-    assert list(pause.frames(frames())) == [0, 1, 2]
+    assert list(pause.video().frames(frames())) == [0, 1, 2]
     # Frame 1 was asked for only after the sentence ended, however long it took.
     assert asked[1] >= ended[0]
 
@@ -53,10 +53,13 @@ def test_a_video_waits_at_most_its_budget_in_all(tmp_path: Path) -> None:
     marker.begin()  # never ended: a file left behind
     pause = FirstSpeechPause(marker.path, budget_s=0.5)
     started = time.monotonic()
-    assert list(pause.frames(range(10))) == list(range(10))
+    video = pause.video()
+    assert list(video.frames(range(10))) == list(range(10))
     waited = time.monotonic() - started
     # The budget once for the video (not once per frame: 5 s).
     assert 0.5 <= waited < 2.5
+    assert video.wait() == 0.0  # spent: no more waits for this video
+    assert pause.video().left_s == 0.5  # the next video has a budget of its own
     started = time.monotonic()
-    assert list(FirstSpeechPause(marker.path, budget_s=0.0).frames(range(10))) == list(range(10))
+    assert list(FirstSpeechPause(marker.path, 0.0).video().frames(range(10))) == list(range(10))
     assert time.monotonic() - started < 0.5  # no budget: never waits
