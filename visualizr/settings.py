@@ -89,10 +89,10 @@ class Settings(ServiceSettings):
     )
     first_speech_file: Path | None = Field(
         default=None,
-        description="While this file exists, a video being rendered waits between two frames: "
-        "another program on the same cores (chattr) creates it while a reply's first sentence "
-        "is being spoken, so that speech goes first. chattr sets it for the visualizr it starts "
-        "itself; unset: renders never wait.",
+        description="While this file exists, a video waits before its work and between two "
+        "frames: another program on the same cores (chattr) creates it while a reply's first "
+        "sentence is being spoken, so that speech goes first. chattr sets it for the visualizr "
+        "it starts itself; unset: renders never wait.",
     )
     first_speech_wait_s: float = Field(
         default=1.0,
