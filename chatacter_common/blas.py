@@ -6,8 +6,8 @@ call comes: five 300x300 products 0.3 s apart cost a second thread 520 ms of CPU
 with one thread. Our calls are small (a sentence against the emotion prototypes, a frame's warp),
 and a second thread saves them nothing. But the spin took a core from a first sentence's speech:
 on two cores, one spinning thread of chattr's used 130-330 ms of CPU during each 140-370 ms
-first-sentence call, and with BLAS on one thread the first audio came 25-35 ms sooner, in chats
-and scenes alike (bench/scene.py, 2026-12-06).
+first-sentence call. With BLAS on one thread, a chat's first audio came 12-60 ms sooner, and a
+scene's second reply no longer came later than in a chat (bench/scene.py, 2026-12-06).
 
 An OPENBLAS_NUM_THREADS of the environment's is left as it is.
 """
