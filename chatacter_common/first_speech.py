@@ -5,11 +5,10 @@ moment. Within vocalizr, a first sentence goes before the others and stops a lat
 (`JobQueue`). But a video rendering in visualizr on the same cores still takes CPU from it, and a
 lower niceness does not stop it (`VISUALIZR_NICENESS` only weighs it). So where chattr starts the
 services itself, on its own machine, it creates a file while any reply's first sentence is being
-spoken (`FirstSpeechMarker`), and visualizr's renders wait between two frames while the file is
-there (`FirstSpeechPause`, before a video's work and between its frames), each video for a
-bounded time in all: a file left behind (chattr
-killed) delays each video by at most that bound, and a busy server's stream of first sentences
-cannot stall a video for good.
+spoken (`FirstSpeechMarker`), and visualizr's videos wait while the file is there, before their
+work and between their frames (`FirstSpeechPause`), each for a bounded time in all: a file left
+behind (chattr killed) delays each video by at most that bound, and a busy server's stream of
+first sentences cannot stall a video for good.
 
 A file, not a request: the two programs share a disk folder already, and a look costs a `stat`
 (microseconds) per frame, with nothing to answer when chattr or visualizr is gone. Services on

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from chatacter_common.first_speech import FirstSpeechPause, VideoPause
+from chatacter_common.first_speech import VideoPause
 from visualizr.engines import TalkingHeadEngine, frame_portrait
 from visualizr.expressions import NEUTRAL_CUE, ExpressionCue
 from visualizr.geometry import FaceLocator
@@ -72,19 +72,12 @@ class Renderer:
     """Owns the engine, the face locator and the cache; renders one video per call (thread-safe)."""
 
     def __init__(
-        self,
-        engine: TalkingHeadEngine,
-        locator: FaceLocator,
-        *,
-        encoder_threads: int = 1,
-        pause: FirstSpeechPause | None = None,
+        self, engine: TalkingHeadEngine, locator: FaceLocator, *, encoder_threads: int = 1
     ) -> None:
-        """`pause`: where given, frames wait while a first sentence is spoken on these cores."""
         self.engine = engine
         self.locator = locator
         self.cache = PreparedCache()
         self.encoder_threads = encoder_threads
-        self.pause = pause
 
     def prepare(self, portrait: Portrait, size: int) -> Any:
         """The engine's prepared portrait at this size, from the cache when it is there."""
@@ -112,10 +105,8 @@ class Renderer:
         pause: VideoPause | None = None,
     ) -> VideoResult:
         """Render and encode the talking head for 44.1 kHz mono `audio` into `path` (MP4), the
-        face showing the cue's expression. `pause`: this video's waits for first sentences
-        (default: new ones, where the renderer has a `pause`)."""
-        if pause is None and self.pause is not None:
-            pause = self.pause.video()
+        face showing the cue's expression. `pause`: this video's waits for first sentences, if
+        any: each frame is made after them."""
         started = time.perf_counter()
         prepared = self.prepare(portrait, size)
         frames = frame_count(audio, fps)

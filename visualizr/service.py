@@ -81,6 +81,12 @@ class VideoService:
             settings.characters_dir, max_pixels=settings.max_image_pixels
         )
         self.renderer: Renderer | None = None
+        # Each video's waits while chattr, on the same cores, speaks a first sentence.
+        self.first_speech = (
+            FirstSpeechPause(settings.first_speech_file, settings.first_speech_wait_s)
+            if settings.first_speech_file is not None
+            else None
+        )
         self.health = Health(retry_after_s=2)
         self.jobs = JobQueue(settings.max_queue, settings.workers, "videos")
         self.metrics = Metrics(self.jobs)
@@ -117,15 +123,7 @@ class VideoService:
         self.characters.discover()
         engine = load_engine(self.settings)
         locator = FaceLocator(self.settings.data_dir / "cache", PREPARED_FACES_DIR)
-        first_speech = self.settings.first_speech_file
-        self.renderer = Renderer(
-            engine,
-            locator,
-            encoder_threads=self.settings.encoder_threads,
-            pause=FirstSpeechPause(first_speech, self.settings.first_speech_wait_s)
-            if first_speech is not None
-            else None,
-        )
+        self.renderer = Renderer(engine, locator, encoder_threads=self.settings.encoder_threads)
         return engine.name, engine.device
 
     def ready_renderer(self) -> Renderer:
@@ -173,7 +171,7 @@ class VideoService:
 
     def _render(self, renderer: Renderer, job: VideoJob) -> VideoResult:
         # While a first sentence is spoken on these cores, not even the audio is decoded.
-        pause = renderer.pause.video() if renderer.pause is not None else None
+        pause = self.first_speech.video() if self.first_speech is not None else None
         if pause is not None:
             pause.wait()
         audio = decode_audio(job.audio, max_seconds=self.settings.max_audio_s)
