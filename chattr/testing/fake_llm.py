@@ -75,6 +75,11 @@ def default_reply(messages: list[dict[str, Any]]) -> str:
     )
 
 
+async def _sleep_until(deadline: float) -> None:
+    """Sleep until `time.monotonic()` reaches `deadline` (at once if it has)."""
+    await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+
+
 def create_app(state: FakeLLMState) -> FastAPI:
     app = FastAPI(title="fake LLM")
 
@@ -115,13 +120,17 @@ def create_app(state: FakeLLMState) -> FastAPI:
             }
             return f"data: {json.dumps(payload)}\n\n"
 
-        if state.first_token_s:
-            await asyncio.sleep(state.first_token_s)
+        # Each token at its own time from the start, as a hosted LLM streams whatever its client
+        # does: sleeping a token's share after each one instead adds every late wake-up to all the
+        # tokens after it, and the server, a thread in its client's process in tests and benches,
+        # streamed slower the busier that process was.
+        started = time.monotonic()
+        await _sleep_until(started + state.first_token_s)
         yield event({"role": "assistant", "content": ""})
-        for token in tokens:
+        for index, token in enumerate(tokens):
             yield event({"content": token})
             if state.tokens_per_s:
-                await asyncio.sleep(1.0 / state.tokens_per_s)
+                await _sleep_until(started + state.first_token_s + (index + 1) / state.tokens_per_s)
         yield event({}, "stop")
         yield "data: [DONE]\n\n"
 

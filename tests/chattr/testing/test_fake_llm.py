@@ -1,14 +1,16 @@
-"""The fake LLM's fixed reply (`--reply`): every request gets it, after anything scripted."""
+"""The fake LLM: its fixed reply (`--reply`), which every request gets after anything scripted, and
+its pace."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import time
 
 import httpx
 
-from chattr.testing.fake_llm import FakeLLMState
+from chattr.testing.fake_llm import FakeLLMState, create_app
 from tests.serving import free_port
 
 REPLY = "Ah, you ask about Austerlitz. It was the finest day of my life."
@@ -44,3 +46,22 @@ def test_the_command_line_serves_the_set_reply() -> None:
     finally:
         process.terminate()
         process.wait(10)
+
+
+async def test_tokens_keep_their_pace_from_the_start_when_the_server_was_held_up() -> None:
+    """A hosted LLM streams at its pace whatever its client does. The fake one is a thread in
+    its client's process: a second in which that process held it up delays the tokens due then,
+    not every token after them as well."""
+    state = FakeLLMState(tokens_per_s=200.0)
+    state.script.append([f"w{index} " for index in range(100)])  # due over 0.5 s
+    transport = httpx.ASGITransport(app=create_app(state))
+    body = {"model": "fake", "stream": True, "messages": [{"role": "user", "content": "Go."}]}
+    async with httpx.AsyncClient(transport=transport, base_url="http://llm.test") as client:
+        started = time.monotonic()
+        asyncio.get_running_loop().call_later(0.05, time.sleep, 1.0)  # the whole process busy
+        answer = await client.post("/v1/chat/completions", json=body)
+        elapsed = time.monotonic() - started
+    assert answer.text.count('"content": "w') == 100
+    # Held up until 1.05 s, then the tokens already due at once: done at about 1.05 s, where a
+    # pause after each token ended at 1.5 s (the 0.45 s of tokens still to come after it).
+    assert 1.0 <= elapsed < 1.3
