@@ -109,6 +109,13 @@ class Settings(BaseSettings):
         description="In a scene, the most members who answer one message (the `list` strategy "
         "included).",
     )
+    scene_first_sentence_hold_s: float = Field(
+        default=0.5,
+        ge=0.0,
+        description="In a scene, how long the earlier speakers' media start no new speech or "
+        "video call while the next speaker's first sentence is still to come (its LLM "
+        "streaming); once it comes they wait until it is spoken. 0: only from when it comes.",
+    )
     max_upload_mb: int = Field(
         default=64,
         gt=0,

@@ -8,14 +8,15 @@ overloading the services, and the queue serves first sentences first (`slots.py`
 the order of their sentences whatever order they finish in. A failing service becomes an error on
 the turn, never a lost reply.
 
-A job can yield to another (`MediaJob.yield_to`): it starts no new call while the other's first
-sentence waits for its speech. A scene's next speaker uses it, so its first audio does not queue
-behind the previous speaker's remaining speech and videos in the services' own queues or share a
-CPU with them; and one speech slot is kept for first sentences, so it does not wait in chattr's
-slots for two of them either. A call already made is vocalizr's to order: a first sentence says
-so (`priority: first`), and vocalizr speaks it before the others waiting, stopping a later
-sentence it is synthesizing (Piper), which it then synthesizes again. And a render already
-under way in a visualizr that chattr started on its own cores waits between frames while a first
+A job can yield to another (`MediaJob.yield_to`): it starts no new call, and fetches and joins no
+video, while the other's first sentence waits for its speech, and before it comes, for up to a
+hold. A scene's next speaker uses it, so its first audio does not queue behind the previous
+speaker's remaining speech and videos in the services' own queues or share a CPU with them; and
+one speech slot is kept for first sentences, so it does not wait in chattr's slots for two of
+them either. A call already made is vocalizr's to order: a first sentence says so (`priority:
+first`), and vocalizr speaks it before the others waiting, stopping a later sentence it is
+synthesizing (Piper), which it then synthesizes again. And a render already under way in a
+visualizr that chattr started on its own cores waits between frames while a first
 sentence is being spoken (`MediaFanout.speaking`, `chatacter_common/first_speech.py`).
 """
 
@@ -25,7 +26,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 
 from chatacter_common.emotions import NEUTRAL
@@ -65,6 +66,9 @@ class FanoutOptions:
     fps: int = 25
     join: bool = True
     startup_wait_s: float = STARTUP_WAIT_S
+    # How long the jobs that yield to a reply hold their new calls before its first sentence
+    # has come (`MediaJob.yield_to`); 0: only from when it comes.
+    first_sentence_hold_s: float = 0.0
 
 
 # How often a sentence looks again at a service that is still starting (a look reads a status).
@@ -187,18 +191,58 @@ class MediaJob:
         # first sentence must not stop the others' media.
         self._first_speech_settled = asyncio.Event()
         self._first_speech_settled.set()
+        self._first_sentence_hold: asyncio.TimerHandle | None = None
         self._yielding_to: list[MediaJob] = []
         if fanout.vocalizr is None:
             self._note("vocalizr", "speech is off: no speech service is configured")
 
     def yield_to(self, other: MediaJob) -> None:
-        """Start no new speech or video call while `other`'s first sentence waits for its
-        speech; calls already made go on. A scene's next speaker goes first this way."""
+        """Start no new speech or video call, and fetch and join no video, while `other`'s first
+        sentence waits for its speech, and from now until it comes, for at most the fan-out's
+        `first_sentence_hold_s`; calls already made go on. A scene's next speaker goes first this
+        way: its first sentence then mostly finds vocalizr idle, with no run of another's to stop
+        and nothing else's to share a CPU with. A run it stops is thrown away and made again,
+        so holding the call that would have started meanwhile costs the holder little; and an
+        LLM slower than the hold to its first sentence holds nobody's media longer."""
         self._yielding_to.append(other)
+        other._hold_until_first_sentence()
+
+    def _hold_until_first_sentence(self) -> None:
+        hold_s = self.fanout.options.first_sentence_hold_s
+        if self.media.segments or self.fanout.vocalizr is None or hold_s <= 0:
+            return
+        if self._first_sentence_hold is None:
+            self._first_speech_settled.clear()
+            self._first_sentence_hold = asyncio.get_running_loop().call_later(
+                hold_s, self._end_hold
+            )
+
+    def _end_hold(self) -> None:
+        if not self.media.segments:  # else it is settled when its speech is
+            self._first_speech_settled.set()
 
     async def _wait_for_others(self) -> None:
         for other in self._yielding_to:
             await other._first_speech_settled.wait()
+
+    def _others_waiting(self) -> bool:
+        return any(not other._first_speech_settled.is_set() for other in self._yielding_to)
+
+    @asynccontextmanager
+    async def _slot(
+        self, slots: PrioritySlots, priority: tuple[int, float], *, urgent: bool = False
+    ) -> AsyncIterator[None]:
+        """One of `slots` for the block, taken while no job this one yields to waits for its
+        first speech. A slot that came free after such a wait began (a call queued for it before)
+        is handed back until the wait ends: its call would reach the service during that first
+        sentence's speech."""
+        while True:
+            await self._wait_for_others()
+            async with slots.slot(priority, urgent=urgent):
+                if self._others_waiting():
+                    continue
+                yield
+                return
 
     def add(self, sentence: str, emotion: str = NEUTRAL, previous: str | None = None) -> None:
         """A complete sentence, with its emotion and the previous sentence's (None for the
@@ -211,6 +255,8 @@ class MediaJob:
             priority = (len(self.media.segments) - 1, self.started)
             if priority[0] == 0:
                 self._first_speech_settled.clear()
+                if self._first_sentence_hold is not None:
+                    self._first_sentence_hold.cancel()
             self._tasks.append(asyncio.create_task(self._produce(segment, priority, previous)))
 
     def follow(self, task: asyncio.Task[None]) -> None:
@@ -233,9 +279,8 @@ class MediaJob:
             with span("speech", **{"chattr.sentence.index": priority[0]}) as traced:
                 if tracing_options.text and traced.is_recording():
                     traced.set_attribute("chattr.sentence", segment.text)
-                await self._wait_for_others()
                 first = priority[0] == 0
-                async with speech_slots.slot(priority, urgent=first):
+                async with self._slot(speech_slots, priority, urgent=first):
                     with self.fanout.speaking(first):
                         speech = await vocalizr.synthesize(
                             segment.text, self.voice, self.language, segment.emotion, first=first
@@ -263,8 +308,7 @@ class MediaJob:
                 self._still_starting("visualizr", "video")
                 return
             with span("video", **{"chattr.sentence.index": priority[0]}):
-                await self._wait_for_others()
-                async with video_slots.slot(priority):
+                async with self._slot(video_slots, priority):
                     video = await visualizr.render(
                         internal_audio_url,
                         self.character_id,
@@ -280,6 +324,7 @@ class MediaJob:
         self._mark("first_video_s")
         if self._video is not None:
             try:
+                await self._wait_for_others()  # fetching and joining take chattr's CPU too
                 await self._video.add(priority[0], await visualizr.download(video.url))
             except Exception as exc:  # the reply's whole video is lost, not the sentence's
                 self._video.fail(f"could not fetch a video to join: {exc}")
@@ -337,6 +382,7 @@ class MediaJob:
             self._changed.clear()
             yield
         if self.fanout.options.join and self.media.segments:
+            await self._wait_for_others()
             with span("join"):
                 await self._join()
         yield
@@ -368,6 +414,8 @@ class MediaJob:
         self._mark("joined_s")
 
     async def cancel(self) -> None:
+        if self._first_sentence_hold is not None:
+            self._first_sentence_hold.cancel()
         self._first_speech_settled.set()
         for task in self._tasks:
             task.cancel()

@@ -68,6 +68,7 @@ def make_fanout(
             speech_concurrency=settings.speech_concurrency,
             video_concurrency=settings.video_concurrency,
             fps=settings.video_fps,
+            first_sentence_hold_s=settings.scene_first_sentence_hold_s,
         ),
         wait_started=wait_started,
         relay=relay,

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import wave
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from io import BytesIO
 from pathlib import Path
 
@@ -255,6 +256,112 @@ async def test_a_job_that_yields_starts_no_call_while_the_others_first_sentence_
     assert calls.index("speech Earlier one.") < first_audio  # made before: it went on
     assert calls.index("speech Earlier two.") > first_audio, calls
     assert earlier_video > first_audio, calls
+
+
+def speech_log(
+    vocalizr: FakeVocalizr, held: dict[str, tuple[asyncio.Event, asyncio.Event]]
+) -> tuple[list[str], Callable[[httpx.Request], Awaitable[httpx.Response]]]:
+    """What vocalizr was asked, in order (`speech <text>`, `answered <text>`), and its stand-in;
+    a text in `held` (asked, release) sets the first event and is answered once the second is."""
+    calls: list[str] = []
+
+    async def speech(request: httpx.Request) -> httpx.Response:
+        text = json.loads(request.content)["text"]
+        calls.append(f"speech {text}")
+        if text in held:
+            asked, release = held[text]
+            asked.set()
+            await release.wait()
+        calls.append(f"answered {text}")
+        return vocalizr(request)
+
+    return calls, speech
+
+
+async def test_a_yielding_job_holds_its_calls_before_the_others_first_sentence_comes(
+    tmp_path: Path,
+) -> None:
+    """From `yield_to` on, the next speaker's first sentence is expected: the previous reply's
+    new calls wait for it, for at most the hold; when it comes within the hold, until its speech
+    is made."""
+    vocalizr = FakeVocalizr()
+    later_asked, release_later = asyncio.Event(), asyncio.Event()
+    calls, speech = speech_log(vocalizr, {"Later one.": (later_asked, release_later)})
+    service = MediaFanout(
+        vocalizr.client(through=speech),
+        None,
+        store=MediaStore(tmp_path / "media"),
+        public_url="http://chattr.test",
+        options=FanoutOptions(speech_concurrency=4, join=False, first_sentence_hold_s=0.3),
+    )
+    # Its first sentence never comes: the call waits out the hold, and not longer.
+    earlier = service.start("napoleon", "napoleon", "en")
+    silent = service.start("curie", "curie", "en")
+    yielded = time.monotonic()
+    earlier.yield_to(silent)
+    earlier.add("Earlier one.")
+    async for _ in earlier.updates():
+        pass
+    assert time.monotonic() - yielded >= 0.3
+    assert calls == ["speech Earlier one.", "answered Earlier one."]
+
+    # It comes within the hold: the call waits until its speech is made, the hold long over.
+    service.options = FanoutOptions(speech_concurrency=4, join=False, first_sentence_hold_s=30)
+    earlier = service.start("napoleon", "napoleon", "en")
+    later = service.start("einstein", "einstein", "en")
+    earlier.yield_to(later)
+    earlier.add("Earlier two.")
+    later.add("Later one.")
+    await later_asked.wait()
+    release_later.set()
+    async with asyncio.timeout(10):  # not the hold's 30 s
+        async for _ in earlier.updates():
+            pass
+    async for _ in later.updates():
+        pass
+    await service.aclose()
+    assert calls[2:] == [
+        "speech Later one.",
+        "answered Later one.",
+        "speech Earlier two.",
+        "answered Earlier two.",
+    ]
+    assert not issues(earlier.media) and not issues(later.media)
+
+
+async def test_a_slot_that_frees_while_the_others_first_sentence_waits_is_handed_back(
+    tmp_path: Path,
+) -> None:
+    """A call already waiting for one of chattr's slots when the next speaker's first sentence
+    came does not take it meanwhile: the first sentence does, although it came later."""
+    vocalizr = FakeVocalizr()
+    other_asked, release_other = asyncio.Event(), asyncio.Event()
+    calls, speech = speech_log(vocalizr, {"Other one.": (other_asked, release_other)})
+    service = MediaFanout(
+        vocalizr.client(through=speech),
+        None,
+        store=MediaStore(tmp_path / "media"),
+        public_url="http://chattr.test",
+        options=FanoutOptions(speech_concurrency=1, join=False),  # no hold before it comes
+    )
+    slots, _ = service._slots()
+    other = service.start("curie", "curie", "en")
+    other.add("Other one.")  # holds the only slot
+    await other_asked.wait()
+    earlier = service.start("napoleon", "napoleon", "en")
+    earlier.add("Earlier one.")
+    await asyncio.sleep(0)  # its task runs up to the slot's queue, past looking at the others
+    assert slots.waiting == 1
+    later = service.start("einstein", "einstein", "en")
+    earlier.yield_to(later)
+    later.add("Later one.")  # the same rank as the earlier one's, and later: behind it
+    release_other.set()
+    for job in (other, later, earlier):
+        async for _ in job.updates():
+            pass
+    await service.aclose()
+    assert calls.index("answered Later one.") < calls.index("speech Earlier one."), calls
+    assert not any(issues(job.media) for job in (other, later, earlier))
 
 
 async def test_first_sentences_are_marked_while_they_are_spoken_and_only_then(
