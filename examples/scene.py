@@ -1,6 +1,6 @@
 """Talk to several Chatacter characters at once (a scene), through the Gradio client API.
 
-    python examples/scene.py --url http://127.0.0.1:7860 --characters napoleon einstein \
+    python examples/scene.py --url http://127.0.0.1:7860 --characters napoleon,einstein \
         "Napoleon, what do you make of Einstein's physics?" "And you, Einstein?"
 
 Each message goes to `/scene`; the replies stream in under their speakers' names, one after
@@ -101,15 +101,25 @@ def converse(
     return results
 
 
+def member_ids(text: str) -> list[str]:
+    """`--characters`: one argument, the ids with commas between (spaces would run on into the
+    messages)."""
+    ids = [part.strip() for part in text.split(",") if part.strip()]
+    if not ids:
+        raise argparse.ArgumentTypeError("name the members' ids, e.g. napoleon,einstein")
+    return ids
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("messages", nargs="+", help="what to say to the scene, one message each")
     parser.add_argument("--url", default="http://127.0.0.1:7860", help="where chattr runs")
     parser.add_argument(
         "--characters",
-        nargs="+",
+        type=member_ids,
         default=["napoleon", "einstein"],
-        help="the members' ids, two or more, in the scene's order",
+        help="the members' ids, two or more, in the scene's order, with commas between "
+        "(napoleon,einstein)",
     )
     parser.add_argument(
         "--strategy",
