@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import http.server
 import io
 import threading
 import time
@@ -180,26 +181,34 @@ def test_visualizr_busy_with_503_is_retried_then_the_turn_degrades_to_audio(
     media_stack: LocalStack,
     characters_dir: Path,
     tmp_path: Path,
-    assets: Path,
 ) -> None:
     assert media_stack.vocalizr
+    held, release = _held_audio()
     visualizr = start_service(
-        "visualizr", characters_dir, tmp_path, max_queue="1", workers="1", max_audio_s="900"
+        "visualizr",
+        characters_dir,
+        tmp_path,
+        max_queue="1",
+        workers="1",
+        allowed_audio_hosts=f"127.0.0.1:{held.server_port}",
+        fetch_timeout_s="600",
     )
     try:
-        # Occupy its one slot with a long render, so every other request meets a 503.
-        # Ten minutes of speech to render: busy far longer than the turn's retries take.
-        long_clip = _long_mono_clip(assets / "speech_en_16k.wav", seconds=600)
-
+        # Occupy its one place with a request whose audio never finishes coming (its fetch counts
+        # against the queue bound), so every other request meets a 503 for as long as the test
+        # wants. A long render did it before, and ended within the turn on a fast machine (ten
+        # minutes of speech: 35 s).
         def occupy() -> None:
-            # Ends with an error when the service is stopped under it: that is expected.
+            # Ends with an error once the audio is cut off: that is expected.
             with contextlib.suppress(httpx.HTTPError):
                 httpx.post(
                     visualizr.url + "/v1/videos",
                     headers=auth(visualizr),
-                    files={"audio": ("long.wav", long_clip, "audio/wav")},
-                    data={"character": "napoleon"},
-                    timeout=120,
+                    json={
+                        "audio_url": f"http://127.0.0.1:{held.server_port}/long.wav",
+                        "portrait": "napoleon",
+                    },
+                    timeout=620,
                 )
 
         thread = threading.Thread(target=occupy)
@@ -210,7 +219,9 @@ def test_visualizr_busy_with_503_is_retried_then_the_turn_degrades_to_audio(
         result = app.client().predict("Speak!", "napoleon", "", True, api_name="/chat")
         busy = _metric(visualizr, 'visualizr_errors_total{code="queue_full"}')
     finally:
+        release.set()
         visualizr.stop()
+        held.shutdown()
     thread.join(30)
 
     # Each sentence's video was tried three times (two retries), all refused as busy.
@@ -223,17 +234,28 @@ def test_visualizr_busy_with_503_is_retried_then_the_turn_degrades_to_audio(
     assert "HTTP 503, 3 tries" in errors["visualizr"]
 
 
-def _long_mono_clip(source: Path, seconds: int) -> bytes:
-    """The speech clip, as 8 kHz mono, repeated to `seconds` (small enough to upload)."""
-    import numpy as np
-    import soundfile as sf
+def _held_audio() -> tuple[http.server.ThreadingHTTPServer, threading.Event]:
+    """A server on a free port whose every answer sends its headers and a few bytes, then
+    nothing more until the event is set; serving in a daemon thread."""
+    release = threading.Event()
 
-    audio, rate = sf.read(source, dtype="float32", always_2d=True)
-    mono = audio.mean(axis=1)[:: rate // 8000]
-    repeated = np.tile(mono, seconds * 8000 // len(mono) + 1)[: seconds * 8000]
-    out = io.BytesIO()
-    sf.write(out, repeated, 8000, format="WAV", subtype="PCM_16")
-    return out.getvalue()
+    class Held(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "audio/wav")
+            self.send_header("Content-Length", "1000000")
+            self.end_headers()
+            self.wfile.write(b"RIFF")
+            self.wfile.flush()
+            release.wait()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Held)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, release
 
 
 def _metric(service: LocalService, name: str) -> float:
