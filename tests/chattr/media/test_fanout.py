@@ -7,7 +7,7 @@ import asyncio
 import json
 import time
 import wave
-from collections.abc import Awaitable, Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from io import BytesIO
 from pathlib import Path
 
@@ -159,20 +159,7 @@ async def test_relayed_services_files_are_named_at_chattrs_address(tmp_path: Pat
 async def test_segments_keep_the_order_of_their_sentences_whatever_order_they_finish_in(
     tmp_path: Path,
 ) -> None:
-    release_first = asyncio.Event()
-    vocalizr = FakeVocalizr()
-
-    async def slow_first(request: httpx.Request) -> httpx.Response:
-        if json.loads(request.content)["text"] == "First.":
-            await release_first.wait()
-        return vocalizr(request)
-
-    service = MediaFanout(
-        vocalizr.client(through=slow_first),
-        None,
-        store=MediaStore(tmp_path / "media"),
-        public_url="http://chattr.test",
-    )
+    service, _, _, release_first = speech_only(tmp_path, "First.", FanoutOptions())
     job = service.start("napoleon", "napoleon", "en")
     job.add("First.")
     job.add("Second.")
@@ -258,24 +245,33 @@ async def test_a_job_that_yields_starts_no_call_while_the_others_first_sentence_
     assert earlier_video > first_audio, calls
 
 
-def speech_log(
-    vocalizr: FakeVocalizr, held: dict[str, tuple[asyncio.Event, asyncio.Event]]
-) -> tuple[list[str], Callable[[httpx.Request], Awaitable[httpx.Response]]]:
-    """What vocalizr was asked, in order (`speech <text>`, `answered <text>`), and its stand-in;
-    a text in `held` (asked, release) sets the first event and is answered once the second is."""
+def speech_only(
+    tmp_path: Path, held: str, options: FanoutOptions
+) -> tuple[MediaFanout, list[str], asyncio.Event, asyncio.Event]:
+    """A fan-out with speech alone; what its vocalizr was asked, in order (`speech <text>`,
+    `answered <text>`); and two events for the `held` text: set when it is asked, and to set for
+    it to be answered."""
+    vocalizr = FakeVocalizr()
     calls: list[str] = []
+    asked, release = asyncio.Event(), asyncio.Event()
 
     async def speech(request: httpx.Request) -> httpx.Response:
         text = json.loads(request.content)["text"]
         calls.append(f"speech {text}")
-        if text in held:
-            asked, release = held[text]
+        if text == held:
             asked.set()
             await release.wait()
         calls.append(f"answered {text}")
         return vocalizr(request)
 
-    return calls, speech
+    service = MediaFanout(
+        vocalizr.client(through=speech),
+        None,
+        store=MediaStore(tmp_path / "media"),
+        public_url="http://chattr.test",
+        options=options,
+    )
+    return service, calls, asked, release
 
 
 async def test_a_yielding_job_holds_its_calls_before_the_others_first_sentence_comes(
@@ -284,15 +280,10 @@ async def test_a_yielding_job_holds_its_calls_before_the_others_first_sentence_c
     """From `yield_to` on, the next speaker's first sentence is expected: the previous reply's
     new calls wait for it, for at most the hold; when it comes within the hold, until its speech
     is made."""
-    vocalizr = FakeVocalizr()
-    later_asked, release_later = asyncio.Event(), asyncio.Event()
-    calls, speech = speech_log(vocalizr, {"Later one.": (later_asked, release_later)})
-    service = MediaFanout(
-        vocalizr.client(through=speech),
-        None,
-        store=MediaStore(tmp_path / "media"),
-        public_url="http://chattr.test",
-        options=FanoutOptions(speech_concurrency=4, join=False, first_sentence_hold_s=0.3),
+    service, calls, later_asked, release_later = speech_only(
+        tmp_path,
+        "Later one.",
+        FanoutOptions(speech_concurrency=4, join=False, first_sentence_hold_s=0.3),
     )
     # Its first sentence never comes: the call waits out the hold, and not longer.
     earlier = service.start("napoleon", "napoleon", "en")
@@ -334,15 +325,10 @@ async def test_a_slot_that_frees_while_the_others_first_sentence_waits_is_handed
 ) -> None:
     """A call already waiting for one of chattr's slots when the next speaker's first sentence
     came does not take it meanwhile: the first sentence does, although it came later."""
-    vocalizr = FakeVocalizr()
-    other_asked, release_other = asyncio.Event(), asyncio.Event()
-    calls, speech = speech_log(vocalizr, {"Other one.": (other_asked, release_other)})
-    service = MediaFanout(
-        vocalizr.client(through=speech),
-        None,
-        store=MediaStore(tmp_path / "media"),
-        public_url="http://chattr.test",
-        options=FanoutOptions(speech_concurrency=1, join=False),  # no hold before it comes
+    service, calls, other_asked, release_other = speech_only(
+        tmp_path,
+        "Other one.",
+        FanoutOptions(speech_concurrency=1, join=False),  # no hold
     )
     slots, _ = service._slots()
     other = service.start("curie", "curie", "en")
@@ -552,22 +538,10 @@ async def test_without_a_speech_service_the_reply_says_speech_is_off(tmp_path: P
 
 
 async def test_cancelling_a_job_stops_its_calls(tmp_path: Path) -> None:
-    never = asyncio.Event()
-    vocalizr = FakeVocalizr()
-
-    async def hangs(request: httpx.Request) -> httpx.Response:
-        await never.wait()
-        return vocalizr(request)
-
-    service = MediaFanout(
-        vocalizr.client(through=hangs),
-        None,
-        store=MediaStore(tmp_path / "media"),
-        public_url="http://chattr.test",
-    )
+    service, _, asked, _ = speech_only(tmp_path, "Never spoken.", FanoutOptions())
     job = service.start("napoleon", "napoleon", "en")
     job.add("Never spoken.")
-    await asyncio.sleep(0.01)
+    await asked.wait()  # its call is in flight, and is never answered
     await asyncio.wait_for(job.cancel(), 1.0)
     assert all(task.done() for task in job._tasks)
     assert job.media.issues == []
