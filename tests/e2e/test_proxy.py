@@ -140,6 +140,31 @@ def test_the_api_through_the_proxy_answers_urls_under_it_that_load(
     assert all(url.startswith(app.server.url + "/") for url in reply_urls(direct))
 
 
+def test_a_scene_through_the_proxy_answers_every_members_urls_under_it_that_load(
+    proxied: tuple[ThreadedServer, Any], llm: FakeLLMServer
+) -> None:
+    proxy, _ = proxied
+    base = f"{proxy.url}{PREFIX}"
+    llm.script("Austerlitz was my finest day.", REPLY)
+    result = Client(base + "/", verbose=False).predict(
+        message="Tell me something true.",
+        characters=["napoleon", "einstein"],
+        session_id="",
+        media=True,
+        strategy="list",
+        speaker="",
+        api_name="/scene",
+    )
+    assert result["errors"] == [], result["errors"]
+    assert [reply["character"] for reply in result["replies"]] == ["napoleon", "einstein"]
+    urls = [url for reply in result["replies"] for url in reply_urls(reply)]
+    # Each reply's whole audio and video, and each sentence's: one sentence, then two.
+    assert len(urls) == 2 + 2 + 2 + 4 and all(url.startswith(base + "/") for url in urls), urls
+    for url in urls:
+        response = httpx.get(url, headers={"range": "bytes=0-99"})
+        assert response.status_code == 206 and len(response.content) == 100, url
+
+
 def test_forwarded_headers_from_an_untrusted_peer_are_ignored(
     start_app: StartApp, llm: FakeLLMServer, media_stack: LocalStack
 ) -> None:

@@ -63,7 +63,8 @@ def replicas(
     folder = tmp_path_factory.mktemp("replicas")
     # One character: each replica indexes its knowledge at start-up, on the same two cores.
     characters_dir = folder / "characters"
-    shutil.copytree(CHARACTERS / "einstein", characters_dir / "einstein")
+    for character in ("einstein", "napoleon"):  # napoleon: for a scene
+        shutil.copytree(CHARACTERS / character, characters_dir / character)
     prefix = f"test-{uuid.uuid4().hex[:12]}"
     stack = Stack(folder)
     fronts = {name: Front(name, free_port(), [], sticky=name == "chattr") for name in SERVICE_NAMES}
@@ -171,6 +172,47 @@ def turn(client: Client, message: str, session: str, on_partial: Any = None) -> 
 def loads(url: str, replica: str) -> int:
     """The status of a media URL fetched through the front, pinned to one chattr replica."""
     return httpx.get(url, cookies={COOKIE: replica}, timeout=30).status_code
+
+
+def test_a_scene_started_on_one_replica_goes_on_on_the_other(
+    replicas: Replicas, llm: FakeLLMServer
+) -> None:
+    first, second = replicas.client(), replicas.client()
+    assert sorted([first.cookies[COOKIE], second.cookies[COOKIE]]) == ["a", "b"]
+    members = ["napoleon", "einstein"]
+    llm.script("Austerlitz was my finest day.", "Light keeps its speed, and so do I.")
+    one = first.predict(
+        message="Tell me something true.",
+        characters=members,
+        session_id="",
+        media=True,
+        strategy="list",
+        speaker="",
+        api_name="/scene",
+    )
+    asked = len(llm.requests)
+    llm.script("The physicist is right about light, if about nothing else.")
+    two = second.predict(
+        message="Napoleon, do you agree?",
+        characters=members,
+        session_id=one["session_id"],
+        media=True,
+        strategy="manual",
+        speaker="napoleon",
+        api_name="/scene",
+    )
+    assert one["greetings"] and not two["greetings"]  # the same scene, not a new one
+    assert [r["character"] for r in one["replies"] + two["replies"]] == [*members, "napoleon"]
+    # The other replica's member sees the whole exchange, each line named: it is in Redis.
+    [seen] = llm.requests[asked:]
+    said = " ".join(str(m["content"]) for m in seen["messages"])
+    assert "Austerlitz was my finest day." in said and "Light keeps its speed" in said
+    for result in (one, two):
+        assert result["errors"] == []
+        for reply in result["replies"]:
+            assert reply["errors"] == [] and reply["audio_url"] and reply["video_url"]
+            for url in (reply["audio_url"], reply["video_url"]):
+                assert [loads(url, name) for name in ("a", "b")] == [200, 200], url
 
 
 def test_turns_alternate_between_replicas_and_a_dead_vocalizr_costs_no_speech(
