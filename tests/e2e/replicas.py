@@ -30,6 +30,8 @@ class Replica:
     port: int
     process: subprocess.Popen[bytes]
     log: Path
+    command: list[str]
+    env: dict[str, str]
 
     @property
     def url(self) -> str:
@@ -39,6 +41,12 @@ class Replica:
         """SIGKILL: the process gets no chance to finish anything."""
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(10)
+
+    def restart(self) -> None:
+        """The same program again, on the same port and data, as an orchestrator restarts a
+        killed pod; its log goes on in the same file."""
+        assert self.process.poll() is not None, f"{self.name} is still running"
+        self.process = _spawn(self.command, self.env, self.log, append=True)
 
     def tail(self) -> str:
         return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
@@ -111,14 +119,8 @@ class Stack:
     ) -> Replica:
         port = port or free_port()
         log = self.folder / f"{name}.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                [part.replace("{port}", str(port)) for part in command],
-                env={**os.environ, **env},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        replica = Replica(name, port, process, log)
+        command = [part.replace("{port}", str(port)) for part in command]
+        replica = Replica(name, port, _spawn(command, env, log), log, command, env)
         self.started.append(replica)
         return replica
 
@@ -145,6 +147,15 @@ class Stack:
             except subprocess.TimeoutExpired:
                 replica.process.kill()
                 replica.process.wait(5)
+
+
+def _spawn(
+    command: list[str], env: dict[str, str], log: Path, append: bool = False
+) -> subprocess.Popen[bytes]:
+    with log.open("ab" if append else "wb") as out:
+        return subprocess.Popen(
+            command, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT
+        )
 
 
 def wait_until(

@@ -2,7 +2,8 @@
 two visualizr processes; Redis; SeaweedFS's S3 server as every program's media store; the fake LLM.
 Turns alternate between the chattr replicas and continue one conversation; a vocalizr replica
 killed mid-turn costs no speech; a chattr replica killed during a turn sends the person's page,
-reloaded, to the survivor with the conversation and its media."""
+reloaded, to the survivor with the conversation and its media; one killed in the middle of a scene
+message loses that message alone, and is restarted on its port and data as a pod would be."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import shutil
 import sys
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import CancelledError
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ import httpx
 import pytest
 import redis
 from gradio_client import Client
+from gradio_client.client import Job
 
 from chattr.testing.fake_llm import FakeLLMServer
 from chattr.web.browser_state import SESSION_KEY
@@ -27,7 +30,7 @@ from tests.serving import free_port
 
 from ..browsers import chromium, chromium_args
 from ..conftest import CHARACTERS, REPO
-from .replicas import COOKIE, Front, Stack, answers, knowledge_ready, wait_until
+from .replicas import COOKIE, Front, Replica, Stack, answers, knowledge_ready, wait_until
 
 pytestmark = [pytest.mark.slow]
 
@@ -249,6 +252,80 @@ def test_turns_alternate_between_replicas_and_a_dead_vocalizr_costs_no_speech(
     # What the dead replica made earlier is still served, from the bucket, by the survivor.
     earlier = [s["audio_url"] for s in one["segments"]]
     assert earlier and all(httpx.get(url, timeout=30).status_code == 200 for url in earlier)
+
+
+def test_a_chattr_replica_killed_mid_scene_message_loses_only_that_message(
+    replicas: Replicas, llm: FakeLLMServer
+) -> None:
+    first = replicas.client()
+    doomed = replicas.chattr.replica(first.cookies[COOKIE])
+    members = ["napoleon", "einstein"]
+
+    def scene(client: Client, message: str, session: str, **options: Any) -> Job:
+        arguments = {"strategy": "list", "speaker": "", **options}
+        return client.submit(
+            message=message,
+            characters=members,
+            session_id=session,
+            media=True,
+            api_name="/scene",
+            **arguments,
+        )
+
+    llm.script("France first.", "Physics first.")
+    one = scene(first, "What comes first?", "").result(timeout=120)
+    assert one["errors"] == [] and all(r["video_url"] for r in one["replies"])
+
+    # The next message's second reply streams slowly; its replica dies in the middle of it.
+    llm.script("I stand by it.", "Let me explain at length why time itself comes before France.")
+    llm.state.tokens_per_s = 2
+    try:
+        job = scene(first, "Do you both stand by that?", one["session_id"])
+        wait_until({"second reply": lambda: _second_reply_started(job)}, [doomed], timeout_s=60)
+        doomed.kill()
+        with pytest.raises(CancelledError):  # how gradio_client ends a job whose server died
+            job.result(timeout=60)
+    finally:
+        llm.state.tokens_per_s = 0
+
+    # A new client lands on the survivor and the scene goes on there, as it was before the
+    # lost message: nothing of that message was kept, everything of the one before was.
+    try:
+        assert not _front_sends_to(replicas, doomed)
+        second = replicas.client()
+        assert second.cookies[COOKIE] != doomed.name
+        llm.script("As I said, physics.")
+        asked = len(llm.requests)
+        three = scene(
+            second, "Einstein?", one["session_id"], strategy="manual", speaker="einstein"
+        ).result(timeout=120)
+        assert not three["greetings"] and three["errors"] == []
+        assert [r["character"] for r in three["replies"]] == ["einstein"]
+        [seen] = llm.requests[asked:]
+        said = " ".join(str(m["content"]) for m in seen["messages"])
+        assert "France first." in said and "Physics first." in said
+        assert "stand by" not in said
+        survivor = second.cookies[COOKIE]
+        for reply in one["replies"]:
+            for url in (reply["audio_url"], reply["video_url"]):
+                assert loads(url, survivor) == 200, url
+    finally:  # back to two replicas for the tests after this one
+        doomed.restart()
+        wait_until({doomed.name: lambda: knowledge_ready(doomed.url)}, [doomed], timeout_s=240)
+        wait_until({"front": lambda: _front_sends_to(replicas, doomed)}, [doomed], timeout_s=30)
+
+
+def _front_sends_to(replicas: Replicas, replica: Replica) -> bool:
+    """HAProxy honours a cookie naming this replica: it is up there (one that is down is
+    redispatched, and the answer sets the cookie anew)."""
+    answer = httpx.get(f"{replicas.chattr.url}/healthz", cookies={COOKIE: replica.name}, timeout=5)
+    return answer.status_code == 200 and COOKIE not in answer.cookies
+
+
+def _second_reply_started(job: Job) -> bool:
+    outputs = job.outputs()
+    replies = outputs[-1]["replies"] if outputs else []
+    return len(replies) == 2 and bool(replies[1]["text"])
 
 
 @pytest.fixture
