@@ -113,7 +113,9 @@ class SceneRunner:
                 f"{self.service.max_message_chars} (CHATTR_MAX_MESSAGE_CHARS)."
             )
         if not session_id or len(session_id) > 128:
-            raise TurnRejected("A session id (1–128 characters) is required.")
+            raise TurnRejected(
+                f"'session_id' is {len(session_id)} characters long; it must be 1–128."
+            )
         members = self._members(characters)
         ids = [c.id for c in members]
         try:
@@ -165,9 +167,9 @@ class SceneRunner:
                 "'characters' must be a list of character ids (see the `characters` endpoint)."
             )
         if len(characters) < 2:
+            named = "1 character" if len(characters) == 1 else "no character"
             raise TurnRejected(
-                f"'characters' names {len(characters)} character; a scene needs two or more "
-                "(for one, use `chat`)."
+                f"'characters' names {named}; a scene needs two or more (for one, use `chat`)."
             )
         repeated = sorted({c for c in characters if characters.count(c) > 1})
         if repeated:

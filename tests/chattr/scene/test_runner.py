@@ -154,7 +154,8 @@ def test_manual_without_a_speaker_keeps_the_message_and_nobody_answers(tmp_path:
 @pytest.mark.parametrize(
     ("characters", "options", "named"),
     [
-        (["napoleon"], {}, "a scene needs two or more"),
+        (["napoleon"], {}, "names 1 character; a scene needs two or more"),
+        ([], {}, "names no character; a scene needs two or more"),
         (["napoleon", "napoleon"], {}, "'napoleon' more than once"),
         (["napoleon", "nobody"], {}, "'characters': no character 'nobody'"),
         ("napoleon,einstein", {}, "'characters' must be a list"),
@@ -170,6 +171,12 @@ def test_bad_requests_are_refused_naming_the_argument(
     scene = runner(tmp_path)
     with pytest.raises(TurnRejected, match=named.replace("(", r"\(")):
         scene.validate("Hello.", characters, SESSION, **options)
+
+
+@pytest.mark.parametrize("session", ["", "s" * 129])
+def test_a_session_id_empty_or_too_long_is_refused_naming_it(tmp_path: Path, session: str) -> None:
+    with pytest.raises(TurnRejected, match=f"'session_id' is {len(session)} characters long"):
+        runner(tmp_path).validate("Hello.", BOTH, session)
 
 
 def test_a_member_whose_voice_fails_loses_its_media_only(tmp_path: Path) -> None:
