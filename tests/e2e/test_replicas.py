@@ -37,6 +37,7 @@ pytestmark = [pytest.mark.slow]
 OUTPUT = REPO / "test-output" / "replicas"
 
 GRAVITY = "Light bends near the sun. Clocks run slow in a strong field. Both were measured."
+MEMBERS = ["napoleon", "einstein"]
 SERVICE_KEYS = {"vocalizr": secrets.token_urlsafe(24), "visualizr": secrets.token_urlsafe(24)}
 
 
@@ -64,9 +65,10 @@ def replicas(
     fake_llm: FakeLLMServer,
 ) -> Iterator[Replicas]:
     folder = tmp_path_factory.mktemp("replicas")
-    # One character: each replica indexes its knowledge at start-up, on the same two cores.
+    # Two characters, for the scenes (few: each replica indexes their knowledge at start-up, on
+    # the same two cores).
     characters_dir = folder / "characters"
-    for character in ("einstein", "napoleon"):  # napoleon: for a scene
+    for character in MEMBERS:
         shutil.copytree(CHARACTERS / character, characters_dir / character)
     prefix = f"test-{uuid.uuid4().hex[:12]}"
     stack = Stack(folder)
@@ -172,6 +174,19 @@ def turn(client: Client, message: str, session: str, on_partial: Any = None) -> 
     return result
 
 
+def scene(client: Client, message: str, session: str, **options: Any) -> Job:
+    """A scene message of both members (every member in order, unless `options` say else)."""
+    arguments = {"strategy": "list", "speaker": "", **options}
+    return client.submit(
+        message=message,
+        characters=MEMBERS,
+        session_id=session,
+        media=True,
+        api_name="/scene",
+        **arguments,
+    )
+
+
 def loads(url: str, replica: str) -> int:
     """The status of a media URL fetched through the front, pinned to one chattr replica."""
     return httpx.get(url, cookies={COOKIE: replica}, timeout=30).status_code
@@ -182,30 +197,15 @@ def test_a_scene_started_on_one_replica_goes_on_on_the_other(
 ) -> None:
     first, second = replicas.client(), replicas.client()
     assert sorted([first.cookies[COOKIE], second.cookies[COOKIE]]) == ["a", "b"]
-    members = ["napoleon", "einstein"]
     llm.script("Austerlitz was my finest day.", "Light keeps its speed, and so do I.")
-    one = first.predict(
-        message="Tell me something true.",
-        characters=members,
-        session_id="",
-        media=True,
-        strategy="list",
-        speaker="",
-        api_name="/scene",
-    )
+    one = scene(first, "Tell me something true.", "").result(timeout=120)
     asked = len(llm.requests)
     llm.script("The physicist is right about light, if about nothing else.")
-    two = second.predict(
-        message="Napoleon, do you agree?",
-        characters=members,
-        session_id=one["session_id"],
-        media=True,
-        strategy="manual",
-        speaker="napoleon",
-        api_name="/scene",
-    )
+    two = scene(
+        second, "Napoleon, do you agree?", one["session_id"], strategy="manual", speaker="napoleon"
+    ).result(timeout=120)
     assert one["greetings"] and not two["greetings"]  # the same scene, not a new one
-    assert [r["character"] for r in one["replies"] + two["replies"]] == [*members, "napoleon"]
+    assert [r["character"] for r in one["replies"] + two["replies"]] == [*MEMBERS, "napoleon"]
     # The other replica's member sees the whole exchange, each line named: it is in Redis.
     [seen] = llm.requests[asked:]
     said = " ".join(str(m["content"]) for m in seen["messages"])
@@ -259,19 +259,6 @@ def test_a_chattr_replica_killed_mid_scene_message_loses_only_that_message(
 ) -> None:
     first = replicas.client()
     doomed = replicas.chattr.replica(first.cookies[COOKIE])
-    members = ["napoleon", "einstein"]
-
-    def scene(client: Client, message: str, session: str, **options: Any) -> Job:
-        arguments = {"strategy": "list", "speaker": "", **options}
-        return client.submit(
-            message=message,
-            characters=members,
-            session_id=session,
-            media=True,
-            api_name="/scene",
-            **arguments,
-        )
-
     llm.script("France first.", "Physics first.")
     one = scene(first, "What comes first?", "").result(timeout=120)
     assert one["errors"] == [] and all(r["video_url"] for r in one["replies"])
